@@ -1,0 +1,44 @@
+"""Where things live on disk (DESIGN §3). One root, overridable by flag or HRM_DATA_DIR."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "HRM_DATA_DIR"
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The data root: an explicit path, else $HRM_DATA_DIR, else ./data."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(DATA_DIR_ENV) or "data")
+
+
+def catalog_path(root: Path) -> Path:
+    return root / "catalog.duckdb"
+
+
+def tokenizer_dir(root: Path) -> Path:
+    return root / "tokenizers"
+
+
+def version_dir(root: Path, source: str, version: str) -> Path:
+    return root / "shards" / safe_name(source) / version
+
+
+def quarantine_path(root: Path, source: str, version: str) -> Path:
+    return root / "quarantine" / safe_name(source) / f"{version}.parquet"
+
+
+def mixes_dir(root: Path) -> Path:
+    return root / "mixes"
+
+
+def reports_dir(root: Path) -> Path:
+    return root / "reports"
+
+
+def safe_name(source: str) -> str:
+    """Source names like ``synthetic:arith`` become directory-safe (``synthetic-arith``)."""
+    return source.replace(":", "-").replace("/", "-")
