@@ -1,0 +1,370 @@
+"""``python -m corpus.build SOURCE``: build one immutable, content-addressed version of a source.
+
+    records ─► normalize (source) ─► tokenize + tier (rows) ─► split by id hash ─► ShardWriter
+       │              │                                                              │
+       │              └─► quarantine (file:line, field, reason)                      ▼
+       └─ --from files, globs, dirs | hub id         staging dir ─fsync, rename─► data/shards/<src>/<vid>
+                                                            register in the catalog ─► publish (suites)
+
+Nothing is registered until every file is complete; the same inputs, options, tokenizer and
+code give the same version id, and a second run prints "already built: <id>" and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from corpus.errors import BadRecord, UserError
+
+
+def _global_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m corpus.build",
+        description="Build one immutable version of a source into Parquet token shards.",
+        add_help=False,
+    )
+    p.add_argument("source", help="gsm8k, wiki, mbpp, science_qa, humaneval, jsonl, parquet, synthetic:<task>")
+    p.add_argument("--from", dest="inputs", nargs="+", metavar="PATH", help="local files, globs or directories")
+    p.add_argument("--split", default="train", help="source split to read (default: train)")
+    p.add_argument("--limit", type=int, help="read at most N records")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the catalog's only tokenizer)")
+    p.add_argument("--max-seq-len", type=int, default=512)
+    p.add_argument("--val-ratio", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="processes for normalize + tokenize")
+    p.add_argument("--threads", "--tokenizer-num-threads", type=int, default=os.cpu_count() or 1,
+                   help="tokenizer threads per process")
+    p.add_argument("--batch-size", "--tokenizer-batch-size", type=int, default=8192)
+    p.add_argument("--overlong", choices=["quarantine", "truncate"], default="quarantine")
+    p.add_argument("--max-bad-ratio", type=float, default=0.01)
+    p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Two passes: the source name decides which extra flags exist."""
+    from corpus.sources import get_source, source_names
+
+    base = _global_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        full = argparse.ArgumentParser(parents=[base], prog=base.prog, description=base.description,
+                                       epilog="sources: " + ", ".join(source_names()))
+        full.parse_args(argv or ["--help"])
+    known, _ = base.parse_known_args(argv)
+    cls = get_source(known.source)
+    full = argparse.ArgumentParser(parents=[base], prog=f"{base.prog} {known.source}")
+    cls.add_arguments(full)
+    args = full.parse_args(argv)
+    args.source_cls = cls
+    return args
+
+
+@dataclass
+class BuildStats:
+    records: int = 0
+    rows: Counter = field(default_factory=Counter)
+    tokens: Counter = field(default_factory=Counter)
+    tiers: Counter = field(default_factory=Counter)
+    quarantined: list = field(default_factory=list)
+
+
+# -- worker side ------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int) -> None:
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    from corpus.rows import RowOptions
+    from corpus.tokenizer import load_tokenizer
+
+    _WORKER["source"] = args.source_cls(args)
+    _WORKER["tok"] = load_tokenizer(tokenizer_path)
+    _WORKER["opts"] = RowOptions(
+        source=args.source, max_seq_len=args.max_seq_len, val_ratio=args.val_ratio, seed=args.seed,
+        overlong=args.overlong, stride=getattr(args, "stride", 0) or 0,
+        prompt_ratio=getattr(args, "prompt_ratio", 0.5),
+    )
+
+
+def _process(batch):
+    """Normalize and tokenize one batch of raw records (runs in a worker or in-process)."""
+    from corpus.loading import Unreadable
+    from corpus.rows import Rejected, tokenize_examples
+
+    source, tok, opts = _WORKER["source"], _WORKER["tok"], _WORKER["opts"]
+    items, rejected = [], []
+    for rec in batch:
+        if isinstance(rec.data, Unreadable):
+            rejected.append(Rejected(rec.ref, rec.data.field, rec.data.reason))
+            continue
+        try:
+            out = source.normalize(rec)
+            examples = [out] if not isinstance(out, (list, tuple)) and out is not None else list(out or [])
+            for ex in examples:
+                _check_example(ex, source)
+                items.append((rec.ref, ex))
+        except BadRecord as exc:
+            rejected.append(Rejected(rec.ref, exc.field, exc.reason))
+    by_split, too_long = tokenize_examples(items, tok, opts, source.tier)
+    return by_split, rejected + too_long, len(batch)
+
+
+def _check_example(ex, source) -> None:
+    if not isinstance(ex.prompt, str) or not ex.prompt.strip():
+        raise BadRecord("empty prompt", "prompt")
+    if source.requires_target and not ex.document and not (isinstance(ex.target, str) and ex.target.strip()):
+        raise BadRecord("empty target", "target")
+
+
+# -- orchestration ----------------------------------------------------------------------------
+
+def _batches(records: Iterable, size: int) -> Iterator[list]:
+    it = iter(records)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def build(args: argparse.Namespace) -> int:
+    from corpus.catalog import Catalog
+    from corpus.loading import expand_paths
+    from corpus.paths import data_root, quarantine_path, version_dir
+    from corpus.tokenizer import install_tokenizer, load_tokenizer
+    from corpus.versioning import code_version, input_fingerprint, version_id
+
+    os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
+    started = time.perf_counter()
+    root = data_root(args.data_dir)
+    catalog = Catalog(root)
+    tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog)), root, catalog)
+    source = args.source_cls(args)
+    files = expand_paths(args.inputs) if args.inputs else None
+    hub = None if files else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
+    fingerprint = input_fingerprint(files, extra=hub or "")
+    config = {
+        "split": args.split, "limit": args.limit, "max_seq_len": args.max_seq_len, "val_ratio": args.val_ratio,
+        "seed": args.seed, "overlong": args.overlong, "tier_rule": source.tier_rule.id,
+        "options": source.options(),
+    }
+    vid = version_id(args.source, fingerprint, config, tok.sha256, code_version())
+    existing = catalog.version(vid)
+    if existing and existing["status"] in ("published", "failed"):
+        print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
+        return 0 if existing["status"] == "published" else 1
+    if existing:  # an interrupted earlier attempt: forget it and build again
+        _forget(catalog, vid)
+
+    final_dir = version_dir(root, args.source, vid)
+    staging = final_dir.with_name(f".{vid}.staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging)
+        bad = len(rejected)
+        if stats.records == 0:
+            raise UserError(f"no records read from {', '.join(map(str, files or [hub]))}")
+        if bad / max(1, stats.records) > args.max_bad_ratio:
+            first = rejected[0]
+            raise UserError(
+                f"build failed: {bad} of {stats.records} records bad ({bad / stats.records:.1%} > --max-bad-ratio "
+                f"{args.max_bad_ratio:.1%}); first: {first.ref}: {first.field + ': ' if first.field else ''}{first.reason}"
+            )
+        if sum(stats.rows.values()) == 0:
+            raise UserError("build produced no rows")
+        q_path = quarantine_path(root, args.source, vid)
+        if rejected:
+            _write_quarantine(q_path, rejected)
+        if final_dir.exists():  # left by a crash before registration
+            shutil.rmtree(final_dir)
+        os.replace(staging, final_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    seconds = time.perf_counter() - started
+    _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
+              rejected, q_path if rejected else None, seconds)
+    from corpus.publish import publish
+
+    status, failures = publish(catalog, root, vid)
+    _print_summary(args, vid, stats, rejected, status, failures, time.perf_counter() - started)
+    return 0 if status == "published" else 1
+
+
+def _tokenizer_path(args, root: Path, catalog) -> Path:
+    if args.tokenizer:
+        return args.tokenizer
+    from corpus.paths import tokenizer_dir
+
+    known = sorted(tokenizer_dir(root).glob("*.json")) if tokenizer_dir(root).exists() else []
+    if len(known) == 1:
+        return known[0]
+    raise UserError("no --tokenizer given" + (" and the data root holds several" if known else "")
+                    + ": train one with python -m corpus.tokenizer train ...")
+
+
+def _run_pipeline(args, source, tok, files, staging: Path):
+    from corpus.shards import ShardWriter
+
+    records = source.records([str(f) for f in files] if files else None, args.split, args.limit)
+    if args.limit is not None:
+        records = itertools.islice(records, args.limit)
+    stats = BuildStats()
+    rejected = []
+    writers: dict[str, ShardWriter] = {}
+    with_image = bool(getattr(source, "has_images", False))
+    batches = _batches(records, args.batch_size)
+    if args.workers > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(args, str(tok.path), args.threads))
+        results = pool.imap(_process, batches)
+    else:
+        _init_worker(args, str(tok.path), args.threads)
+        pool, results = None, map(_process, batches)
+    progress = _progress(args)
+    try:
+        with progress:
+            task = progress.add_task(f"building {args.source}", total=args.limit)
+            for by_split, bad, n_records in results:
+                stats.records += n_records
+                rejected.extend(bad)
+                for split, batch in by_split.items():
+                    if split not in writers:
+                        writers[split] = ShardWriter(staging, args.source, split, tok.token_dtype, with_image)
+                    writers[split].add(batch)
+                    stats.rows[split] += len(batch)
+                    stats.tokens[split] += int(batch.n_tokens.sum())
+                progress.update(task, advance=n_records,
+                                description=f"building {args.source}: {sum(stats.tokens.values()):,} tokens")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    shard_files = [s for w in writers.values() for s in w.close()]
+    for s in shard_files:
+        for tier, (rows, tokens) in s.tier_counts.items():
+            stats.tiers[(s.split, tier)] += rows
+    return stats, shard_files, rejected
+
+
+def _progress(args):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=args.quiet or not sys.stderr.isatty(), transient=True)
+
+
+def _write_quarantine(path: Path, rejected) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from corpus.atomic import atomic_path
+
+    table = pa.table({
+        "ref": [r.ref for r in rejected],
+        "field": [r.field for r in rejected],
+        "reason": [r.reason for r in rejected],
+    })
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
+              rejected, q_path, seconds) -> None:
+    """One transaction: the version (status ``validating``), its shards, files, tiers, quarantine."""
+    from corpus.atomic import sha256_file
+    from corpus.versioning import code_version
+
+    rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
+    now = datetime.now(timezone.utc)
+    tier_tokens: Counter = Counter()
+    tier_rows: Counter = Counter()
+    for s in shard_files:
+        for tier, (rows, tokens) in s.tier_counts.items():
+            tier_rows[(s.split, tier)] += rows
+            tier_tokens[(s.split, tier)] += tokens
+    with catalog.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'validating', ?, ?, ?, ?)",
+                [vid, args.source, source.role, now, json.dumps(config), fingerprint, tok.sha256, code_version(),
+                 source.tier_rule.id, args.max_seq_len, sum(stats.rows.values()), sum(stats.tokens.values()),
+                 len(rejected), seconds],
+            )
+            for s in sorted(shard_files, key=lambda s: (s.split, s.idx)):
+                final = {name: final_dir / name for name in s.sha256}
+                parquet = final_dir / s.parquet.name
+                con.execute("INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [vid, s.split, s.idx, rel(parquet), s.sha256[s.parquet.name], s.bytes[s.parquet.name],
+                             s.rows, s.tokens_total, s.min_len, s.max_len])
+                for name, path in final.items():
+                    role = "parquet" if name.endswith(".parquet") else name.split(".")[-2]
+                    con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                                [rel(path), vid, role, s.sha256[name], s.bytes[name]])
+            for (split, tier), rows in sorted(tier_rows.items()):
+                con.execute("INSERT INTO tiers VALUES (?, ?, ?, ?, ?)", [vid, split, tier, rows, tier_tokens[(split, tier)]])
+            if rejected:
+                con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?)",
+                                [[vid, args.source, r.ref, r.field, r.reason] for r in rejected])
+                con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, 'quarantine', ?, ?)",
+                            [rel(q_path), vid, sha256_file(q_path), q_path.stat().st_size])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _forget(catalog, vid: str) -> None:
+    with catalog.connect() as con:
+        for table, column in (("versions", "id"), ("shards", "version"), ("files", "version"), ("tiers", "version"),
+                              ("quarantine", "version"), ("validations", "version")):
+            con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])
+
+
+def _print_summary(args, vid, stats: BuildStats, rejected, status, failures, seconds) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    total_tokens = sum(stats.tokens.values())
+    table = Table(title=f"{args.source} → {vid}", show_edge=False)
+    for col in ("split", "rows", "tokens", "tiers (rows)"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split in sorted(stats.rows):
+        tiers = " ".join(f"t{t}:{n}" for (s, t), n in sorted(stats.tiers.items()) if s == split)
+        table.add_row(split, f"{stats.rows[split]:,}", f"{stats.tokens[split]:,}", tiers)
+    console.print(table)
+    reasons = Counter(r.reason.split(":")[0] for r in rejected)
+    q = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common()) or "none"
+    console.print(f"quarantined {len(rejected)} of {stats.records} records ({q})")
+    console.print(f"{seconds:.1f} s, {total_tokens / max(seconds, 1e-9):,.0f} tokens/s")
+    console.print(f"version {vid}: {status}" + (f" — failing: {'; '.join(failures)}" if failures else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from corpus.cli import run_cli
+
+    argv = sys.argv[1:] if argv is None else argv
+
+    def body() -> int:
+        return build(parse_args(argv))
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The DuckDB catalog: what was built, from what, and whether it may be used.
+
+DuckDB allows one writing process per file, so every access here is a short-lived connection.
+When another process holds the lock we retry with exponential backoff (jittered) for up to
+``HRM_CATALOG_TIMEOUT`` seconds, then fail with one line (:class:`CatalogBusy`): a second build
+running at the same time waits its turn instead of losing its registration.
+
+Tables are created and migrated here; ``schema_version`` records the migrations applied, so an
+old catalog is upgraded in place on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+
+from corpus.errors import CatalogBusy, UserError
+from corpus.paths import catalog_path
+
+TIMEOUT_ENV = "HRM_CATALOG_TIMEOUT"
+
+# Each migration is applied once, in order; append, never edit a published one.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE tokenizers (
+            sha256 VARCHAR PRIMARY KEY, path VARCHAR, vocab_size INTEGER,
+            pad_id INTEGER, bos_id INTEGER, eos_id INTEGER, created_at TIMESTAMP);
+        CREATE TABLE versions (
+            id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, kind VARCHAR, created_at TIMESTAMP,
+            config JSON, input_fingerprint VARCHAR, tokenizer_sha VARCHAR, code_version VARCHAR,
+            tier_rule VARCHAR, max_seq_len INTEGER, status VARCHAR, rows BIGINT, tokens BIGINT,
+            quarantined BIGINT, build_seconds DOUBLE);
+        CREATE TABLE shards (
+            version VARCHAR, split VARCHAR, idx INTEGER, path VARCHAR, sha256 VARCHAR,
+            bytes BIGINT, rows BIGINT, tokens BIGINT, min_len INTEGER, max_len INTEGER);
+        CREATE TABLE files (
+            path VARCHAR PRIMARY KEY, version VARCHAR, role VARCHAR, sha256 VARCHAR, bytes BIGINT);
+        CREATE TABLE tiers (
+            version VARCHAR, split VARCHAR, tier INTEGER, rows BIGINT, tokens BIGINT);
+        CREATE TABLE quarantine (
+            version VARCHAR, source VARCHAR, ref VARCHAR, field VARCHAR, reason VARCHAR);
+        CREATE TABLE validations (
+            version VARCHAR, shard VARCHAR, suite VARCHAR, success BOOLEAN, evaluated INTEGER,
+            failed INTEGER, failed_expectations JSON, report_path VARCHAR, validated_at TIMESTAMP);
+        """,
+    ),
+]
+
+
+def _timeout() -> float:
+    return float(os.environ.get(TIMEOUT_ENV, "60"))
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return isinstance(exc, duckdb.IOException) and ("lock" in text.lower())
+
+
+class Catalog:
+    """Handle on ``<root>/catalog.duckdb``; cheap to create, opens connections on demand."""
+
+    def __init__(self, root: Path, timeout: float | None = None):
+        self.root = Path(root)
+        self.path = catalog_path(self.root)
+        self.timeout = _timeout() if timeout is None else timeout
+        self._migrated = False
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, retried while another process holds the file lock."""
+        if read_only and not self.path.exists():
+            raise UserError(f"no catalog at {self.path}: build something first (python -m corpus.build ...)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise UserError(f"cannot open catalog {self.path}: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise CatalogBusy(
+                        f"catalog {self.path} stayed locked by another process for {self.timeout:.0f} s "
+                        f"(raise {TIMEOUT_ENV} or wait for the other build)"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+        try:
+            if not read_only and not self._migrated:
+                migrate(con)
+                self._migrated = True
+            yield con
+        finally:
+            con.close()
+
+    # -- convenience -------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        with self.connect() as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            cur = con.execute(sql, params or [])
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def version(self, version_id: str) -> dict[str, Any] | None:
+        rows = self.query_dicts("SELECT * FROM versions WHERE id = ?", [version_id])
+        return rows[0] if rows else None
+
+    def latest_version(self, source: str, status: str | None = "published") -> dict[str, Any] | None:
+        sql = "SELECT * FROM versions WHERE source = ?"
+        params: list[Any] = [source]
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        rows = self.query_dicts(sql + " ORDER BY created_at DESC LIMIT 1", params)
+        return rows[0] if rows else None
+
+    def shards(self, version_id: str, split: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM shards WHERE version = ?"
+        params: list[Any] = [version_id]
+        if split:
+            sql += " AND split = ?"
+            params.append(split)
+        return self.query_dicts(sql + " ORDER BY split, idx", params)
+
+    def file_record(self, rel_path: str) -> dict[str, Any] | None:
+        rows = self.query_dicts("SELECT * FROM files WHERE path = ?", [rel_path])
+        return rows[0] if rows else None
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Apply every migration not yet recorded in ``schema_version``."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    done = {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
+    for number, sql in MIGRATIONS:
+        if number in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in filter(str.strip, sql.split(";")):
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise

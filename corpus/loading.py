@@ -1,0 +1,201 @@
+"""Raw records from the Hugging Face hub or local files, each tagged with where it came from.
+
+Parquet, Arrow, plain text and clean JSON go through Hugging Face ``datasets`` (hub and local
+alike). ``datasets`` aborts a whole JSON/text file at the first malformed line or invalid UTF-8
+byte, so when it refuses a file we re-read that file line by line: good lines become records,
+bad ones become :class:`Unreadable` records that the builder quarantines with ``file:line``.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from corpus.errors import UserError
+from corpus.sources.base import RawRecord
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".arrow", ".txt", ".txt.gz")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record that could not even be parsed (malformed JSON, invalid UTF-8)."""
+
+    reason: str
+    field: str | None = None
+
+
+def expand_paths(patterns: list[str], suffixes: tuple[str, ...] = SUFFIXES) -> list[Path]:
+    """Files named by paths, globs or directories (recursively, known suffixes), sorted."""
+    out: list[Path] = []
+    for pattern in patterns:
+        p = Path(pattern)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.name.endswith(suffixes))
+            if not found:
+                raise UserError(f"no input files ({', '.join(suffixes)}) under {p}")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise UserError(f"input not found: {pattern}")
+            out.extend(Path(m) for m in matches if Path(m).is_file())
+    return out
+
+
+def file_format(path: Path) -> str:
+    name = path.name
+    for fmt, ends in (("json", (".jsonl", ".jsonl.gz", ".json", ".json.gz")), ("parquet", (".parquet",)),
+                      ("arrow", (".arrow",)), ("text", (".txt", ".txt.gz"))):
+        if name.endswith(ends):
+            return fmt
+    raise UserError(f"unsupported input format: {path} (use {', '.join(SUFFIXES)})")
+
+
+def load_records(paths: list[str] | None, split: str = "train", hub_id: str | None = None,
+                 hub_config: str | None = None) -> Iterator[RawRecord]:
+    """Records from ``paths`` (``--from``) or, when None, from the hub dataset ``hub_id``."""
+    if paths is None:
+        yield from _hub_records(hub_id, hub_config, split)
+        return
+    for path in expand_paths(paths):
+        yield from file_records(path)
+
+
+def file_records(path: Path) -> Iterator[RawRecord]:
+    fmt = file_format(path)
+    if path.stat().st_size == 0:
+        return
+    if fmt == "json" and path.name.endswith((".json", ".json.gz")):
+        document = _json_document(path)
+        if document is not None:
+            yield from _json_document_records(path, document)
+            return
+    try:
+        ds = _load_local(fmt, path)
+    except Exception:
+        if fmt == "json":
+            yield from iter_json_records(path)
+            return
+        if fmt == "text":
+            yield from iter_text_records(path)
+            return
+        raise UserError(f"cannot read {path}: {fmt} file is corrupt or unreadable") from None
+    for i, row in enumerate(ds):
+        yield RawRecord(f"{path}#{i}", row)
+
+
+def _load_local(fmt: str, path: Path):
+    import datasets
+
+    datasets.disable_progress_bars()
+    kwargs = {"keep_linebreaks": True} if fmt == "text" else {}
+    return datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
+
+
+def _hub_records(hub_id: str | None, hub_config: str | None, split: str) -> Iterator[RawRecord]:
+    if not hub_id:
+        raise UserError("this source has no hub dataset: pass --from PATH")
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(hub_id, hub_config, split=split)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise UserError(f"cannot load {hub_id} split {split} from the hub{offline}: {first[:160]}; "
+                        f"pass --from PATH with local files") from None
+    for i, row in enumerate(ds):
+        yield RawRecord(f"hub:{hub_id}:{split}#{i}", row)
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _json_document(path: Path) -> object | None:
+    """The parsed content of a ``.json`` file holding one array or object; None for JSON Lines."""
+    import orjson
+
+    with _open_bytes(path) as f:
+        raw = f.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _json_document_records(path: Path, doc: object) -> Iterator[RawRecord]:
+    """A JSON array of records, or an object mapping keys to records (``_key`` added)."""
+    if isinstance(doc, list):
+        for i, rec in enumerate(doc):
+            yield RawRecord(f"{path}#{i}", rec)
+    elif isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
+        for key, rec in doc.items():
+            yield RawRecord(f"{path}#{key}", {"_key": key, **rec})
+    elif isinstance(doc, dict):
+        yield RawRecord(f"{path}#0", doc)
+    else:
+        raise UserError(f"{path}: expected a JSON array or object of records, got {type(doc).__name__}")
+
+
+def iter_json_records(path: Path) -> Iterator[RawRecord]:
+    """JSON Lines read line by line; malformed lines become :class:`Unreadable` records."""
+    import orjson
+
+    with _open_bytes(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            ref = f"{path}:{lineno}"
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield RawRecord(ref, Unreadable(f"invalid UTF-8 at byte {exc.start}"))
+                continue
+            try:
+                yield RawRecord(ref, orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                yield RawRecord(ref, Unreadable(f"malformed JSON: {str(exc).split(':')[0]}"))
+
+
+def iter_text_records(path: Path) -> Iterator[RawRecord]:
+    """Text lines (with their line breaks); lines with invalid UTF-8 become :class:`Unreadable`."""
+    with _open_bytes(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            ref = f"{path}:{lineno}"
+            try:
+                yield RawRecord(ref, {"text": line.decode("utf-8")})
+            except UnicodeDecodeError as exc:
+                yield RawRecord(ref, Unreadable(f"invalid UTF-8 at byte {exc.start}"))
+
+
+def get_path(record: object, path: str) -> object:
+    """Follow a dotted path with list indexes, e.g. ``data.answers.text[0]``.
+
+    Raises KeyError/IndexError/TypeError naming the missing step.
+    """
+    current = record
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            if not isinstance(current, dict) or name not in current:
+                raise KeyError(f"missing field {name!r}")
+            current = current[name]
+        while rest:
+            index_text, _, rest = rest.partition("]")
+            rest = rest.lstrip("[")
+            if not isinstance(current, (list, tuple)):
+                raise TypeError(f"{name or 'value'} is {type(current).__name__}, not a list")
+            index = int(index_text)
+            if not -len(current) <= index < len(current):
+                raise IndexError(f"index {index} out of range (length {len(current)})")
+            current = current[index]
+    return current

@@ -1,0 +1,193 @@
+"""Normalized examples → tokenized rows (a :class:`~corpus.shards.RowBatch` per split).
+
+Question/answer examples become ``[bos] + prompt`` and ``target + [eos]``. Documents (plain
+text) are tokenized whole and cut into windows of ``max_seq_len`` tokens that overlap by
+``stride``; each window is split into prompt and target at ``prompt_ratio`` of its length and
+the texts are sliced from the original by token offsets, so ids and text always agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from corpus.shards import RowBatch
+from corpus.sources.base import Example
+from corpus.tokenizer import TokenizerInfo
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    source: str
+    max_seq_len: int
+    val_ratio: float
+    seed: int
+    overlong: str = "quarantine"  # or "truncate"
+    stride: int = 0
+    prompt_ratio: float = 0.5
+
+
+@dataclass
+class Rejected:
+    ref: str
+    field: str | None
+    reason: str
+
+
+@dataclass
+class _Rows:
+    ids: list[str] = field(default_factory=list)
+    tiers: list[int] = field(default_factory=list)
+    prompt_ids: list[np.ndarray] = field(default_factory=list)
+    target_ids: list[np.ndarray] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    metas: list[str] = field(default_factory=list)
+    images: list = field(default_factory=list)
+    widths: list = field(default_factory=list)
+    heights: list = field(default_factory=list)
+
+    def add(self, row_id, tier, p_ids, t_ids, prompt, target, features, meta, ex: Example):
+        self.ids.append(row_id)
+        self.tiers.append(tier)
+        self.prompt_ids.append(p_ids)
+        self.target_ids.append(t_ids)
+        self.prompts.append(prompt)
+        self.targets.append(target)
+        self.features.append(json.dumps(features, sort_keys=True))
+        self.metas.append(json.dumps(meta, sort_keys=True, ensure_ascii=False))
+        self.images.append(ex.image)
+        self.widths.append(ex.image_width)
+        self.heights.append(ex.image_height)
+
+    def batch(self, index: list[int]) -> RowBatch:
+        pick = lambda xs: [xs[i] for i in index]  # noqa: E731
+        cat = lambda arrays: np.concatenate(arrays).astype(np.int32) if arrays else np.zeros(0, np.int32)  # noqa: E731
+        p = pick(self.prompt_ids)
+        t = pick(self.target_ids)
+        return RowBatch(
+            ids=pick(self.ids), tiers=np.asarray(pick(self.tiers), dtype=np.int8),
+            prompt_tokens=cat(p), prompt_lens=np.asarray([len(a) for a in p], dtype=np.int64),
+            target_tokens=cat(t), target_lens=np.asarray([len(a) for a in t], dtype=np.int64),
+            prompts=pick(self.prompts), targets=pick(self.targets),
+            features=pick(self.features), metas=pick(self.metas),
+            images=pick(self.images), image_widths=pick(self.widths), image_heights=pick(self.heights),
+        )
+
+
+def is_val(example_id: str, seed: int, val_ratio: float) -> bool:
+    """Deterministic split by a hash of the id: adding examples never moves an existing one."""
+    if val_ratio <= 0:
+        return False
+    digest = hashlib.sha256(f"{seed}:{example_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < val_ratio
+
+
+def tokenize_examples(
+    items: list[tuple[str, Example]],
+    tok: TokenizerInfo,
+    opts: RowOptions,
+    tier_of: Callable[[Mapping[str, float | int]], int],
+) -> tuple[dict[str, RowBatch], list[Rejected]]:
+    """Tokenize ``(ref, example)`` pairs into row batches keyed by split, plus rejections."""
+    rows = _Rows()
+    split_of: list[str] = []
+    rejected: list[Rejected] = []
+    docs = [(ref, ex) for ref, ex in items if ex.document]
+    pairs = [(ref, ex) for ref, ex in items if not ex.document]
+    if pairs:
+        _tokenize_pairs(pairs, tok, opts, tier_of, rows, split_of, rejected)
+    if docs:
+        _tokenize_documents(docs, tok, opts, tier_of, rows, split_of)
+    out: dict[str, RowBatch] = {}
+    for split in ("train", "val"):
+        index = [i for i, s in enumerate(split_of) if s == split]
+        if index:
+            out[split] = rows.batch(index)
+    return out, rejected
+
+
+def _tokenize_pairs(pairs, tok, opts, tier_of, rows, split_of, rejected) -> None:
+    tokenizer = tok.tokenizer
+    prompts = tokenizer.encode_batch([ex.prompt for _, ex in pairs], add_special_tokens=False)
+    targets_idx = [i for i, (_, ex) in enumerate(pairs) if ex.target]
+    target_enc = tokenizer.encode_batch([pairs[i][1].target for i in targets_idx], add_special_tokens=False)
+    targets = dict(zip(targets_idx, target_enc))
+    bos = np.asarray([tok.bos_id], dtype=np.int32)
+    eos = np.asarray([tok.eos_id], dtype=np.int32)
+    empty = np.zeros(0, dtype=np.int32)
+    for i, (ref, ex) in enumerate(pairs):
+        row_id = f"{opts.source}:{ex.native_id}"
+        p_ids = np.concatenate([bos, np.asarray(prompts[i].ids, dtype=np.int32)])
+        t_ids = np.concatenate([np.asarray(targets[i].ids, dtype=np.int32), eos]) if i in targets else empty
+        prompt, target, meta = ex.prompt, ex.target, dict(ex.meta)
+        n = len(p_ids) + len(t_ids)
+        if n > opts.max_seq_len:
+            if opts.overlong == "quarantine":
+                rejected.append(Rejected(ref, None, f"overlong: {n} tokens > max_seq_len {opts.max_seq_len}"))
+                continue
+            p_ids, t_ids = _truncate(p_ids, t_ids, opts.max_seq_len)
+            prompt = tokenizer.decode(p_ids.tolist(), skip_special_tokens=True)
+            target = tokenizer.decode(t_ids.tolist(), skip_special_tokens=True)
+            meta["truncated_from"] = n
+        features = dict(ex.features)
+        features.setdefault("tokens", int(len(p_ids) + len(t_ids)))
+        rows.add(row_id, tier_of(features), p_ids, t_ids, prompt, target, features, meta, ex)
+        split_of.append("val" if is_val(row_id, opts.seed, opts.val_ratio) else "train")
+
+
+def _truncate(p_ids: np.ndarray, t_ids: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the prompt whole when it fits and cut the target; else cut the prompt too."""
+    if len(p_ids) >= limit:
+        return p_ids[:limit], t_ids[:0]
+    return p_ids, t_ids[: limit - len(p_ids)]
+
+
+def _tokenize_documents(docs, tok, opts, tier_of, rows, split_of) -> None:
+    encodings = tok.tokenizer.encode_batch([ex.prompt for _, ex in docs], add_special_tokens=False)
+    window = opts.max_seq_len
+    step = window - opts.stride
+    for (ref, ex), enc in zip(docs, encodings):
+        ids = np.asarray(enc.ids, dtype=np.int32)
+        n = len(ids)
+        if n == 0:
+            continue
+        starts = np.asarray(enc.offsets, dtype=np.int64)[:, 0] if n else np.zeros(0, np.int64)
+        text = ex.prompt
+        doc_id = f"{opts.source}:{ex.native_id}"
+        split = "val" if is_val(doc_id, opts.seed, opts.val_ratio) else "train"
+        k = 0
+        for start in range(0, n, step):
+            end = min(start + window, n)
+            cut = start + max(1, int((end - start) * opts.prompt_ratio)) if end - start > 1 else end
+            cut = min(cut, end)
+            char = lambda t: int(starts[t]) if t < n else len(text)  # noqa: E731
+            lo = 0 if start == 0 else char(start)
+            prompt, target = text[lo:char(cut)], text[char(cut):char(end)]
+            features = dict(ex.features)
+            features.update(_text_features(prompt + target))
+            features["tokens"] = int(end - start)
+            meta = dict(ex.meta)
+            meta.update({"window": k, "start_token": int(start), "doc_tokens": int(n)})
+            rows.add(f"{doc_id}#w{k}", tier_of(features), ids[start:cut], ids[cut:end], prompt, target,
+                     features, meta, ex)
+            split_of.append(split)
+            k += 1
+            if end >= n:
+                break
+
+
+def _text_features(text: str) -> dict[str, float | int]:
+    words = text.split()
+    sentences = max(1, sum(text.count(c) for c in ".!?"))
+    return {
+        "chars": len(text),
+        "words": len(words),
+        "words_per_sentence": round(len(words) / sentences, 3),
+        "mean_word_len": round(sum(map(len, words)) / max(1, len(words)), 3),
+    }
