@@ -1,0 +1,1 @@
+"""Trainer: the HRM x Mamba2 model, its training loop and evaluation."""

@@ -1,0 +1,116 @@
+"""HRM core: a slow high-level module H and a fast low-level module L over a few latent slots.
+
+    for cycle in range(h_cycles):
+        for step in range(l_steps):
+            z_L = L(z_L, z_H + x)          # input injection: x is the pooled prompt
+        z_H = H(z_H, z_L)
+        yield z_H
+
+Gradient follows HRM's one-step approximation: every update runs under ``no_grad`` except the
+last ``bptt_steps`` L updates and the last ``bptt_steps`` H updates (1 = the paper's rule: the
+last L and the last H). When every cycle's output feeds a loss (deep supervision, halting), each
+cycle is its own segment as in HRM's deep supervision: its last L and H update carry gradient
+and the state it hands to the next cycle is detached.
+
+Modules are post-norm residual blocks (attention across slots, SwiGLU), as in HRM, so the
+recurrent state stays bounded however many cycles run. Initial states are fixed buffers, not
+learned: no parameter depends on the number of cycles, and none sits unused under one-step grad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.model.config import ModelConfig
+from trainer.model.norms import RMSNorm
+
+
+class SlotAttention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.out = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)  # slots see each other: no causal mask
+        return self.out(y.transpose(1, 2).reshape(b, s, d))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)
+        self.down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class SlotBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.attn = SlotAttention(cfg.d_hrm, cfg.hrm_heads)
+        self.mlp = SwiGLU(cfg.d_hrm, cfg.hrm_mlp_ratio * cfg.d_hrm)
+        self.norm_attn = RMSNorm(cfg.d_hrm, eps=cfg.norm_eps)
+        self.norm_mlp = RMSNorm(cfg.d_hrm, eps=cfg.norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm_attn(x + self.attn(x))
+        return self.norm_mlp(x + self.mlp(x))
+
+
+class RecurrentModule(nn.Module):
+    """One HRM module: ``new_state = blocks(state + injection)``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.blocks = nn.ModuleList(SlotBlock(cfg) for _ in range(cfg.hrm_layers))
+
+    def forward(self, state: torch.Tensor, injection: torch.Tensor) -> torch.Tensor:
+        x = state + injection
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class HRMCore(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.L = RecurrentModule(cfg)
+        self.H = RecurrentModule(cfg)
+        init = torch.nn.init.trunc_normal_(torch.empty(2, cfg.hrm_slots, cfg.d_hrm), std=1.0)
+        self.register_buffer("z_L_init", init[0].clone())
+        self.register_buffer("z_H_init", init[1].clone())
+
+    def cycles(self, injection: torch.Tensor, h_cycles: int, l_steps: int, bptt_steps: int = 1,
+               every_cycle: bool = False) -> Iterator[torch.Tensor]:
+        """Yields z_H after each cycle. The caller may stop early (halting at inference).
+
+        ``every_cycle``: each yielded state carries its own one-step gradient (segments).
+        """
+        b = injection.shape[0]
+        dtype = injection.dtype
+        z_L = self.z_L_init.to(dtype).expand(b, -1, -1)
+        z_H = self.z_H_init.to(dtype).expand(b, -1, -1)
+        grad = torch.is_grad_enabled()
+        total_l = h_cycles * l_steps
+        for cycle in range(h_cycles):
+            if every_cycle and cycle * l_steps < total_l - bptt_steps:
+                z_L, z_H = z_L.detach(), z_H.detach()  # segment boundary outside the BPTT tail
+            for step in range(l_steps):
+                index = cycle * l_steps + step
+                with_grad = index >= total_l - bptt_steps or (every_cycle and step == l_steps - 1)
+                with torch.set_grad_enabled(grad and with_grad):
+                    z_L = self.L(z_L, z_H + injection)
+            with_grad = cycle >= h_cycles - bptt_steps or every_cycle
+            with torch.set_grad_enabled(grad and with_grad):
+                z_H = self.H(z_H, z_L)
+            yield z_H

@@ -1,0 +1,241 @@
+"""HRM x Mamba2 language model: the decoder, the HRM reading the prompt, and the bridge between.
+
+    input_ids -> embedding -> layers [0, k) -> h_k --+--> add gate * memory ---> layers [k, n) -> logits
+                                                 |       (positions >= prompt_len - 1)
+                            pool(h_k, prompt only) -> HRM cycles -> memory, gate, halting
+
+With ``gate_scale == 0`` the memory is not added at all, so the logits are bit-identical to the
+same decoder built with ``hrm_enabled=False``; the HRM then still runs (without grad) so the
+diagnostics stay meaningful during the trainer's gate warm-up, and deep supervision is skipped
+(with the gate shut every intermediate decode *is* the main decode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.model.bridge import Bridge, add_memory
+from trainer.model.config import ModelConfig
+from trainer.model.decoder import Mamba2Decoder
+from trainer.model.halting import (HaltingHead, expected_cycles, halting_distribution,
+                                   halting_penalty)
+from trainer.model.hrm import HRMCore
+from trainer.model.mamba2 import MixerState
+from trainer.model.pool import PromptPool
+from trainer.model.sampling import sample_next
+from trainer.model.summary import parameter_summary
+
+IGNORE_INDEX = -100
+DIAGNOSTIC_KEYS = ("gate_mean", "gate_min", "gate_max", "halt_sum_mean", "halt_sum_min",
+                   "halt_sum_max", "expected_cycles")
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # [b, t, vocab]
+    loss: torch.Tensor | None = None  # lm + ds_weight * ds + halt, when labels are given
+    lm_loss: torch.Tensor | None = None
+    ds_loss: torch.Tensor | None = None  # unweighted; zero when deep supervision is off
+    halt_loss: torch.Tensor | None = None  # already scaled by halting_weight x mean gate
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class HRMReadout:
+    """What the HRM hands the decoder for one batch."""
+
+    memory: torch.Tensor  # [b, d_model]: halting-weighted mix of cycle memories, or the last
+    gate: torch.Tensor  # [b]: sigmoid gate x gate_scale
+    cycle_memories: list[torch.Tensor]  # per cycle run (only filled when deep supervision needs them)
+    halt_probs: torch.Tensor | None  # [b, cycles run], None when halting is off
+    halt_dist: torch.Tensor | None
+
+
+@dataclass
+class DecodeState:
+    """Recurrent state for generation: one MixerState per layer and the gated memory."""
+
+    layers: list[MixerState]
+    memory: torch.Tensor | None  # [b, d_model], added at the bridge layer of every new position
+
+
+def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss over labels != -100 (0 when none count), computed in fp32."""
+    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                            ignore_index=IGNORE_INDEX, reduction="sum")
+    return total / (labels != IGNORE_INDEX).sum().clamp_min(1)
+
+
+class HRMMamba2LM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.decoder = Mamba2Decoder(cfg)
+        if cfg.hrm_enabled:
+            self.pool = PromptPool(cfg)
+            self.core = HRMCore(cfg)
+            self.bridge = Bridge(cfg)
+            self.halting = HaltingHead(cfg)
+
+    # ------------------------------------------------------------------ configuration
+    def set_cycles(self, h_cycles: int, l_steps: int) -> None:
+        """Change the HRM's cycle counts for later calls; the weights do not depend on them."""
+        if int(h_cycles) < 1 or int(l_steps) < 1:
+            raise ValueError(f"set_cycles: need h_cycles >= 1 and l_steps >= 1, got {h_cycles}, {l_steps}")
+        self.cfg.h_cycles, self.cfg.l_steps = int(h_cycles), int(l_steps)
+
+    def parameter_summary(self) -> dict[str, int]:
+        return parameter_summary(self)
+
+    def num_parameters(self) -> int:
+        return self.parameter_summary()["total"]
+
+    @property
+    def _split(self) -> int:
+        return self.cfg.bridge_index if self.cfg.hrm_enabled else self.cfg.n_layers
+
+    # ------------------------------------------------------------------ HRM
+    def read_hrm(self, h_bridge: torch.Tensor, prompt_lens: torch.Tensor,
+                 gate_scale: float) -> HRMReadout:
+        """Run the HRM on the prompt part of the bridge-layer hidden states."""
+        cfg = self.cfg
+        injection = self.pool(h_bridge, prompt_lens)
+        gate = self.bridge.gate(injection) * gate_scale
+        every_cycle = cfg.deep_supervision or cfg.use_halting
+        stop_early = cfg.use_halting and cfg.halt_epsilon > 0 and not self.training
+        states, halts = [], []
+        unhalted = None
+        for z_H in self.core.cycles(injection, cfg.h_cycles, cfg.l_steps, cfg.hrm_bptt_steps,
+                                    every_cycle=every_cycle):
+            states.append(z_H)
+            if cfg.use_halting:
+                halts.append(self.halting(z_H))
+                if stop_early:
+                    unhalted = (1.0 - halts[-1]) * (1.0 if unhalted is None else unhalted)
+                    if bool((unhalted < cfg.halt_epsilon).all()):
+                        break
+        halt_probs = halt_dist = None
+        if cfg.use_halting:
+            halt_probs = torch.stack(halts, dim=1)
+            halt_dist = halting_distribution(halt_probs)
+            mixed = (torch.stack(states, dim=1) * halt_dist[:, :, None, None].to(states[0].dtype)).sum(1)
+            memory = self.bridge.memory(mixed)  # linear: mix of memories == memory of the mix
+        else:
+            memory = self.bridge.memory(states[-1])
+        cycle_memories = ([self.bridge.memory(z) for z in states[:-1]]
+                          if cfg.deep_supervision else [])
+        return HRMReadout(memory, gate, cycle_memories, halt_probs, halt_dist)
+
+    def _diagnostics(self, readout: HRMReadout | None) -> dict[str, float]:
+        if readout is None:
+            return dict.fromkeys(DIAGNOSTIC_KEYS, 0.0)
+        with torch.no_grad():
+            gate = readout.gate.float()
+            values = [gate.mean(), gate.min(), gate.max()]
+            if readout.halt_probs is not None:
+                sums = readout.halt_probs.float().sum(1)
+                values += [sums.mean(), sums.min(), sums.max(),
+                           expected_cycles(readout.halt_dist.float()).mean()]
+            else:
+                zero = gate.new_zeros(())
+                values += [zero, zero, zero, gate.new_tensor(float(self.cfg.h_cycles))]
+            numbers = torch.stack(values).tolist()  # one device sync for all of them
+        return dict(zip(DIAGNOSTIC_KEYS, numbers))
+
+    # ------------------------------------------------------------------ training forward
+    def forward(self, input_ids: torch.Tensor, prompt_lens: torch.Tensor,
+                labels: torch.Tensor | None = None, gate_scale: float = 1.0) -> ModelOutput:
+        """input_ids [b, t] (right-padded); prompt_lens [b]; labels [b, t] next-token targets
+        aligned to positions (-100 = ignore); gate_scale in [0, 1] from the trainer's schedule."""
+        cfg = self.cfg
+        gate_scale = float(gate_scale)
+        length = input_ids.shape[1]
+        prompt_lens = prompt_lens.to(input_ids.device).clamp(0, length)
+        split = self._split
+        h = self.decoder.run(self.decoder.embed(input_ids), 0, split)
+
+        readout = None
+        h_top = h
+        if cfg.hrm_enabled:
+            if gate_scale == 0.0:
+                with torch.no_grad():  # diagnostics only; the decoder is left untouched
+                    readout = self.read_hrm(h, prompt_lens, 0.0)
+            else:
+                readout = self.read_hrm(h, prompt_lens, gate_scale)
+                h_top = add_memory(h, readout.gate[:, None] * readout.memory, prompt_lens)
+        logits = self.decoder.logits(self.decoder.run(h_top, split, cfg.n_layers))
+
+        zero = logits.new_zeros((), dtype=torch.float32)
+        halt_loss = zero
+        if readout is not None and readout.halt_probs is not None and gate_scale != 0.0:
+            halt_loss = (cfg.halting_weight * readout.gate.mean().detach()
+                         * halting_penalty(readout.halt_probs, cfg.halt_target))
+        out = ModelOutput(logits=logits, halt_loss=halt_loss, diagnostics=self._diagnostics(readout))
+        if labels is None:
+            return out
+
+        out.lm_loss = token_cross_entropy(logits, labels)
+        out.ds_loss = zero
+        if readout is not None and readout.cycle_memories and gate_scale != 0.0:
+            # same gate, same decoder top half, memory of each intermediate cycle
+            losses = [token_cross_entropy(self.decoder.logits(self.decoder.run(
+                add_memory(h, readout.gate[:, None] * m, prompt_lens), split, cfg.n_layers)), labels)
+                for m in readout.cycle_memories]
+            out.ds_loss = torch.stack(losses).mean()
+        out.loss = out.lm_loss + cfg.ds_weight * out.ds_loss + halt_loss
+        return out
+
+    # ------------------------------------------------------------------ recurrent generation
+    def prefill(self, prompt_ids: torch.Tensor, gate_scale: float = 1.0,
+                ) -> tuple[torch.Tensor, DecodeState]:
+        """Whole prompt [b, p] in the chunked form -> (logits of the last position, state)."""
+        b, p = prompt_ids.shape
+        if p < 1:
+            raise ValueError("prefill: the prompt must have at least one token")
+        lens = torch.full((b,), p, dtype=torch.long, device=prompt_ids.device)
+        split = self._split
+        states: list[MixerState] = []
+        h = self.decoder.run(self.decoder.embed(prompt_ids), 0, split, states)
+        memory = None
+        if self.cfg.hrm_enabled and float(gate_scale) != 0.0:
+            readout = self.read_hrm(h, lens, float(gate_scale))
+            memory = readout.gate[:, None] * readout.memory
+            h = add_memory(h, memory, lens)
+        h = self.decoder.run(h, split, self.cfg.n_layers, states)
+        return self.decoder.logits(h[:, -1]), DecodeState(layers=states, memory=memory)
+
+    def step(self, token_ids: torch.Tensor, state: DecodeState) -> torch.Tensor:
+        """One new token per sample [b] -> logits [b, vocab]; ``state`` is advanced in place."""
+        split = self._split
+        h = self.decoder.step(self.decoder.embed(token_ids), 0, split, state.layers)
+        if state.memory is not None:
+            h = h + state.memory.to(h.dtype)
+        h = self.decoder.step(h, split, self.cfg.n_layers, state.layers)
+        return self.decoder.logits(h)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
+                 top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+                 generator: torch.Generator | None = None, gate_scale: float = 1.0) -> torch.Tensor:
+        """Prompt [b, p] (all rows the same length) -> [b, p + new] with the prompt in front.
+
+        Constant work per new token (recurrent step form). After a row emits ``eos_id`` it is
+        filled with ``eos_id``; generation stops early once every row has.
+        """
+        logits, state = self.prefill(prompt_ids, gate_scale)
+        pieces = [prompt_ids]
+        finished = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
+        for i in range(max_new_tokens):
+            token = sample_next(logits, temperature, top_k, top_p, generator)
+            if eos_id is not None:
+                token = torch.where(finished, torch.full_like(token, eos_id), token)
+                finished |= token == eos_id
+            pieces.append(token[:, None])
+            if i == max_new_tokens - 1 or (eos_id is not None and bool(finished.all())):
+                break
+            logits = self.step(token, state)
+        return torch.cat(pieces, dim=1)
