@@ -32,6 +32,13 @@ def chunks(seq: list) -> list[tuple[int, list]]:
     return [(i, seq[i:i + CHUNK]) for i in range(0, len(seq), CHUNK)]
 
 
+def span(noun: str, start: int, part: list) -> str:
+    """"Bits 5-8", or "Bit 9" for a last chunk of one."""
+    if len(part) == 1:
+        return f"{noun} {start + 1}"
+    return f"{noun}s {start + 1}-{start + len(part)}"
+
+
 def solve(meta: dict[str, Any]) -> int | str:
     """Recount from the stored sequence (no use of the generator's trace)."""
     variant, seq = meta["variant"], meta["sequence"]
@@ -56,7 +63,8 @@ def build_bits(rng: random.Random, length: int) -> tuple[str, list[str], dict]:
     for start, part in chunks(bits):
         ones = part.count("1")
         total += ones
-        steps.append(f"Bits {start + 1}-{start + len(part)}: {''.join(part)} has {ones} ones; "
+        plural = "one" if ones == 1 else "ones"
+        steps.append(f"{span('Bit', start, part)}: {''.join(part)} has {ones} {plural}; "
                      f"total {total} ({parity_word(total)})")
     steps.append(f"{total} ones is {parity_word(total)}.")
     return prompt, steps, {"sequence": text}
@@ -71,7 +79,7 @@ def build_sum(rng: random.Random, length: int) -> tuple[str, list[str], dict]:
         odds = [v for v in part if v % 2]
         odd += len(odds)
         listed = ", ".join(map(str, odds)) if odds else "none"
-        steps.append(f"Numbers {start + 1}-{start + len(part)}: odd ones {listed}; {odd} odd so far")
+        steps.append(f"{span('Number', start, part)}: odd ones {listed}; {odd} odd so far")
     steps.append(f"A sum is odd exactly when it has an odd number of odd terms; {odd} is "
                  f"{parity_word(odd)}, so the sum is {parity_word(odd)}.")
     return prompt, steps, {"sequence": values}
@@ -88,7 +96,7 @@ def build_letters(rng: random.Random, length: int) -> tuple[str, list[str], dict
     for start, part in chunks(letters):
         hits = part.count(letter)
         total += hits
-        steps.append(f'Letters {start + 1}-{start + len(part)}: "{"".join(part)}" has {hits}; total {total}')
+        steps.append(f'{span("Letter", start, part)}: "{"".join(part)}" has {hits}; total {total}')
     steps.append(f'The letter "{letter}" appears {total} times.')
     return prompt, steps, {"sequence": text, "letter": letter}
 
@@ -106,7 +114,7 @@ def build_predicate(rng: random.Random, length: int) -> tuple[str, list[str], di
         hits = [v for v in part if test(v, k)]
         total += len(hits)
         listed = ", ".join(map(str, hits)) if hits else "none"
-        steps.append(f"Numbers {start + 1}-{start + len(part)}: {listed}; total {total}")
+        steps.append(f"{span('Number', start, part)}: {listed}; total {total}")
     steps.append(f"{total} of the numbers {phrase}.")
     return prompt, steps, {"sequence": values, "predicate": name, "k": k}
 

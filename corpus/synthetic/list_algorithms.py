@@ -45,22 +45,19 @@ def solve(op: str, values: list[int], needle: int | None = None) -> list[int] | 
 
 def trace_sort(values: list[int], descending: bool) -> list[str]:
     """Selection sort: each pass moves the extreme of what is left to the sorted part."""
-    remaining, done, steps = list(values), [], []
+    remaining, done, steps = list(values), [], []  # done: the sorted prefix
     word = "largest" if descending else "smallest"
     for i in range(len(values)):
         pick = max(remaining) if descending else min(remaining)
         remaining.remove(pick)
         done.append(pick)
-        steps.append(f"Pass {i + 1}: the {word} remaining value is {pick}; sorted so far {show(done)}")
-    return steps
+        steps.append(f"Pass {i + 1}: the {word} remaining value is {pick}")
+    return steps + [f"In order: {show(done)}"]
 
 
 def trace_reverse(values: list[int]) -> list[str]:
-    out, steps = [], []
-    for pos in range(len(values), 0, -1):
-        out.append(values[pos - 1])
-        steps.append(f"Take position {pos} ({values[pos - 1]}): {show(out)}")
-    return steps
+    steps = [f"Position {pos} is {values[pos - 1]}" for pos in range(len(values), 0, -1)]
+    return ["Read the list from the last position to the first."] + steps + [f"Reversed: {show(values[::-1])}"]
 
 
 def trace_count(values: list[int], needle: int) -> list[str]:
