@@ -16,6 +16,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -348,7 +349,7 @@ def _print_summary(args, vid, stats: BuildStats, rejected, status, failures, sec
         tiers = " ".join(f"t{t}:{n}" for (s, t), n in sorted(stats.tiers.items()) if s == split)
         table.add_row(split, f"{stats.rows[split]:,}", f"{stats.tokens[split]:,}", tiers)
     console.print(table)
-    reasons = Counter(r.reason.split(":")[0] for r in rejected)
+    reasons = Counter(re.sub(r"\d+", "N", r.reason.split(":")[0]) for r in rejected)
     q = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common()) or "none"
     console.print(f"quarantined {len(rejected)} of {stats.records} records ({q})")
     console.print(f"{seconds:.1f} s, {total_tokens / max(seconds, 1e-9):,.0f} tokens/s")

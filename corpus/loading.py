@@ -95,6 +95,7 @@ def _load_local(fmt: str, path: Path):
     import datasets
 
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # a refused file is re-read line by line
     kwargs = {"keep_linebreaks": True} if fmt == "text" else {}
     return datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
 

@@ -151,21 +151,26 @@ def _truncate(p_ids: np.ndarray, t_ids: np.ndarray, limit: int) -> tuple[np.ndar
 def _tokenize_documents(docs, tok, opts, tier_of, rows, split_of) -> None:
     encodings = tok.tokenizer.encode_batch([ex.prompt for _, ex in docs], add_special_tokens=False)
     window = opts.max_seq_len
-    step = window - opts.stride
     for (ref, ex), enc in zip(docs, encodings):
         ids = np.asarray(enc.ids, dtype=np.int32)
         n = len(ids)
         if n == 0:
             continue
-        starts = np.asarray(enc.offsets, dtype=np.int64)[:, 0] if n else np.zeros(0, np.int64)
+        offsets = np.asarray(enc.offsets, dtype=np.int64)
+        starts, ends = offsets[:, 0], offsets[:, 1]
         text = ex.prompt
         doc_id = f"{opts.source}:{ex.native_id}"
         split = "val" if is_val(doc_id, opts.seed, opts.val_ratio) else "train"
-        k = 0
-        for start in range(0, n, step):
-            end = min(start + window, n)
-            cut = start + max(1, int((end - start) * opts.prompt_ratio)) if end - start > 1 else end
-            cut = min(cut, end)
+        def safe(t: int, floor: int) -> int:
+            # never cut inside a character that byte-level BPE split over two tokens
+            while floor < t < n and starts[t] < ends[t - 1]:
+                t -= 1
+            return t
+
+        k, start = 0, 0
+        while start < n:
+            end = safe(min(start + window, n), start + 1)
+            cut = safe(start + max(1, int((end - start) * opts.prompt_ratio)), start + 1) if end - start > 1 else end
             char = lambda t: int(starts[t]) if t < n else len(text)  # noqa: E731
             lo = 0 if start == 0 else char(start)
             prompt, target = text[lo:char(cut)], text[char(cut):char(end)]
@@ -180,6 +185,7 @@ def _tokenize_documents(docs, tok, opts, tier_of, rows, split_of) -> None:
             k += 1
             if end >= n:
                 break
+            start = safe(max(end - opts.stride, start + 1), start + 1)
 
 
 def _text_features(text: str) -> dict[str, float | int]:

@@ -13,7 +13,7 @@ def require(record: Any, path: str, kind: type | tuple[type, ...] = str, allow_e
     try:
         value = get_path(record, path)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise BadRecord(str(exc).strip("'\""), path) from None
+        raise BadRecord(str(exc.args[0]) if exc.args else str(exc), path) from None
     if value is None:
         raise BadRecord("missing value (null)", path)
     if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -1,0 +1,64 @@
+"""Two real processes: a build waits for a catalog held by another process, or fails in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from corpus.catalog import Catalog
+from tests.foundation.helpers import REPO, run_cli, write_jsonl
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from corpus.catalog import Catalog
+with Catalog(Path(sys.argv[1])).connect() as con:
+    con.execute("INSERT INTO quarantine VALUES ('holder', 'x', 'ref', NULL, 'held')")
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold(root, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root), str(seconds)], stdout=subprocess.PIPE,
+                            text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def _records(n=30):
+    return [{"question": f"What is {i} + {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(n)]
+
+
+def test_second_writer_waits_and_registers(tmp_path, tokenizer_path):
+    root = tmp_path / "data"
+    Catalog(root).query("SELECT 1")  # create and migrate
+    src = write_jsonl(tmp_path / "a.jsonl", _records())
+    holder = _hold(root, 3)
+    started = time.monotonic()
+    proc = run_cli("corpus.build", "gsm8k", "--from", str(src), "--tokenizer", str(tokenizer_path),
+                   "--data-dir", str(root), env={"HRM_CATALOG_TIMEOUT": "60"})
+    holder.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started >= 2.0  # it really waited for the holder
+    cat = Catalog(root)
+    assert cat.query("SELECT count(*), sum(rows) FROM versions") == [(1, 30)]
+    assert cat.query("SELECT reason FROM quarantine WHERE version = 'holder'") == [("held",)]
+
+
+def test_writer_gives_up_after_its_budget_with_one_line(tmp_path, tokenizer_path):
+    root = tmp_path / "data"
+    Catalog(root).query("SELECT 1")
+    src = write_jsonl(tmp_path / "a.jsonl", _records())
+    holder = _hold(root, 8)
+    try:
+        proc = run_cli("corpus.build", "gsm8k", "--from", str(src), "--tokenizer", str(tokenizer_path),
+                       "--data-dir", str(root), env={"HRM_CATALOG_TIMEOUT": "1"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "stayed locked by another process" in err and "\n" not in err and "HRM_CATALOG_TIMEOUT" in err
+    assert Catalog(root).query("SELECT count(*) FROM versions") == [(0,)]
