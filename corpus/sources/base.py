@@ -11,6 +11,7 @@ writes files and never touches the catalog: ``corpus.build`` does that for every
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
@@ -47,13 +48,18 @@ class Example:
 
 @dataclass(frozen=True)
 class TierRule:
-    """A named, versioned selection rule from stored features to a small-integer tier."""
+    """A named, versioned selection rule from stored features to a small-integer tier.
+
+    ``features`` names the stored features the rule reads, so re-tiering can refuse rows that
+    lack them instead of silently putting everything in tier 0.
+    """
 
     name: str
     version: int
     max_tier: int
     fn: Callable[[Mapping[str, float | int]], int]
     doc: str = ""
+    features: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -71,7 +77,8 @@ def threshold_rule(name: str, version: int, feature: str, bounds: list[float], d
         value = features.get(feature, 0)
         return sum(1 for b in bounds if value >= b)
 
-    return TierRule(name, version, len(bounds), fn, doc or f"tier = #{{b in {bounds} : {feature} >= b}}")
+    return TierRule(name, version, len(bounds), fn, doc or f"tier = #{{b in {bounds} : {feature} >= b}}",
+                    (feature,))
 
 
 class Source:
@@ -111,3 +118,19 @@ class Source:
 
     def tier(self, features: Mapping[str, float | int]) -> int:
         return self.tier_rule(features)
+
+    def is_eval_split(self, split: str) -> bool:
+        """Whether ``--split split`` holds evaluation data (never to be trained on).
+
+        A version built from such a split is registered with kind ``eval``; decontamination
+        indexes those. Sources whose test split lives beside the training data override this.
+        """
+        return self.role == "eval"
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Count an event worth reporting that is not a rejection (e.g. ``image missing``)."""
+        self.__dict__.setdefault("_counters", Counter())[name] += n
+
+    def take_counters(self) -> dict[str, int]:
+        """The counts since the last call, then reset: the build sums them over its workers."""
+        return dict(self.__dict__.pop("_counters", Counter()))
