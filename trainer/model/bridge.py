@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from trainer.model.config import ModelConfig
+from trainer.model.norms import at_least_fp32
 
 
 class Bridge(nn.Module):
@@ -31,8 +32,8 @@ class Bridge(nn.Module):
         return self.memory_proj(z_H.flatten(1))
 
     def gate(self, injection: torch.Tensor) -> torch.Tensor:
-        """injection: [b, slots, d_hrm] -> [b] in (0, 1), fp32."""
-        return torch.sigmoid(self.gate_head(injection.mean(1)).float()).squeeze(-1)
+        """injection: [b, slots, d_hrm] -> [b] in (0, 1), at least fp32."""
+        return torch.sigmoid(at_least_fp32(self.gate_head(injection.mean(1)))).squeeze(-1)
 
 
 def receives_memory(prompt_lens: torch.Tensor, length: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from trainer.model.config import ModelConfig
+from trainer.model.norms import at_least_fp32
 
 
 class HaltingHead(nn.Module):
@@ -28,8 +29,8 @@ class HaltingHead(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, z_H: torch.Tensor) -> torch.Tensor:
-        """z_H: [b, slots, d_hrm] -> lambda [b] (fp32)."""
-        return torch.sigmoid(self.proj(z_H.mean(1)).float()).squeeze(-1)
+        """z_H: [b, slots, d_hrm] -> lambda [b] (at least fp32)."""
+        return torch.sigmoid(at_least_fp32(self.proj(z_H.mean(1)))).squeeze(-1)
 
 
 def halting_distribution(halt_probs: torch.Tensor) -> torch.Tensor:

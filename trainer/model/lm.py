@@ -25,6 +25,7 @@ from trainer.model.halting import (HaltingHead, expected_cycles, halting_distrib
                                    halting_penalty)
 from trainer.model.hrm import HRMCore
 from trainer.model.mamba2 import MixerState
+from trainer.model.norms import at_least_fp32
 from trainer.model.pool import PromptPool
 from trainer.model.sampling import sample_next
 from trainer.model.summary import parameter_summary
@@ -64,8 +65,8 @@ class DecodeState:
 
 
 def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token loss over labels != -100 (0 when none count), computed in fp32."""
-    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+    """Mean next-token loss over labels != -100 (0 when none count), computed in >= fp32."""
+    total = F.cross_entropy(at_least_fp32(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1),
                             ignore_index=IGNORE_INDEX, reduction="sum")
     return total / (labels != IGNORE_INDEX).sum().clamp_min(1)
 
@@ -134,12 +135,12 @@ class HRMMamba2LM(nn.Module):
         if readout is None:
             return dict.fromkeys(DIAGNOSTIC_KEYS, 0.0)
         with torch.no_grad():
-            gate = readout.gate.float()
+            gate = readout.gate
             values = [gate.mean(), gate.min(), gate.max()]
             if readout.halt_probs is not None:
-                sums = readout.halt_probs.float().sum(1)
+                sums = readout.halt_probs.to(gate.dtype).sum(1)
                 values += [sums.mean(), sums.min(), sums.max(),
-                           expected_cycles(readout.halt_dist.float()).mean()]
+                           expected_cycles(readout.halt_dist.to(gate.dtype)).mean()]
             else:
                 zero = gate.new_zeros(())
                 values += [zero, zero, zero, gate.new_tensor(float(self.cfg.h_cycles))]
@@ -169,7 +170,7 @@ class HRMMamba2LM(nn.Module):
                 h_top = add_memory(h, readout.gate[:, None] * readout.memory, prompt_lens)
         logits = self.decoder.logits(self.decoder.run(h_top, split, cfg.n_layers))
 
-        zero = logits.new_zeros((), dtype=torch.float32)
+        zero = at_least_fp32(logits.new_zeros(()))
         halt_loss = zero
         if readout is not None and readout.halt_probs is not None and gate_scale != 0.0:
             halt_loss = (cfg.halting_weight * readout.gate.mean().detach()
