@@ -1,0 +1,192 @@
+"""Checkpoints: ``runs/<name>/checkpoints/step_N.pt`` (rotated), ``final.pt`` and ``best-model/``.
+
+Every file is written to a temporary name, fsynced and renamed; then a sidecar
+``<file>.meta.json`` records its step, size and sha256. A checkpoint without a sidecar (killed
+between the two renames) or whose bytes no longer match it is reported and skipped, and the
+resume falls back to the previous one. ``best-model/`` is replaced as a whole directory: the new
+one is built beside it and swapped in with two renames.
+
+A training checkpoint is a plain dict of tensors, numbers and strings (``torch.load`` with
+``weights_only=True`` reads it): model, optimizer, grad scaler, step (= scheduler position),
+plan cursor, RNG states, manifest sha, plan id and the run configuration.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from corpus.atomic import atomic_path, fsync_dir, sha256_file, write_bytes_atomic
+
+STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+FINAL = "final.pt"
+BEST = "best-model"
+
+
+class Checkpoints:
+    """The checkpoints of one run directory."""
+
+    def __init__(self, run_dir: Path, limit: int = 5, warn: Callable[[str], None] = print):
+        self.run_dir = Path(run_dir)
+        self.dir = self.run_dir / "checkpoints"
+        self.limit = limit
+        self.warn = warn
+
+    # ------------------------------------------------------------------ writing
+    def save(self, state: dict[str, Any], final: bool = False) -> Path:
+        """Write ``step_N.pt`` (or ``final.pt``) atomically with its sidecar, then rotate."""
+        path = self.dir / (FINAL if final else f"step_{int(state['step'])}.pt")
+        _write_torch(path, state)
+        meta = {"step": int(state["step"]), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        write_bytes_atomic(_meta_path(path), json.dumps(meta).encode())
+        if not final:
+            self.rotate()
+        return path
+
+    def rotate(self) -> None:
+        """Keep the newest ``limit`` step checkpoints; ``final.pt`` is never rotated out."""
+        steps = self.step_files()
+        for path in steps[: max(0, len(steps) - self.limit)]:
+            for p in (path, _meta_path(path)):
+                p.unlink(missing_ok=True)
+
+    def step_files(self) -> list[Path]:
+        if not self.dir.exists():
+            return []
+        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := STEP_FILE.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    # ------------------------------------------------------------------ reading
+    def candidates(self) -> list[tuple[int, Path]]:
+        """Every checkpoint newest first: by the step in its sidecar (or name), final before a
+        step file of the same step."""
+        out = []
+        for path in self.step_files() + ([self.dir / FINAL] if (self.dir / FINAL).exists() else []):
+            meta = _read_meta(path)
+            step = meta["step"] if meta else int(STEP_FILE.match(path.name).group(1)) if path.name != FINAL else -1
+            out.append((step, path.name == FINAL, path))
+        return [(step, path) for step, _, path in sorted(out, reverse=True)]
+
+    def load_latest(self, map_location="cpu") -> tuple[dict[str, Any], Path] | None:
+        """The newest checkpoint that verifies; each one that does not is reported."""
+        for _, path in self.candidates():
+            problem = verify(path)
+            if problem is None:
+                try:
+                    return load(path, map_location), path
+                except Exception as exc:  # noqa: BLE001 - any unreadable file means "use the previous"
+                    problem = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            self.warn(f"checkpoint {path} is {problem}; falling back to the previous one")
+        return None
+
+    # ------------------------------------------------------------------ best model
+    def save_best(self, weights: dict[str, torch.Tensor], files: dict[str, bytes | Path]) -> Path:
+        """Replace ``best-model/`` with ``model.pt`` (weights + model config) and ``files``
+        (config.json, plan.json, tokenizer.json ...), all or nothing."""
+        final = self.run_dir / BEST
+        tmp = self.run_dir / f".{BEST}.tmp-{os.getpid()}"
+        old = self.run_dir / f".{BEST}.old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        _write_torch(tmp / "model.pt", weights)
+        for name, content in files.items():
+            if isinstance(content, Path):
+                shutil.copyfile(content, tmp / name)
+            else:
+                (tmp / name).write_bytes(content)
+        for p in tmp.iterdir():
+            _fsync(p)
+        fsync_dir(tmp)
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        fsync_dir(self.run_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def recover_best(self) -> None:
+        """A crash between the two renames of :meth:`save_best` leaves only ``.best-model.old``."""
+        old = self.run_dir / f".{BEST}.old"
+        if old.exists():
+            if (self.run_dir / BEST).exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(old, self.run_dir / BEST)
+
+
+def verify(path: Path) -> str | None:
+    """None when ``path`` matches its sidecar, else what is wrong with it."""
+    meta = _read_meta(path)
+    if meta is None:
+        return "incomplete (no sidecar)"
+    size = path.stat().st_size
+    if size != meta.get("bytes"):
+        return f"corrupt (size {size} != {meta.get('bytes')})"
+    if sha256_file(path) != meta.get("sha256"):
+        return "corrupt (sha256 mismatch)"
+    return None
+
+
+def load(path: Path, map_location="cpu") -> dict[str, Any]:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _write_torch(path: Path, obj: Any) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def _read_meta(path: Path) -> dict | None:
+    try:
+        return json.loads(_meta_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# -- RNG states as plain containers (weights_only-loadable) -------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss_next],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(int(x) for x in internal.tolist()), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,282 @@
+"""Run configuration: the manifest's ``[model]``, ``[train]`` and ``[eval]`` sections plus overrides.
+
+Every flag of the blueprint's recipes is a key of exactly one section, and the same name works
+as a command-line override, so a recipe translates one to one::
+
+    python -m hrm_lm.training.train --dataset D --batch_size 22 --save_best_model ...
+    python -m trainer.run manifests/stageA.toml --batch_size 22 --save_best_model ...
+
+``--dataset`` names the manifest (the data now comes from its ``[data]`` mix). Boolean flags
+take an optional value (``--save_best_model`` or ``--deep_supervision 1``). Anything unknown or
+ill-typed is one line naming the file and key, or the flag.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from corpus.errors import UserError
+
+PositiveInt = typing.Annotated[int, Field(ge=1)]
+NonNegInt = typing.Annotated[int, Field(ge=0)]
+NonNegFloat = typing.Annotated[float, Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class TrainSection(_Section):
+    """``[train]``: the optimisation loop (the blueprint's flags keep their names)."""
+
+    run_name: Optional[str] = None  # default: [run].name
+    runs_dir: str = "runs"
+    batch_size: PositiveInt = 8  # global: split evenly over torchrun ranks
+    steps: Optional[PositiveInt] = None
+    epochs: Optional[typing.Annotated[float, Field(gt=0)]] = None  # passes over the plan's train positions
+    learning_rate: typing.Annotated[float, Field(gt=0)] = 3e-4
+    warmup_steps: NonNegInt = 0
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    lr_min_ratio: typing.Annotated[float, Field(ge=0, le=1)] = 0.1
+    weight_decay: NonNegFloat = 0.1
+    beta1: typing.Annotated[float, Field(ge=0, lt=1)] = 0.9
+    beta2: typing.Annotated[float, Field(ge=0, lt=1)] = 0.95
+    grad_clip: NonNegFloat = 1.0  # 0 disables clipping
+    checkpoint_every: NonNegInt = 0  # 0: at every validation
+    checkpoint_limit: PositiveInt = 5
+    mixed_precision: Literal["none", "bf16", "fp16"] = "none"
+    log_steps: PositiveInt = 10
+    dataset_workers: NonNegInt = 0  # 0: read in the training process
+    bucket_batches: PositiveInt = 8  # length bucketing window, in batches (1: plan order)
+    optimizer: Literal["adamw", "adamw_8bit"] = "adamw"
+    max_seq_len: Optional[PositiveInt] = None  # default: the plan's; longer rows are truncated
+    loss_on_prompt: bool = True  # False: only target tokens are predicted (QA-style rows)
+    hrm_gate_warmup_steps: NonNegInt = 0
+    gate_ramp_steps: NonNegInt = 0
+    reset_progress: bool = False
+    dry_run: bool = False
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    init_from: Optional[str] = None  # run name, run dir, best-model dir or checkpoint file
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> "TrainSection":
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        return self
+
+
+class EvalSection(_Section):
+    """``[eval]``: validation during training, early stopping and the best model."""
+
+    val_every: PositiveInt = 200
+    eval_batch_size: Optional[PositiveInt] = None  # default: batch_size
+    max_val_samples: Optional[PositiveInt] = None  # default: the plan's whole val split
+    eval_loss_patience: NonNegInt = 0  # 0: never stop early
+    patience_grace_steps: NonNegInt = 0
+    save_best_model: bool = True
+
+
+MODEL_PRESETS = ("default", "demo", "size_50m")
+
+
+@lru_cache(maxsize=1)
+def model_section() -> type[BaseModel]:
+    """``[model]``: a preset plus any ModelConfig field except vocab_size (the tokenizer's)."""
+    from trainer.model import ModelConfig
+
+    hints = typing.get_type_hints(ModelConfig)
+    spec: dict[str, Any] = {"preset": (Literal[MODEL_PRESETS], "default")}  # type: ignore[valid-type]
+    for f in fields(ModelConfig):
+        if f.name != "vocab_size":
+            spec[f.name] = (Optional[hints[f.name]], None)
+    return create_model("ModelSection", __base__=_Section, **spec)
+
+
+def build_model_config(model: dict[str, Any], vocab_size: int):
+    """A ModelConfig from a validated ``[model]`` dict (None = the preset's value)."""
+    from trainer.model import ModelConfig
+
+    values = {k: v for k, v in model.items() if k != "preset" and v is not None}
+    preset = model.get("preset") or "default"
+    try:
+        if preset == "default":
+            return ModelConfig(vocab_size=vocab_size, **values)
+        return getattr(ModelConfig, preset)(vocab_size, **values)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"[model]: {exc}") from None
+
+
+# -- flags ------------------------------------------------------------------------------------
+
+EXTRA_FLAGS = {
+    "dataset": "the manifest (alias of the positional MANIFEST)",
+    "data_dir": "data root (default: $HRM_DATA_DIR or ./data)",
+}
+
+
+@lru_cache(maxsize=1)
+def flag_sections() -> dict[str, str]:
+    """Each override name -> the one section that owns it."""
+    owner: dict[str, str] = {}
+    for section, cls in (("train", TrainSection), ("eval", EvalSection), ("model", model_section())):
+        for name in cls.model_fields:
+            assert name not in owner, f"flag {name} in two sections"
+            owner[name] = section
+    return owner
+
+
+def _section_class(section: str) -> type[BaseModel]:
+    return {"train": TrainSection, "eval": EvalSection, "model": model_section()}[section]
+
+
+def _is_bool(section: str, name: str) -> bool:
+    annotation = _section_class(section).model_fields[name].annotation
+    return annotation is bool or typing.get_args(annotation) == (bool, type(None))
+
+
+
+@dataclass
+class CommandLine:
+    manifest: Path
+    overrides: dict[str, str | bool] = field(default_factory=dict)
+    data_dir: str | None = None
+
+
+def parse_command_line(argv: list[str], prog: str = "python -m trainer.run") -> CommandLine:
+    """``MANIFEST [--flag value ...]``; ``-h`` prints every flag and exits."""
+    owner = flag_sections()
+    positional: list[str] = []
+    overrides: dict[str, str | bool] = {}
+    extra: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token in ("-h", "--help"):
+            print(help_text(prog))
+            raise SystemExit(0)
+        if not token.startswith("--"):
+            positional.append(token)
+            continue
+        name, eq, value = token[2:].partition("=")
+        name = name.replace("-", "_")
+        if name not in owner and name not in EXTRA_FLAGS:
+            close = difflib.get_close_matches(name, list(owner) + list(EXTRA_FLAGS), n=1)
+            hint = f" (did you mean --{close[0]}?)" if close else " (see --help)"
+            raise UserError(f"unknown flag --{name}{hint}")
+        if not eq:
+            takes_optional = name in owner and _is_bool(owner[name], name)
+            if takes_optional:
+                # a bare boolean flag means true; the next word is its value unless it is a
+                # flag or the manifest (``--save_best_model manifests/x.toml`` stays valid)
+                if i < len(argv) and not argv[i].startswith("--") and not argv[i].endswith(".toml"):
+                    value, i = argv[i], i + 1
+                else:
+                    value = "true"
+            elif i < len(argv):
+                value, i = argv[i], i + 1
+            else:
+                raise UserError(f"flag --{name} needs a value")
+        if name in EXTRA_FLAGS:
+            extra[name] = value
+        else:
+            overrides[name] = value
+    if "dataset" in extra:
+        positional.append(extra["dataset"])
+    if len(positional) != 1:
+        raise UserError(f"give exactly one manifest (got {len(positional)}): {prog} MANIFEST [--flag value ...]")
+    return CommandLine(Path(positional[0]), overrides, extra.get("data_dir"))
+
+
+def help_text(prog: str) -> str:
+    lines = [f"usage: {prog} MANIFEST [--flag value ...]", "",
+             "Trains the manifest's model on its mix plan (built first when missing); auto-resumes.",
+             "Every flag is also a key of the manifest section shown; the flag wins.", ""]
+    for section in ("train", "eval", "model"):
+        cls = _section_class(section)
+        lines.append(f"[{section}]")
+        for name, info in cls.model_fields.items():
+            default = info.default
+            lines.append(f"  --{name:<24} default: {default!r}")
+    lines.append("other flags")
+    for name, text in EXTRA_FLAGS.items():
+        lines.append(f"  --{name:<24} {text}")
+    return "\n".join(lines)
+
+
+# -- the whole run configuration --------------------------------------------------------------
+
+@dataclass
+class RunConfig:
+    """Validated sections plus where they came from (for checkpoints and resume checks)."""
+
+    manifest_path: Path
+    manifest_sha: str
+    manifest: dict[str, Any]  # the whole parsed TOML (the mixer reads [data])
+    train: TrainSection
+    eval: EvalSection
+    model: dict[str, Any]  # validated [model]: preset + explicit fields
+    data_dir: str | None = None
+
+    @property
+    def run_name(self) -> str:
+        return self.train.run_name or str(self.manifest.get("run", {}).get("name") or self.manifest_path.stem)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.train.runs_dir) / self.run_name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"manifest": str(self.manifest_path), "manifest_sha": self.manifest_sha,
+                "run_name": self.run_name, "train": self.train.model_dump(),
+                "eval": self.eval.model_dump(), "model": self.model}
+
+
+def load_config(cmd: CommandLine) -> RunConfig:
+    """Read the manifest, apply overrides, validate; every problem is one line."""
+    path = cmd.manifest
+    if not path.is_file():
+        raise UserError(f"manifest not found: {path}")
+    raw = path.read_bytes()
+    try:
+        manifest = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    owner = flag_sections()
+    sections: dict[str, Any] = {}
+    for section in ("train", "eval", "model"):
+        values = manifest.get(section, {})
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: [{section}] must be a table")
+        if section == "model" and "vocab_size" in values:
+            raise UserError(f"{path}: [model].vocab_size: not allowed, it comes from the plan's tokenizer")
+        merged = dict(values)
+        merged.update({k: v for k, v in cmd.overrides.items() if owner[k] == section})
+        try:
+            sections[section] = _section_class(section).model_validate(merged)
+        except ValidationError as exc:
+            raise UserError(_one_line(exc, path, section, cmd.overrides)) from None
+    return RunConfig(path, hashlib.sha256(raw).hexdigest(), manifest, sections["train"], sections["eval"],
+                     sections["model"].model_dump(), cmd.data_dir)
+
+
+def _one_line(exc: ValidationError, path: Path, section: str, overrides: dict) -> str:
+    err = exc.errors()[0]
+    key = str(err["loc"][0]) if err["loc"] else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, list(_section_class(section).model_fields), n=1)
+        return f"{path}: [{section}].{key}: unknown key" + (f" (did you mean {close[0]}?)" if close else "")
+    where = f"--{key}" if key in overrides else f"{path}: [{section}]" + (f".{key}" if key else "")
+    given = f" (got {err['input']!r})" if key else ""
+    return f"{where}: {msg}{given}"

@@ -1,0 +1,40 @@
+"""Optimizers: AdamW, or bitsandbytes' 8-bit AdamW (imported only when asked for).
+
+Matrices are decayed; vectors (norms, biases, gains, SSM ``A``/``D``/``dt``) are not, as in
+nanoGPT. The 8-bit variant keeps its moments block-quantised, which is why the blueprint uses
+it: at 50M+ parameters optimizer memory dominates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from corpus.errors import UserError
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float,
+                    betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8)
+    if name == "adamw_8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise UserError(f"optimizer adamw_8bit needs bitsandbytes ({exc}); pip install bitsandbytes") from None
+        return bnb.optim.AdamW8bit(groups, lr=lr, betas=betas, eps=1e-8)
+    raise UserError(f"unknown optimizer {name!r} (adamw, adamw_8bit)")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
