@@ -1,6 +1,7 @@
 """Short symbolic derivations: rewrite an expression one justified step at a time.
 
-Three families share the task; every step names its rule and shows the whole rewritten form:
+Three families share the task; every step names its rule and shows its rewrite (the whole
+form after every step for evaluate and logic, after each phase for algebra):
 
 * ``evaluate``: an integer expression, one operation per step, by the order of operations;
 * ``algebra``: a polynomial expression, expanded ("distribute", "expand the product") and then
@@ -8,7 +9,7 @@ Three families share the task; every step names its rule and shows the whole rew
 * ``logic``: a propositional formula rewritten to simplified negation normal form
   ("implication elimination", "De Morgan", "double negation", "absorption", ...).
 
-Tier sets the number of steps (1-2, 3-4, 5-7, 8-12). The checker grades the final form only:
+Tier sets the number of steps (1-2, 3-4, 5-7, 8-10). The checker grades the final form only:
 exact evaluation, equality at random points plus an "expanded and combined" test, or a truth
 table plus a negation-normal-form test.
 """
@@ -22,9 +23,11 @@ from typing import Any
 from corpus.synthetic import expr, logic
 from corpus.synthetic.base import Problem, Task, parse_number, ranged
 
-STEP_RANGE = {0: (1, 2), 1: (3, 4), 2: (5, 7), 3: (8, 12)}
+STEP_RANGE = {0: (1, 2), 1: (3, 4), 2: (5, 7), 3: (8, 10)}
 FAMILIES = ("evaluate", "algebra", "logic")
 MAX_TRIES = 2000
+MAX_CHARS = 1000  # prompt + target: keeps tier 3 within ~512 tokens even for a small vocabulary
+Candidate = tuple  # (prompt, original text, steps, answer, extra features)
 
 
 # --- evaluate: integer expressions -----------------------------------------------------------
@@ -82,7 +85,7 @@ def contains_sum(node: tuple) -> bool:
     return node[0] in "+-" or (node[0] == "*" and (contains_sum(node[1]) or contains_sum(node[2])))
 
 
-def build_evaluate(rng: random.Random, tier: int) -> tuple[str, str, list[str], str, dict]:
+def build_evaluate(rng: random.Random, tier: int) -> Candidate | None:
     tree = random_tree(rng, ranged(rng, STEP_RANGE[tier]), 12 if tier < 2 else 20)
     text, steps = show_tree(tree), []
     while tree[0] != "num":
@@ -171,10 +174,17 @@ def random_chunks(rng: random.Random, tier: int) -> list[tuple]:
 
 
 def algebra_steps(chunks: list[tuple]) -> tuple[list[str], list[tuple[int, Mono]]]:
+    """Expand, then combine, then order. Each step shows its local rewrite; the whole expression
+    is shown at the end of each phase (showing it after every step would not fit tier 3 in
+    512 tokens)."""
     steps: list[str] = []
 
     def log(rule: str, work: str) -> None:
-        steps.append(f"Step {len(steps) + 1} ({rule}): {work}, giving {chunks_text(chunks)}")
+        steps.append(f"Step {len(steps) + 1} ({rule}): {work}")
+
+    def show_whole(phase_start: int) -> None:
+        if len(steps) > phase_start:
+            steps[-1] += f", giving {chunks_text(chunks)}"
 
     i = 0
     while i < len(chunks):
@@ -189,6 +199,8 @@ def algebra_steps(chunks: list[tuple]) -> tuple[list[str], list[tuple[int, Mono]
             log("expand the product", f"{join([chunk_text(chunk)])} = {terms_text(new)}")
         else:
             i += 1
+    show_whole(0)
+    expanded = len(steps)
     for mono in dict.fromkeys(c[2] for c in chunks):
         where = [j for j, c in enumerate(chunks) if c[2] == mono]
         if len(where) < 2:
@@ -201,6 +213,7 @@ def algebra_steps(chunks: list[tuple]) -> tuple[list[str], list[tuple[int, Mono]
         what = f"the {mono_text(1, mono)} terms" if any(mono) else "the constants"
         log("combine like terms", f"{what}: {terms_text([(c[1], c[2]) for c in group])} = "
                                   f"{terms_text([(total, mono)]) if total else '0'}")
+    show_whole(expanded)
     terms = [(c[1], c[2]) for c in chunks]
     ordered = sorted(terms, key=degree_key)
     if ordered != terms:
@@ -209,17 +222,12 @@ def algebra_steps(chunks: list[tuple]) -> tuple[list[str], list[tuple[int, Mono]
     return steps, ordered
 
 
-def build_algebra(rng: random.Random, tier: int) -> tuple[str, str, list[str], str, dict]:
-    for _ in range(MAX_TRIES):
-        chunks = random_chunks(rng, tier)
-        text = chunks_text(chunks)
-        steps, final = algebra_steps(list(chunks))
-        low, high = STEP_RANGE[tier]
-        if low <= len(steps) <= high:
-            prompt = (f"Simplify {text} by expanding and combining like terms. "
-                      f"Name the rule used at each step.")
-            return prompt, text, steps, terms_text(final), {"variables": len(expr.variables(expr.parse(text)))}
-    raise RuntimeError(f"no algebra derivation with {STEP_RANGE[tier]} steps")
+def build_algebra(rng: random.Random, tier: int) -> Candidate | None:
+    chunks = random_chunks(rng, tier)
+    text = chunks_text(chunks)
+    steps, final = algebra_steps(list(chunks))
+    prompt = f"Simplify {text} by expanding and combining like terms. Name the rule used at each step."
+    return prompt, text, steps, terms_text(final), {"variables": len(expr.variables(expr.parse(text)))}
 
 
 # --- logic: negation normal form -------------------------------------------------------------
@@ -240,24 +248,21 @@ def random_formula(rng: random.Random, connectives: int, letters: str, tier: int
     return logic.neg(node) if rng.random() < 0.35 else node
 
 
-def build_logic(rng: random.Random, tier: int) -> tuple[str, str, list[str], str, dict]:
+def build_logic(rng: random.Random, tier: int) -> Candidate | None:
     connectives, letters = LOGIC_SHAPE[tier]
-    low, high = STEP_RANGE[tier]
-    for _ in range(MAX_TRIES):
-        formula = random_formula(rng, ranged(rng, connectives), letters, tier)
-        try:
-            derivation = logic.derive(formula, limit=high)
-        except ValueError:  # longer than this tier allows
-            continue
-        if len(derivation) < low or logic.size(derivation[-1][1]) > 31:
-            continue
-        steps = [f"Step {i} ({rule}): {logic.show(f)}" for i, (rule, f) in enumerate(derivation, 1)]
-        text = logic.show(formula)
-        prompt = (f"Rewrite the formula {text} in negation normal form (no -> or <->, and ~ only "
-                  f"directly on letters), simplifying where a rule applies. Name the rule used at each "
-                  f"step. Notation: ~ not, & and, | or, -> implies, <-> if and only if, T true, F false.")
-        return prompt, text, steps, logic.show(derivation[-1][1]), {"variables": len(logic.atoms(formula))}
-    raise RuntimeError(f"no logic derivation with {STEP_RANGE[tier]} steps")
+    formula = random_formula(rng, ranged(rng, connectives), letters, tier)
+    try:
+        derivation = logic.derive(formula, limit=STEP_RANGE[tier][1])
+    except ValueError:  # longer than this tier allows
+        return None
+    if not derivation or logic.size(derivation[-1][1]) > 31:
+        return None
+    steps = [f"Step {i} ({rule}): {logic.show(f)}" for i, (rule, f) in enumerate(derivation, 1)]
+    text = logic.show(formula)
+    prompt = (f"Rewrite the formula {text} in negation normal form (no -> or <->, and ~ only "
+              f"directly on letters), simplifying where a rule applies. Name the rule used at each "
+              f"step. Notation: ~ not, & and, | or, -> implies, <-> if and only if, T true, F false.")
+    return prompt, text, steps, logic.show(derivation[-1][1]), {"variables": len(logic.atoms(formula))}
 
 
 BUILDERS = {"evaluate": build_evaluate, "algebra": build_algebra, "logic": build_logic}
@@ -269,9 +274,17 @@ class Derivations(Task):
     hardness = ("steps", "size")
 
     def build(self, rng: random.Random, tier: int) -> Problem:
-        family = rng.choice(FAMILIES)
-        prompt, text, steps, answer, info = BUILDERS[family](rng, tier)
-        steps = steps + [f"So the final form is {answer}."]
+        family, (low, high) = rng.choice(FAMILIES), STEP_RANGE[tier]
+        for _ in range(MAX_TRIES):  # rejection sampling: the tier fixes the number of steps
+            candidate = BUILDERS[family](rng, tier)
+            if candidate is None or not low <= len(candidate[2]) <= high:
+                continue
+            prompt, text, steps, answer, info = candidate
+            steps = steps + [f"So the final form is {answer}."]
+            if len(prompt) + sum(len(line) + 1 for line in steps) + len(answer) + 5 <= MAX_CHARS:
+                break
+        else:
+            raise RuntimeError(f"no {family} derivation with {low}-{high} steps in {MAX_CHARS} characters")
         features = {"family": FAMILIES.index(family), "steps": len(steps) - 1,
                     "size": len(text.split()), **info}
         return Problem(prompt, steps, answer, features, {"family": family, "expression": text})

@@ -216,9 +216,14 @@ class LinearEquations(Task):
 
 def read_assignment(answer: str, names: str) -> dict[str, Fraction]:
     """"x = 3, y = -2" (any order), or bare numbers in variable order: "3, -2" or "3"."""
-    pairs = dict(re.findall(r"\b([a-z])\s*=\s*(-?\d+(?:\s*/\s*\d+)?)", answer))
+    found = re.findall(r"\b([a-z])\s*=\s*(-?\d+(?:\s*/\s*\d+)?)", answer)
+    pairs: dict[str, Fraction] = {}
+    for name, text in found:
+        value = Fraction(text.replace(" ", ""))
+        if pairs.setdefault(name, value) != value:
+            raise ValueError(f"{name} is given two values in {answer!r}")
     if all(v in pairs for v in names):
-        return {v: Fraction(pairs[v].replace(" ", "")) for v in names}
+        return {v: pairs[v] for v in names}
     if len(names) == 1:
         return {names: parse_number(answer)}
     numbers = re.findall(r"-?\d+(?:/\d+)?", answer)
