@@ -79,6 +79,7 @@ class BuildStats:
     tokens: Counter = field(default_factory=Counter)
     tiers: Counter = field(default_factory=Counter)
     quarantined: list = field(default_factory=list)
+    counters: Counter = field(default_factory=Counter)  # source.count(...) events, e.g. "image missing"
 
 
 # -- worker side ------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def _process(batch):
         except BadRecord as exc:
             rejected.append(Rejected(rec.ref, exc.field, exc.reason))
     by_split, too_long = tokenize_examples(items, tok, opts, source.tier)
-    return by_split, rejected + too_long, len(batch)
+    return by_split, rejected + too_long, len(batch), source.take_counters()
 
 
 def _check_example(ex, source) -> None:
@@ -239,8 +240,9 @@ def _run_pipeline(args, source, tok, files, staging: Path):
     try:
         with progress:
             task = progress.add_task(f"building {args.source}", total=args.limit)
-            for by_split, bad, n_records in results:
+            for by_split, bad, n_records, counts in results:
                 stats.records += n_records
+                stats.counters.update(counts)
                 rejected.extend(bad)
                 for split, batch in by_split.items():
                     if split not in writers:
@@ -254,6 +256,7 @@ def _run_pipeline(args, source, tok, files, staging: Path):
         if pool is not None:
             pool.close()
             pool.join()
+    stats.counters.update(source.take_counters())  # counted while reading records
     shard_files = [s for w in writers.values() for s in w.close()]
     for s in shard_files:
         for tier, (rows, tokens) in s.tier_counts.items():
@@ -297,12 +300,13 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
         for tier, (rows, tokens) in s.tier_counts.items():
             tier_rows[(s.split, tier)] += rows
             tier_tokens[(s.split, tier)] += tokens
+    kind = "eval" if source.is_eval_split(args.split) else source.role  # e.g. mbpp --split test
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'validating', ?, ?, ?, ?)",
-                [vid, args.source, source.role, now, json.dumps(config), fingerprint, tok.sha256, code_version(),
+                [vid, args.source, kind, now, json.dumps(config), fingerprint, tok.sha256, code_version(),
                  source.tier_rule.id, args.max_seq_len, sum(stats.rows.values()), sum(stats.tokens.values()),
                  len(rejected), seconds],
             )
@@ -317,7 +321,10 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
                     con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
                                 [rel(path), vid, role, s.sha256[name], s.bytes[name]])
             for (split, tier), rows in sorted(tier_rows.items()):
-                con.execute("INSERT INTO tiers VALUES (?, ?, ?, ?, ?)", [vid, split, tier, rows, tier_tokens[(split, tier)]])
+                con.execute("INSERT INTO tiers (version, split, tier, rows, tokens, rule) VALUES (?, ?, ?, ?, ?, ?)",
+                            [vid, split, tier, rows, tier_tokens[(split, tier)], source.tier_rule.id])
+            for name, value in sorted(stats.counters.items()):
+                con.execute("INSERT INTO version_counters VALUES (?, ?, ?)", [vid, name, value])
             if rejected:
                 con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?)",
                                 [[vid, args.source, r.ref, r.field, r.reason] for r in rejected])
@@ -332,7 +339,8 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
 def _forget(catalog, vid: str) -> None:
     with catalog.connect() as con:
         for table, column in (("versions", "id"), ("shards", "version"), ("files", "version"), ("tiers", "version"),
-                              ("quarantine", "version"), ("validations", "version")):
+                              ("quarantine", "version"), ("validations", "version"), ("tier_files", "version"),
+                              ("version_counters", "version")):
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])
 
 
@@ -352,6 +360,8 @@ def _print_summary(args, vid, stats: BuildStats, rejected, status, failures, sec
     reasons = Counter(re.sub(r"\d+", "N", r.reason.split(":")[0]) for r in rejected)
     q = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common()) or "none"
     console.print(f"quarantined {len(rejected)} of {stats.records} records ({q})")
+    if stats.counters:
+        console.print("counted: " + ", ".join(f"{name}: {n}" for name, n in sorted(stats.counters.items())))
     console.print(f"{seconds:.1f} s, {total_tokens / max(seconds, 1e-9):,.0f} tokens/s")
     console.print(f"version {vid}: {status}" + (f" — failing: {'; '.join(failures)}" if failures else ""))
 

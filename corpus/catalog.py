@@ -52,6 +52,20 @@ MIGRATIONS: list[tuple[int, str]] = [
             failed INTEGER, failed_expectations JSON, report_path VARCHAR, validated_at TIMESTAMP);
         """,
     ),
+    (
+        2,
+        # tiers per rule (re-tiering adds rows under a new rule; old rows get the build rule),
+        # the per-shard tier side files a re-tiering writes (docs/tiers.md), and counts a build
+        # reports that are not rejections (e.g. ScienceQA images missing)
+        """
+        ALTER TABLE tiers ADD COLUMN rule VARCHAR;
+        UPDATE tiers SET rule = versions.tier_rule FROM versions WHERE versions.id = tiers.version;
+        CREATE TABLE tier_files (
+            version VARCHAR, rule VARCHAR, split VARCHAR, idx INTEGER, path VARCHAR, rows BIGINT,
+            created_at TIMESTAMP);
+        CREATE TABLE version_counters (version VARCHAR, name VARCHAR, value BIGINT);
+        """,
+    ),
 ]
 
 
