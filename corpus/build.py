@@ -133,10 +133,38 @@ def _check_example(ex, source) -> None:
 
 # -- orchestration ----------------------------------------------------------------------------
 
-def _batches(records: Iterable, size: int) -> Iterator[list]:
-    it = iter(records)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
+BATCH_CHARS = 4 << 20  # cut batches of long documents by size too, so encode overlaps writing
+
+
+def _batches(records: Iterable, size: int, max_chars: int = BATCH_CHARS) -> Iterator[list]:
+    """Lists of at most ``size`` records and about ``max_chars`` characters of text."""
+    batch: list = []
+    chars = 0
+    for rec in records:
+        batch.append(rec)
+        if isinstance(rec.data, dict):
+            chars += sum(len(v) for v in rec.data.values() if isinstance(v, str))
+        if len(batch) >= size or chars >= max_chars:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _prefetch(fn, items: Iterable, depth: int = 2) -> Iterator:
+    """``map(fn, items)`` computed one step ahead in a thread: tokenizers release the GIL, so the
+    next batch is encoded while this one is written."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def build(args: argparse.Namespace) -> int:
@@ -235,7 +263,7 @@ def _run_pipeline(args, source, tok, files, staging: Path):
         results = pool.imap(_process, batches)
     else:
         _init_worker(args, str(tok.path), args.threads)
-        pool, results = None, map(_process, batches)
+        pool, results = None, _prefetch(_process, batches)
     progress = _progress(args)
     try:
         with progress:
