@@ -66,6 +66,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE version_counters (version VARCHAR, name VARCHAR, value BIGINT);
         """,
     ),
+    (
+        3,
+        # data quality (docs/quality.md): eval-set n-gram hits per training row (dropped or
+        # flagged), a normalized-text hash per row, and the exact duplicates found from them
+        """
+        CREATE TABLE decontamination (
+            version VARCHAR, split VARCHAR, shard VARCHAR, row_id VARCHAR, benchmark VARCHAR,
+            eval_version VARCHAR, item VARCHAR, ngram VARCHAR, action VARCHAR);
+        CREATE TABLE row_hashes (
+            version VARCHAR, split VARCHAR, shard VARCHAR, row_id VARCHAR, text_hash BIGINT);
+        CREATE TABLE duplicates (
+            version VARCHAR, split VARCHAR, row_id VARCHAR, text_hash BIGINT, scope VARCHAR,
+            first_version VARCHAR, first_row_id VARCHAR);
+        """,
+    ),
 ]
 
 
