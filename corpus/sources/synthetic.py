@@ -23,7 +23,8 @@ def _level(features: Mapping[str, float | int]) -> int:
     return int(features["level"])
 
 
-LEVEL_RULE = TierRule("synthetic-level", 1, max(TIERS), _level, "tier = features['level'] (the generator's tier)")
+LEVEL_RULE = TierRule("synthetic-level", 1, max(TIERS), _level,
+                      "tier = features['level'] (the generator's own tier)")
 
 
 def _tiers_arg(text: str) -> tuple[int, ...]:

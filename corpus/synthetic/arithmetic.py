@@ -95,7 +95,7 @@ def mul_steps(a: int, b: int) -> tuple[list[str], int]:
 class Arithmetic(Task):
     name = "arith"
     summary = "multi-digit addition, subtraction and long multiplication with carries shown"
-    hardness = ("digits",)
+    hardness = ("digits", "carries", "steps", "result_digits")
 
     def build(self, rng: random.Random, tier: int) -> Problem:
         add_digits, ops, mul_digits = TIER_TABLE[tier]

@@ -157,7 +157,8 @@ def terms(node: Node) -> list[tuple[tuple[str, int], ...]] | None:
         if n[0] == "pow":
             return collect(n[1], times * n[2])
         if n[0] in ("mul", "div"):
-            return collect(n[1], times) and (n[0] == "mul" or variables(n[2]) == set()) and collect(n[2], times)
+            divides_by_number = n[0] == "div" and not variables(n[2])
+            return collect(n[1], times) and (n[0] == "mul" or divides_by_number) and collect(n[2], times)
         return False
 
     if not collect(node, 1):

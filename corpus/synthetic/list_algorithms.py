@@ -57,7 +57,8 @@ def trace_sort(values: list[int], descending: bool) -> list[str]:
 
 def trace_reverse(values: list[int]) -> list[str]:
     steps = [f"Position {pos} is {values[pos - 1]}" for pos in range(len(values), 0, -1)]
-    return ["Read the list from the last position to the first."] + steps + [f"Reversed: {show(values[::-1])}"]
+    intro = "Read the list from the last position to the first."
+    return [intro] + steps + [f"Reversed: {show(values[::-1])}"]
 
 
 def trace_count(values: list[int], needle: int) -> list[str]:

@@ -97,7 +97,8 @@ def narrate(event: list, person: tuple[str, str, str], thing: tuple[str, str, st
                            f"{he.capitalize()} uses {args[0]} of {his} {things}."]), f"loses {args[0]}"
     if kind == "add_groups":
         return (f"{he.capitalize()} buys {args[0]} {containers} of {things} with {args[1]} {things} in each.",
-                f"gets {args[0]} {containers} of {args[1]}, that is {args[0]} * {args[1]} = {args[0] * args[1]} more")
+                f"gets {args[0]} {containers} of {args[1]}, that is "
+                f"{args[0]} * {args[1]} = {args[0] * args[1]} more")
     if kind == "sub_groups":
         group = rng.choice(GROUPS)
         return (f"{he.capitalize()} gives {args[0]} {group} {args[1]} {things} each.",
@@ -108,7 +109,8 @@ def narrate(event: list, person: tuple[str, str, str], thing: tuple[str, str, st
         return (f"Then the number of {things} {name} has {word}.",
                 f"now has {many} as many, so multiply by {args[0]}")
     if kind == "half":
-        return f"{he.capitalize()} gives half of {his} {things} to {friend}.", "gives away half, so divide by 2"
+        return (f"{he.capitalize()} gives half of {his} {things} to {friend}.",
+                "gives away half, so divide by 2")
     if kind == "share":
         return (f"{he.capitalize()} splits {his} {things} equally into {args[0]} piles and keeps one pile.",
                 f"keeps one of {args[0]} equal piles, so divide by {args[0]}")
@@ -132,7 +134,7 @@ def arithmetic(value: int, event: list) -> str:
 class WordProblems(Task):
     name = "word_problems"
     summary = "chained multi-step word problems about one quantity"
-    hardness = ("steps", "chain")
+    hardness = ("steps", "chain", "numbers", "max_value_digits")
 
     def build(self, rng: random.Random, tier: int) -> Problem:
         chain_range, start_range, small = TIER_TABLE[tier]

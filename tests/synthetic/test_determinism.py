@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import random
 import subprocess
@@ -48,15 +50,24 @@ def test_tiers_are_round_robin_and_an_item_depends_only_on_its_seed_task_tier_in
     assert len({it.native_id for it in generate("lists", 500, "0-3", seed=4)}) == 500
 
 
+DIGEST = ("import dataclasses, hashlib, json\n"
+          "from corpus.synthetic import TASKS, generate\n"
+          "items = [dataclasses.asdict(i) for t in sorted(TASKS) for i in generate(t, 24, '0-3', seed=5)]\n"
+          "print(hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest())\n")
+
+
 def test_item_rng_is_a_stable_hash_not_pythons_salted_hash():
     expected = int.from_bytes(hashlib.sha256(b"hrm-synthetic:7:arith:1:42").digest()[:16], "big")
     assert item_rng(7, "arith", 1, 42).random() == random.Random(expected).random()
-    code = ("from corpus.synthetic import generate; import hashlib, json, dataclasses;"
-            "print(hashlib.sha256(json.dumps([dataclasses.asdict(i) for i in generate('derivations', 30,"
-            " '0-3', seed=5)], sort_keys=True).encode()).hexdigest())")
-    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
-                              env={"PYTHONHASHSEED": salt, "PATH": ""}).stdout for salt in ("1", "2")}
-    assert len(digests) == 1
+    digests = set()
+    for salt in ("1", "2"):
+        proc = subprocess.run([sys.executable, "-c", DIGEST], capture_output=True, text=True, cwd=REPO,
+                              env={"PYTHONHASHSEED": salt, "PATH": ""}, check=True)
+        digests.add(proc.stdout.strip())
+    namespace: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        exec(DIGEST, namespace)
+    assert digests == {out.getvalue().strip()}
 
 
 @pytest.mark.parametrize("spec, tiers", [("0-3", (0, 1, 2, 3)), ("0,2", (0, 2)), ("3", (3,)),

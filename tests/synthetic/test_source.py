@@ -36,7 +36,8 @@ def test_records_follow_count_tiers_seed_and_limit():
     assert [r.data for r in records] == generate("arith", 10, [1, 3], seed=5)
     assert records[0].ref == "synthetic:arith#arith-s5-t1-0000000"
     assert len(list(source.records(None, "train", 4))) == 4
-    assert source.options() == {"task": "arith", "count": 10, "tiers": [1, 3], "seed": 5, "generator_version": 1}
+    assert source.options() == {"task": "arith", "count": 10, "tiers": [1, 3], "seed": 5,
+                                "generator_version": 1}
 
 
 def test_normalize_keeps_text_features_and_meta_and_tier_is_the_level():
