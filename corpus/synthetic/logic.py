@@ -130,9 +130,14 @@ def value(f: Formula, env: dict[str, bool]) -> bool:
     return {"and": a and b, "or": a or b, "imp": (not a) or b, "iff": a == b}[kind]
 
 
+MAX_LETTERS = 12  # 4096 rows; more letters in a candidate answer is not worth a truth table
+
+
 def equivalent(f: Formula, g: Formula) -> bool:
     """Truth-table equivalence over the union of both formulas' letters."""
     names = sorted(atoms(f) | atoms(g))
+    if len(names) > MAX_LETTERS:
+        raise ValueError(f"{len(names)} letters is more than {MAX_LETTERS}")
     for row in itertools.product((False, True), repeat=len(names)):
         env = dict(zip(names, row))
         if value(f, env) != value(g, env):

@@ -47,10 +47,16 @@ def test_expression_evaluation(text, env, value):
     assert expr.evaluate(expr.parse(text), env) == value
 
 
-@pytest.mark.parametrize("text", ["2 +", "(x + 1", "x ^ y", "3 $ 4", "x^99"])
+@pytest.mark.parametrize("text", ["2 +", "(x + 1", "x ^ y", "3 $ 4", "x^99", "x^2^3"])
 def test_expression_parse_errors(text):
     with pytest.raises(ValueError):
         expr.parse(text)
+
+
+def test_checkers_survive_hostile_answers():
+    meta = {"family": "algebra", "expression": "2(x + 1)"}
+    for hostile in ("(" * 5000 + "x" + ")" * 5000, "9" * 5000, "x^12" * 200, "\x00", "2x + 2" * 2000):
+        assert TASKS["derivations"].check(meta, hostile) is False
 
 
 def test_polynomial_answers_must_be_expanded_combined_and_equal():
@@ -90,6 +96,8 @@ def test_logic_checker_wants_nnf_and_equivalence():
     assert not derivations.check(meta, "~(~p | q)")     # equivalent, negation not pushed in
     assert not derivations.check(meta, "p & q")
     assert not derivations.check(meta, "p & ~q &")      # unparsable
+    assert not derivations.check(meta, "p & ~q & " + " & ".join(f"({c} | ~{c})" for c in "abcdefghijklmn"))
+    assert not derivations.check(meta, "(" * 5000 + "p" + ")" * 5000)
 
 
 def test_linear_checker_accepts_any_correct_spelling():
