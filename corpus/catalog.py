@@ -81,6 +81,25 @@ MIGRATIONS: list[tuple[int, str]] = [
             first_version VARCHAR, first_row_id VARCHAR);
         """,
     ),
+    (
+        4,
+        # mix plans (docs/mixing.md): one row per plan id, its sources with the versions they
+        # resolved to and their realized draws/epochs, and the expected tier draws per window
+        # (the target side of the mix_tier_* audit views, which corpus.mixing creates)
+        """
+        CREATE TABLE mixes (
+            id VARCHAR PRIMARY KEY, name VARCHAR, manifest_path VARCHAR, manifest_sha256 VARCHAR,
+            seed BIGINT, window_size INTEGER, tokenizer_sha VARCHAR, max_seq_len INTEGER,
+            train_samples BIGINT, val_samples BIGINT, algorithm VARCHAR, payload JSON, dir VARCHAR,
+            created_at TIMESTAMP, build_seconds DOUBLE);
+        CREATE TABLE mix_components (
+            mix VARCHAR, idx INTEGER, source VARCHAR, version VARCHAR, weight DOUBLE, tier_weights JSON,
+            max_epochs DOUBLE, train_rows BIGINT, val_rows BIGINT, train_draws BIGINT, val_draws BIGINT,
+            epochs DOUBLE, val_epochs DOUBLE);
+        CREATE TABLE mix_tier_targets (
+            mix VARCHAR, split VARCHAR, window_idx INTEGER, source VARCHAR, tier INTEGER, target DOUBLE);
+        """,
+    ),
 ]
 
 
