@@ -48,9 +48,15 @@ def solve_one_side(rng: random.Random) -> tuple[str, list[str], dict]:
     a, x, b = nonzero(rng, 12), rng.randint(-15, 15), nonzero(rng, 30)
     c = a * x + b
     text = f"{linear([a], v)}{signed(b)} = {c}"
-    steps = [f"{balance_constant(b)}: {linear([a], v)} = {c - b}",
-             f"Divide both sides by {a}: {v} = {x}"]
+    steps = [f"{balance_constant(b)}: {linear([a], v)} = {c - b}"]
+    if a != 1:
+        steps.append(f"Divide both sides by {a}: {v} = {x}")
     return text, steps, {"variables": v, "solution": [x], "terms": 3}
+
+
+def side(coef: int, const: int, v: str) -> str:
+    """"3x - 4", or "3x" when the constant is zero."""
+    return f"{linear([coef], v)}{signed(const)}" if const else linear([coef], v)
 
 
 def solve_both_sides(rng: random.Random) -> tuple[str, list[str], dict]:
@@ -68,7 +74,7 @@ def solve_both_sides(rng: random.Random) -> tuple[str, list[str], dict]:
         d = a * x + b - c * x
         if p > 1 and q:
             left = f"{p}({linear([a // p], v)}{signed(q)})"
-            steps.append(f"Distribute {p}: {linear([a], v)}{signed(b)} = {linear([c], v)}{signed(d)}")
+            steps.append(f"Distribute {p}: {linear([a], v)}{signed(b)} = {side(c, d, v)}")
             terms = 5
         else:
             left = f"{linear([a], v)}{signed(b)}" if b else linear([a], v)
@@ -77,14 +83,15 @@ def solve_both_sides(rng: random.Random) -> tuple[str, list[str], dict]:
         b = nonzero(rng, 25)
         d = a * x + b - c * x
         left, terms = f"{linear([a], v)}{signed(b)}", 4
-    right = f"{linear([c], v)}{signed(d)}" if d else linear([c], v)
+    right = side(c, d, v)
     terms += 1 if d else 0
     move = f"Subtract {linear([c], v)} from both sides" if c > 0 else f"Add {linear([-c], v)} to both sides"
     after_move = f"{linear([a - c], v)}{signed(b)} = {d}" if b else f"{linear([a - c], v)} = {d}"
     steps.append(f"{move}: {after_move}")
     if b:
         steps.append(f"{balance_constant(b)}: {linear([a - c], v)} = {d - b}")
-    steps.append(f"Divide both sides by {a - c}: {v} = {x}")
+    if a - c != 1:
+        steps.append(f"Divide both sides by {a - c}: {v} = {x}")
     return f"{left} = {right}", steps, {"variables": v, "solution": [x], "terms": terms}
 
 
