@@ -1,0 +1,461 @@
+"""Run untrusted Python (model-generated code and its tests) in a throw-away sandbox.
+
+    run_python(code) ─► fresh temp dir (cwd, HOME, TMPDIR; owned by the sandbox uid)
+         │              python -I -B sandbox_child.py   (new session = new process group,
+         │                                               minimal environment, stdin /dev/null)
+         │                 ├─ new network namespace (netns, or userns+netns when not root)
+         │                 ├─ root only: drop to a fresh unused uid, no capabilities but
+         │                 │  DAC_READ_SEARCH, empty bounding set, no_new_privs
+         │                 ├─ rlimits: AS, CPU, NPROC, FSIZE, NOFILE, CORE=0 (soft = hard)
+         │                 ├─ guard (Python-level refusals, see below)
+         │                 └─ exec(program) ─► exit status says passed/failed/error/...
+         ├─ read stdout/stderr, at most ``max_output_bytes`` each (more: killed, "output_limit")
+         ├─ wall clock ``timeout_s``: SIGKILL to the whole process group ("timeout")
+         └─ always: SIGKILL the group and every process still running as the sandbox uid
+            (catches a child that left the group with setsid), reap, delete the temp dir and
+            anything the sandbox uid left at the top of /tmp, /var/tmp, /dev/shm
+
+What is isolated
+    * Time: wall clock (``timeout_s``) for the whole group, CPU seconds per process (``cpu_s``).
+    * Memory: RLIMIT_AS per process (``memory_mb``); a 10 GB allocation raises MemoryError.
+    * Processes: RLIMIT_NPROC (``max_processes``). The kernel enforces it only for a non-root
+      real uid, which is why a root parent drops the child to its own uid: a fork bomb then stops
+      at ``max_processes`` tasks and all of them die at the end. The guard also refuses
+      ``os.fork``/``subprocess``/``os.system``/exec/spawn outright.
+    * Files: the working directory is a fresh ``mkdtemp``; RLIMIT_FSIZE caps each file. Writes
+      elsewhere are refused by the guard (``open`` in a write mode, ``os.open`` with write flags,
+      ``os.remove/unlink/rmdir/mkdir/rename/replace/link/symlink/chmod/chown/truncate/utime``,
+      resolved with ``realpath`` so symlinks and ``..`` do not escape) and, under a root parent,
+      by the kernel too: the sandbox uid owns nothing outside its directory.
+    * Network: a new network namespace with no usable interface (``connect`` fails with
+      ENETUNREACH; abstract Unix sockets are per namespace). The guard also refuses
+      ``socket.socket``, ``create_connection``, ``getaddrinfo`` and friends.
+    * Other processes: the guard refuses ``os.kill``/``os.killpg`` outside the sandbox's process
+      group; under a root parent the kernel does too (different uid, no CAP_KILL).
+    * Output: each stream is read up to ``max_output_bytes``; beyond that the run is killed.
+
+What is not isolated
+    * Reading: the program can read any file its uid (plus CAP_DAC_READ_SEARCH under a root
+      parent) can read, including the repository and data. There is no mount namespace.
+    * Without a root parent there is no separate uid: RLIMIT_NPROC then counts all of the user's
+      processes (the parent adds ``max_processes`` to the current count), writes outside are
+      stopped only by the guard, and signals to the user's other processes only by the guard.
+      Where user namespaces are disabled there is no network namespace either; ``isolation()``
+      says which layers hold on this machine.
+    * World-writable places (``/tmp``, ``/dev/shm``) are writable to a program that gets past the
+      guard; top-level entries the sandbox uid leaves there are deleted afterwards.
+    * The guard is Python-level: it stops careless and confused code, not an adversary who
+      rebuilds ``os`` from ``posix`` internals. Its pass verdict also relies on it (it refuses
+      ``os._exit``, so only reaching the end of the program exits 0). It is not a security
+      boundary against malicious code; a VM or gVisor is.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.eval import sandbox_child as child
+
+__all__ = [
+    "SandboxResult",
+    "SandboxSetupError",
+    "Isolation",
+    "STATUSES",
+    "run_python",
+    "isolation",
+]
+
+CHILD_SCRIPT = Path(child.__file__).resolve()
+PROGRAM_NAME = "program.py"
+STATUSES = ("passed", "failed", "error", "timeout", "memory", "blocked", "exited", "output_limit", "killed")
+
+# Fresh uids for sandboxed children of a root parent: high enough to belong to nobody, inside the
+# range every full uid map covers.
+_UID_BASE = 1_900_000_000
+_UID_SPAN = 1_000_000
+_uids_in_use: set[int] = set()
+_uids_lock = threading.Lock()
+
+
+class SandboxSetupError(RuntimeError):
+    """The sandbox itself could not be built; the program never ran (not a model failure)."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How one program ended. ``passed`` is true only when the program ran to its end."""
+
+    status: str  # one of STATUSES
+    stdout: str
+    stderr: str
+    seconds: float
+    returncode: int | None
+    detail: str = ""  # the exception line, the signal, or why the run was stopped
+    pid: int = 0  # the child's pid, also its process-group and session id
+    uid: int | None = None  # the sandbox uid under a root parent
+    workdir: str = ""  # the temporary directory (deleted by the time you read this)
+    output_truncated: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Which OS-level layers hold on this machine (the guard holds everywhere)."""
+
+    network_namespace: bool
+    separate_uid: bool
+    nproc_enforced: bool
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in self.__dict__.items())
+
+
+def run_python(
+    code: str,
+    *,
+    timeout_s: float = 10.0,
+    memory_mb: int = 1024,
+    cpu_s: float | None = None,
+    max_output_bytes: int = 1 << 20,
+    max_processes: int = 32,
+    max_file_mb: int = 64,
+    guard: bool = True,
+    python: str | None = None,
+) -> SandboxResult:
+    """Run ``code`` as ``__main__`` in a fresh sandbox and say how it ended.
+
+    ``cpu_s`` defaults to ``timeout_s + 1`` (the wall clock normally fires first). ``guard=False``
+    leaves only the OS-level layers, for testing them; never use it for evaluation.
+    Raises :class:`SandboxSetupError` when the sandbox cannot be built.
+    """
+    if timeout_s <= 0 or memory_mb <= 0 or max_output_bytes <= 0 or max_processes <= 0:
+        raise ValueError("timeout_s, memory_mb, max_output_bytes and max_processes must be positive")
+    uid = _allocate_uid()
+    workdir = tempfile.mkdtemp(prefix="hrm-sandbox-")
+    try:
+        program = Path(workdir, PROGRAM_NAME)
+        program.write_text(code, encoding="utf-8")
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+            os.chown(program, uid, uid)
+        limits = {
+            "cpu_s": max(1, int(cpu_s if cpu_s is not None else timeout_s + 1)),
+            "memory_bytes": int(memory_mb) << 20,
+            "file_bytes": int(max_file_mb) << 20,
+            "open_files": 256,
+            "processes": max_processes if uid is not None else _current_tasks(os.getuid()) + max_processes,
+        }
+        config = [f"program={PROGRAM_NAME}", f"uid={'' if uid is None else uid}", f"guard={int(guard)}"]
+        config += [f"limit.{key}={value}" for key, value in limits.items()]
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": workdir,
+            "TMPDIR": workdir,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [python or sys.executable, "-I", "-B", str(CHILD_SCRIPT), *config],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+        try:
+            stdout, stderr, stopped, truncated = _collect(proc, started + timeout_s, max_output_bytes, uid)
+        finally:
+            _kill_everything(proc, uid)  # already done unless reading failed; harmless twice
+        seconds = time.monotonic() - started
+        returncode = proc.returncode
+    finally:
+        _cleanup(workdir, uid)
+        _release_uid(uid)
+
+    out = stdout.decode("utf-8", "replace")
+    err = stderr.decode("utf-8", "replace")
+    if stopped is None and returncode == child.EXIT_SETUP and child.SETUP_MARKER in err:
+        raise SandboxSetupError(err.split(child.SETUP_MARKER, 1)[1].strip())
+    status, detail = _classify(returncode, stopped, err, timeout_s, max_output_bytes)
+    return SandboxResult(
+        status=status,
+        stdout=out,
+        stderr=err,
+        seconds=seconds,
+        returncode=returncode,
+        detail=detail,
+        pid=proc.pid,
+        uid=uid,
+        workdir=workdir,
+        output_truncated=truncated,
+    )
+
+
+_EXIT_STATUS = {
+    child.EXIT_PASSED: "passed",
+    child.EXIT_FAILED: "failed",
+    child.EXIT_ERROR: "error",
+    child.EXIT_MEMORY: "memory",
+    child.EXIT_BLOCKED: "blocked",
+    child.EXIT_EXITED: "exited",
+}
+
+
+def _classify(returncode: int | None, stopped: str | None, stderr: str, timeout_s: float, cap: int) -> tuple[str, str]:
+    if stopped == "timeout":
+        return "timeout", f"wall clock limit of {timeout_s:g} s"
+    if stopped == "output_limit":
+        return "output_limit", f"output over {cap} bytes"
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGXCPU:
+            return "timeout", "CPU time limit (SIGXCPU)"
+        return "killed", f"killed by {name}"
+    if returncode in _EXIT_STATUS:
+        return _EXIT_STATUS[returncode], ("" if returncode == child.EXIT_PASSED else _exception_line(stderr))
+    return "error", f"exit status {returncode}"
+
+
+def _exception_line(stderr: str) -> str:
+    """``"NameError: name 'x' is not defined"`` from the last traceback in ``stderr``.
+
+    Taken from the traceback rather than the last line, since warnings may follow it.
+    """
+    head, marker, block = stderr.rpartition("Traceback (most recent call last):")
+    if marker:
+        for line in block.splitlines()[1:]:
+            if line.strip() and not line.startswith((" ", "\t")):
+                return line.strip()
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _collect(proc: subprocess.Popen, deadline: float, cap: int, uid: int | None) -> tuple[bytes, bytes, str | None, bool]:
+    """Read both pipes until the child exits, the deadline passes or a stream exceeds ``cap``.
+
+    Returns (stdout, stderr, why it was stopped or None, whether output was cut). The moment the
+    child exits (seen without reaping it, so its process-group id stays ours), everything left of
+    the sandbox is killed; the pipes then reach EOF and the rest of the output is read.
+    """
+    buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    stopped: str | None = None
+    truncated = False
+    killed_at: float | None = None
+    with selectors.DefaultSelector() as selector:
+        for stream in buffers:
+            os.set_blocking(stream.fileno(), False)
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map():
+            now = time.monotonic()
+            if killed_at is None and (_has_exited(proc.pid) or now >= deadline):
+                if now >= deadline and not _has_exited(proc.pid):
+                    stopped = "timeout"
+                _kill_everything(proc, uid)
+                killed_at = time.monotonic()
+            if killed_at is not None and time.monotonic() - killed_at > 1.0:
+                break  # cannot happen once every writer is dead; a bound all the same
+            wait = 0.05 if killed_at is not None else min(0.05, max(0.0, deadline - now))
+            for key, _ in selector.select(timeout=wait):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buf = buffers[key.fileobj]
+                room = cap - len(buf)
+                if len(chunk) > room:
+                    buf.extend(chunk[: max(room, 0)])
+                    truncated = True
+                    stopped = stopped or "output_limit"
+                else:
+                    buf.extend(chunk)
+            if truncated and killed_at is None:
+                break
+    for stream in buffers:
+        stream.close()
+    return bytes(buffers[proc.stdout]), bytes(buffers[proc.stderr]), stopped, truncated
+
+
+def _has_exited(pid: int) -> bool:
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
+    """SIGKILL the process group (the leader is not yet reaped, so the id is still ours), reap
+    the leader, then kill whatever still runs as the sandbox uid until nothing does."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+    if uid is None:
+        return
+    for _ in range(100):
+        pids = _pids_of_uid(uid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    """Live (not zombie) processes running as ``uid``.
+
+    ``/proc/PID`` belongs to the process's effective uid while it is dumpable (the child stage
+    keeps it so), which makes one ``stat`` per process enough to find candidates; each candidate
+    is then confirmed from its status (real uid, not a zombie).
+    """
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
+            with open(f"/proc/{entry.name}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith(("Z", "X")):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _current_tasks(uid: int) -> int:
+    """Tasks (threads count toward RLIMIT_NPROC) the uid runs now."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            total += int(fields.get("Threads", "1").strip() or 1)
+    return total
+
+
+def _cleanup(workdir: str, uid: int | None) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+    if os.path.exists(workdir):  # a non-root parent meeting a chmod 000 directory
+        for dirpath, dirnames, _ in os.walk(workdir):
+            for name in dirnames:
+                try:
+                    os.chmod(os.path.join(dirpath, name), 0o700)
+                except OSError:
+                    pass
+        shutil.rmtree(workdir, ignore_errors=True)
+    if uid is None:
+        return
+    for shared in {tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"}:
+        try:
+            entries = list(os.scandir(shared))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+# --- sandbox uids ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _uid_range_mapped() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            rows = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+    except OSError:
+        return False
+    return any(inside <= _UID_BASE and _UID_BASE + _UID_SPAN <= inside + count for inside, _, count in rows)
+
+
+def _allocate_uid() -> int | None:
+    """A fresh uid for one run when the parent is root and can switch to it; else None.
+
+    Random in a range of a million that belongs to no account, and unique among this process's
+    live runs. (Two evaluator processes drawing the same uid at the same moment would only share
+    one RLIMIT_NPROC budget and one cleanup sweep: both are sandboxes.)
+    """
+    if os.geteuid() != 0 or not sys.platform.startswith("linux") or not _uid_range_mapped():
+        return None
+    with _uids_lock:
+        while True:
+            uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
+            if uid not in _uids_in_use:
+                _uids_in_use.add(uid)
+                return uid
+
+
+def _release_uid(uid: int | None) -> None:
+    if uid is not None:
+        with _uids_lock:
+            _uids_in_use.discard(uid)
+
+
+# --- what holds here -------------------------------------------------------------------------
+
+_isolation_cache: Isolation | None = None
+_PROBE = """
+import os, sys
+print(os.readlink("/proc/self/ns/net"))
+print(os.getuid())
+"""
+
+
+def isolation() -> Isolation:
+    """Probe (once per process) which OS-level layers a sandboxed program gets on this machine."""
+    global _isolation_cache
+    if _isolation_cache is None:
+        result = run_python(_PROBE, timeout_s=30)
+        if not result.passed:
+            raise SandboxSetupError(f"isolation probe failed: {result.status}: {result.detail}\n{result.stderr}")
+        child_net, child_uid = result.stdout.split()
+        separate_uid = result.uid is not None and int(child_uid) == result.uid
+        _isolation_cache = Isolation(
+            network_namespace=child_net != os.readlink("/proc/self/ns/net"),
+            separate_uid=separate_uid,
+            nproc_enforced=separate_uid or os.geteuid() != 0,
+        )
+    return _isolation_cache

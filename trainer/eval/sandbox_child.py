@@ -1,0 +1,452 @@
+"""The trusted first stage inside a sandboxed process (see ``sandbox.py`` for the whole picture).
+
+``sandbox.run_python`` starts ``python -I -B sandbox_child.py key=value ...`` in a fresh session
+with the temporary directory as its working directory. Before one line of the untrusted program
+runs, this stage, in this order:
+
+1. reads the program (``program.py`` in the working directory);
+2. moves into a new network namespace (no interfaces but a downed loopback): plain
+   ``unshare(CLONE_NEWNET)`` when it holds CAP_SYS_ADMIN, else ``unshare(CLONE_NEWUSER |
+   CLONE_NEWNET)``; where neither is allowed it carries on and only the guard stands;
+3. when started as root with a ``uid`` in the config, drops to that otherwise unused uid: empties
+   the capability bounding set, keeps only CAP_DAC_READ_SEARCH (so that the
+   interpreter and its stdlib stay readable when they live under a 0700 directory such as
+   ``/root/.pyenv``; reading is not something the sandbox prevents, writing is); in every case it
+   sets no_new_privs, so no setuid program can give privileges back;
+4. sets resource limits: RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_NOFILE,
+   RLIMIT_CORE = 0, soft = hard so that the program cannot raise them (RLIMIT_CPU's hard limit is
+   one second above its soft one: SIGXCPU first, SIGKILL as the backstop);
+5. installs the guard (unless ``guard`` is false): Python-level refusals of writes outside the
+   working directory, process creation, signals outside its process group, sockets, ctypes;
+6. runs the program as ``__main__`` and reports how it ended through the exit status
+   (``EXIT_*`` below; the parent maps them to a status).
+
+Limits are set here rather than in a ``preexec_fn`` because ``preexec_fn`` is unsafe when the
+parent has threads (the evaluator runs many sandboxes from a thread pool); this stage runs before
+the program in the same process, so the ordering guarantee is the same.
+
+This file must stay importable without side effects: the parent imports it for the constants.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+EXIT_PASSED = 0
+EXIT_FAILED = 10  # an AssertionError escaped: a test failed
+EXIT_ERROR = 11  # any other exception (SyntaxError, NameError, ...)
+EXIT_MEMORY = 12  # MemoryError (RLIMIT_AS)
+EXIT_BLOCKED = 13  # the guard refused an operation
+EXIT_EXITED = 14  # the program called exit() / sys.exit() before reaching its end
+EXIT_SETUP = 97  # this stage could not build the sandbox; the program never ran
+SETUP_MARKER = "hrm-sandbox-setup-error:"
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+CAP_DAC_READ_SEARCH = 2
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+# Taken before the guard replaces os._exit and before the program can rebind anything.
+_REAL_EXIT = os._exit
+_REAL_WRITE = os.write
+
+
+class SandboxViolation(PermissionError):
+    """Raised by the guard; a PermissionError so that ``except OSError`` code behaves sensibly."""
+
+
+def _setup_error(message: str) -> None:
+    os.write(2, f"{SETUP_MARKER} {message}\n".encode())
+    os._exit(EXIT_SETUP)
+
+
+# --- namespaces and privileges ---------------------------------------------------------------
+
+
+def _libc():
+    import ctypes
+
+    return ctypes, ctypes.CDLL(None, use_errno=True)
+
+
+def enter_network_namespace() -> str:
+    """Move into a new network namespace; returns how ("netns", "userns+netns") or "none"."""
+    ctypes, libc = _libc()
+    if libc.unshare(CLONE_NEWNET) == 0:
+        return "netns"
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+        # Keep our identity inside the new user namespace (otherwise we show up as 65534).
+        for path, text in (
+            ("/proc/self/setgroups", "deny"),
+            ("/proc/self/uid_map", f"{uid} {uid} 1"),
+            ("/proc/self/gid_map", f"{gid} {gid} 1"),
+        ):
+            try:
+                with open(path, "w") as f:
+                    f.write(text)
+            except OSError:
+                pass
+        return "userns+netns"
+    return "none"
+
+
+def drop_privileges(uid: int) -> None:
+    """Root -> ``uid`` with only CAP_DAC_READ_SEARCH left and no way back (no_new_privs)."""
+    ctypes, libc = _libc()
+    last_cap = 40
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last_cap = int(f.read())
+    except OSError:
+        pass
+    for cap in range(last_cap + 1):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # nothing exec'd later can regain a capability
+    if libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_KEEPCAPS)")
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+    class CapHeader(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class CapData(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header = CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (CapData * 2)()
+    data[0].effective = data[0].permitted = 1 << CAP_DAC_READ_SEARCH
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # keep /proc/self readable by ourselves
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise OSError("uid did not change")
+
+
+def set_no_new_privs() -> None:
+    """No exec from here on can gain privileges (setuid bits and file capabilities are ignored)."""
+    ctypes, libc = _libc()
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def set_limits(limits: dict) -> None:
+    import resource
+
+    def hard(name: str, value: int) -> None:
+        resource.setrlimit(getattr(resource, name), (value, value))
+
+    hard("RLIMIT_CORE", 0)
+    # CPU: SIGXCPU at the soft limit ends the program (reported as a timeout); the kernel's SIGKILL
+    # at the hard limit, one second later, is the backstop for a program that ignores SIGXCPU.
+    resource.setrlimit(resource.RLIMIT_CPU, (int(limits["cpu_s"]), int(limits["cpu_s"]) + 1))
+    hard("RLIMIT_FSIZE", int(limits["file_bytes"]))
+    hard("RLIMIT_NOFILE", int(limits["open_files"]))
+    hard("RLIMIT_NPROC", int(limits["processes"]))
+    hard("RLIMIT_AS", int(limits["memory_bytes"]))
+
+
+# --- the guard -------------------------------------------------------------------------------
+
+
+def install_guard(root: str) -> None:
+    """Refuse, at the Python level, what an evaluated program has no business doing.
+
+    This is the "reliability guard" idea of OpenAI's human-eval: it stops accidents and careless
+    code, not a determined attacker (the OS-level layers above are what hold against those).
+    """
+    import builtins
+    import io
+    import posix
+
+    real_realpath = os.path.realpath
+    real_readlink = os.readlink
+    real_getpgid = os.getpgid
+    real_getpgrp = os.getpgrp
+    real_kill = os.kill
+    real_killpg = os.killpg
+    real_open = builtins.open
+    real_os_open = os.open
+    root = real_realpath(root)
+    allowed_devices = {"/dev/null", "/dev/stdout", "/dev/stderr"}
+
+    def resolve(path, dir_fd=None) -> str:
+        if isinstance(path, int):
+            return real_readlink(f"/proc/self/fd/{path}")
+        path = os.fsdecode(path)
+        if dir_fd is not None and not os.path.isabs(path):
+            path = os.path.join(real_readlink(f"/proc/self/fd/{dir_fd}"), path)
+        return real_realpath(path)
+
+    def check_path(what: str, path, dir_fd=None) -> None:
+        if not isinstance(path, int) and os.fsdecode(path) in allowed_devices:
+            return
+        try:
+            full = resolve(path, dir_fd)
+        except (OSError, TypeError, ValueError):
+            raise SandboxViolation(f"sandbox: {what} on an unresolvable path {path!r}") from None
+        if full != root and not full.startswith(root + os.sep):
+            raise SandboxViolation(f"sandbox: {what} outside the working directory: {full}")
+
+    def refuse(name: str):
+        def refused(*args, **kwargs):
+            raise SandboxViolation(f"sandbox: {name} is not allowed")
+
+        refused.__name__ = name.rsplit(".", 1)[-1]
+        return refused
+
+    def path_guarded(name: str, fn, fd_keywords=("dir_fd",)):
+        """Check each leading path argument (and its keyword form) against the working directory."""
+        names = ("src", "dst") if len(fd_keywords) == 2 else ("path",)
+
+        def guarded(*args, **kwargs):
+            for position, (arg_name, fd_keyword) in enumerate(zip(names, fd_keywords)):
+                path = args[position] if position < len(args) else kwargs.get(arg_name)
+                if path is not None:
+                    check_path(name, path, kwargs.get(fd_keyword))
+            return fn(*args, **kwargs)
+
+        guarded.__name__ = fn.__name__
+        return guarded
+
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def guarded_os_open(path, flags, mode=0o777, *, dir_fd=None):
+        if flags & write_flags:
+            check_path("open for writing", path, dir_fd)
+        return real_os_open(path, flags, mode, dir_fd=dir_fd)
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if not isinstance(file, int) and any(c in mode for c in "wax+"):
+            check_path("open for writing", file)
+        return real_open(file, mode, *args, **kwargs)
+
+    class GuardedFileIO(io.FileIO):
+        def __init__(self, file, mode="r", *args, **kwargs):
+            if not isinstance(file, int) and any(c in mode for c in "wax+"):
+                check_path("open for writing", file)
+            super().__init__(file, mode, *args, **kwargs)
+
+    own_group = real_getpgrp()
+
+    def in_own_group(pid: int) -> bool:
+        if pid == 0:
+            return True
+        if pid < 0:
+            return -pid == own_group
+        try:
+            return real_getpgid(pid) == own_group
+        except OSError:
+            return False
+
+    def guarded_kill(pid, sig):
+        if not in_own_group(pid):
+            raise SandboxViolation(f"sandbox: os.kill({pid}) outside the sandbox's process group")
+        return real_kill(pid, sig)
+
+    def guarded_killpg(pgid, sig):
+        if pgid not in (0, own_group):
+            raise SandboxViolation(f"sandbox: os.killpg({pgid}) outside the sandbox's process group")
+        return real_killpg(pgid, sig)
+
+    builtins.open = guarded_open
+    io.open = guarded_open
+    io.FileIO = GuardedFileIO
+    for module in (os, posix):
+        if hasattr(module, "open"):
+            module.open = guarded_os_open
+        module.kill = guarded_kill
+        module.killpg = guarded_killpg
+        for name in ("remove", "unlink", "rmdir", "mkdir", "chmod", "chown", "lchown", "truncate",
+                     "utime", "mkfifo", "mknod", "setxattr", "removexattr", "lchmod"):
+            if hasattr(module, name):
+                setattr(module, name, path_guarded(f"os.{name}", getattr(module, name)))
+        for name in ("rename", "replace", "link", "symlink"):
+            if hasattr(module, name):
+                fds = ("dir_fd", "dir_fd") if name == "symlink" else ("src_dir_fd", "dst_dir_fd")
+                setattr(module, name, path_guarded(f"os.{name}", getattr(module, name), fds))
+        for name in ("system", "popen", "fork", "forkpty", "vfork", "posix_spawn", "posix_spawnp",
+                     "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "execlpe",
+                     "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
+                     "setsid", "setpgid", "setpgrp", "chroot", "fchmod", "fchown", "ftruncate",
+                     "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
+                     "pidfd_open", "_exit"):
+            if hasattr(module, name):
+                setattr(module, name, refuse(f"os.{name}"))
+    # os.removedirs / os.makedirs / os.renames are built from the guarded primitives above.
+
+    def refuse_all(module, names, prefix):
+        for name in names:
+            if hasattr(module, name):
+                setattr(module, name, refuse(f"{prefix}.{name}"))
+
+    # Modules the program may import later are patched when (and if) it imports them: importing
+    # them all up front would cost every sandbox run tens of milliseconds.
+    def block_sockets(module) -> None:
+        # The class stays a class (socket.py, ssl and asyncio subclass it at import time); only
+        # opening a new socket is refused, before any file descriptor exists. Wrapping an existing
+        # descriptor stays allowed, so that local socketpair() works (asyncio's self-pipe).
+        original = module.socket
+
+        class socket(original):  # noqa: N801 - keeps the public name
+            __slots__ = ()  # socket.py's subclass declares __weakref__ itself
+
+            def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+                if fileno is None:
+                    raise SandboxViolation(f"sandbox: opening a socket ({module.__name__}.socket) is not allowed")
+                super().__init__(family, type, proto, fileno)
+
+        module.socket = socket
+        refuse_all(module, ("create_connection", "create_server", "getaddrinfo", "gethostbyname",
+                            "gethostbyname_ex", "gethostbyaddr"), module.__name__)
+
+    patches = {
+        "_socket": block_sockets,
+        "socket": block_sockets,
+        "subprocess": lambda m: refuse_all(m, ("Popen",), "subprocess"),  # also run/call/check_output
+        "_posixsubprocess": lambda m: refuse_all(m, ("fork_exec",), "_posixsubprocess"),
+        "shutil": lambda m: refuse_all(m, ("chown",), "shutil"),  # rmtree/move/copy use guarded os
+        "signal": lambda m: refuse_all(m, ("pidfd_send_signal",), "signal"),
+    }
+    for name in list(patches):
+        if name in sys.modules:
+            patches.pop(name)(sys.modules[name])
+    sys.meta_path.insert(0, _PatchOnImport(patches))
+    # Foreign calls would bypass everything above; evaluated code never needs them. (subprocess,
+    # multiprocessing, pty stay importable: every way they start a process is refused.)
+    for name in ("ctypes", "_ctypes", "ctypes.util", "cffi", "_cffi_backend"):
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+class _PatchOnImport:
+    """A meta-path finder that lets the normal finders load a module, then patches it."""
+
+    def __init__(self, patches: dict):
+        self.patches = patches
+
+    def find_spec(self, name, path=None, target=None):
+        patch = self.patches.get(name)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader, patch)
+                return spec
+        return None
+
+
+class _PatchingLoader:
+    def __init__(self, loader, patch):
+        self.loader, self.patch = loader, patch
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.patch(module)
+
+
+# --- running the program ---------------------------------------------------------------------
+
+
+def run_program(source: str, filename: str) -> None:
+    """Execute the program as ``__main__`` and exit with the ``EXIT_*`` code for how it ended.
+
+    The process exits from inside the ``except`` clause, before the exception and its frames are
+    freed, so nothing a finalizer prints (unawaited coroutines, ``__del__``) follows the report.
+    """
+    write, real_exit = _REAL_WRITE, _REAL_EXIT  # the guard and the program rebind os.*
+
+    def finish(code: int, exc: BaseException | None = None) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:  # noqa: BLE001 - a broken stream must not change the verdict
+                pass
+        if exc is not None:
+            try:
+                import traceback
+
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            except BaseException:  # noqa: BLE001
+                text = f"{type(exc).__name__}: (traceback unavailable)\n"
+            write(2, text.encode("utf-8", "replace"))
+        real_exit(code)  # no atexit handlers, no lingering threads
+
+    namespace = {"__name__": "__main__", "__file__": filename, "__builtins__": __builtins__}
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+    except SystemExit as exc:
+        write(2, f"program called exit({exc.code!r}) before its end\n".encode())
+        finish(EXIT_EXITED)
+    except SandboxViolation as exc:
+        finish(EXIT_BLOCKED, exc)
+    except AssertionError as exc:
+        finish(EXIT_FAILED, exc)
+    except MemoryError as exc:
+        finish(EXIT_MEMORY, exc)
+    except BaseException as exc:  # noqa: BLE001 - any other way a program can fail is an error
+        finish(EXIT_ERROR, exc)
+    finish(EXIT_PASSED)
+
+
+def parse_config(args: list[str]) -> dict:
+    """``key=value`` arguments (json would cost an import of ``re`` in every sandbox)."""
+    config: dict = {"limits": {}}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.startswith("limit."):
+            config["limits"][key[len("limit."):]] = int(value)
+        elif key == "uid":
+            config["uid"] = int(value) if value else None
+        elif key in ("guard", "network_namespace"):
+            config[key] = value == "1"
+        else:
+            config[key] = value
+    return config
+
+
+def main(argv: list[str]) -> None:
+    config = parse_config(argv[1:])
+    root = os.getcwd()
+    try:
+        with open(os.path.join(root, config["program"]), encoding="utf-8") as f:
+            source = f.read()
+    except OSError as exc:
+        _setup_error(f"cannot read the program: {exc}")
+
+    if config.get("network_namespace", True):
+        try:
+            enter_network_namespace()  # best effort; sandbox.isolation() reports what held
+        except OSError:
+            pass
+    if config.get("uid") is not None:
+        try:
+            drop_privileges(int(config["uid"]))
+        except OSError as exc:
+            _setup_error(f"cannot drop privileges to uid {config['uid']}: {exc}")
+    try:
+        set_no_new_privs()
+        set_limits(config["limits"])
+    except (OSError, ValueError) as exc:
+        _setup_error(f"cannot set no_new_privs or resource limits: {exc}")
+    if config.get("guard", True):
+        install_guard(root)
+
+    run_program(source, os.path.join(root, config["program"]))  # exits
+
+
+if __name__ == "__main__":
+    main(sys.argv)
