@@ -1,0 +1,107 @@
+"""``python -m corpus.mix manifests/X.toml``: resolve a manifest to its deterministic mix plan.
+
+Builds what the manifest says how to build when it is missing (tokenizer, source versions),
+writes ``data/mixes/<mix>/<plan-id>/plan-{train,val}.parquet`` unless that plan already exists,
+and prints target vs realized proportions. The same manifest and seed always give the same plan
+id and the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m corpus.mix", description=__doc__.split("\n")[0])
+    p.add_argument("manifest", help="mix manifest (TOML), e.g. manifests/demo.toml")
+    p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
+    p.add_argument("--export-jsonl", metavar="DIR", help="also write DIR/train.jsonl, val.jsonl, meta.json "
+                                                         "in the blueprint trainer's format")
+    p.add_argument("--force", action="store_true", help="recompute and rewrite the plan even if registered")
+    p.add_argument("--no-build", action="store_true", help="fail instead of training/building missing inputs")
+    p.add_argument("--check", action="store_true", help="only validate the manifest file (no catalog access)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from corpus.cli import run_cli
+
+    return run_cli(lambda: _run(args))
+
+
+def _run(args) -> int:
+    from corpus.mixing.manifest import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    if args.check:
+        print(f"{manifest.path}: ok ({len(manifest.data.sources)} sources, sha256 {manifest.sha256[:12]}…)")
+        return 0
+    from corpus.mixing.plan import make_plan, refresh_views
+    from corpus.paths import data_root
+
+    root = data_root(args.data_dir)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    result = make_plan(manifest, root, force=args.force, build_missing=not args.no_build, log=log)
+    if not result.created:
+        refresh_views(root)
+    report = _report(result)
+    if args.export_jsonl:
+        from corpus.mixing import open_plan
+        from corpus.mixing.export import export_jsonl
+
+        meta = export_jsonl(open_plan(root, result.id), args.export_jsonl)
+        report["export"] = {"dir": args.export_jsonl, "train": meta["train_samples"], "val": meta["val_samples"]}
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=1))
+    else:
+        _print(report)
+    return 0
+
+
+def _report(result) -> dict:
+    comps = result.resolved.components
+    out = {"plan": result.id, "dir": str(result.dir), "created": result.created,
+           "seconds": round(result.seconds, 3), "sources": []}
+    for split in ("train", "val"):
+        out[f"{split}_samples"] = sum(s.draws for s in result.stats[split])
+    for c in comps:
+        tr, va = result.stats["train"][c.index], result.stats["val"][c.index]
+        out["sources"].append({
+            "name": c.name, "version": c.version_id, "weight": c.weight,
+            "train_share": tr.draws / max(1, out["train_samples"]), "train_draws": tr.draws,
+            "train_rows": tr.rows, "epochs": tr.epochs,
+            "val_share": va.draws / max(1, out["val_samples"]), "val_draws": va.draws, "val_rows": va.rows,
+            "val_epochs": va.epochs, "tier_draws": {str(k): v for k, v in sorted(tr.tier_draws.items())},
+        })
+    return out
+
+
+def _print(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=max(150, Console().width))
+    state = "planned" if report["created"] else "already planned"
+    table = Table(title=f"plan {report['plan']} ({state}, {report['seconds']:.1f} s)", show_edge=False)
+    for col in ("source", "version", "target", "train share", "draws", "rows", "epochs", "val share",
+                "val epochs", "tiers drawn (train)"):
+        table.add_column(col, justify="left" if col in ("source", "version", "tiers drawn (train)") else "right")
+    for s in report["sources"]:
+        total = max(1, s["train_draws"])
+        tiers = " ".join(f"t{t}:{n / total:.0%}" for t, n in s["tier_draws"].items())
+        table.add_row(s["name"], s["version"], f"{s['weight']:.4f}", f"{s['train_share']:.4f}",
+                      f"{s['train_draws']:,}", f"{s['train_rows']:,}", f"{s['epochs']:.2f}",
+                      f"{s['val_share']:.4f}", f"{s['val_epochs']:.2f}", tiers)
+    console.print(table)
+    console.print(f"{report['train_samples']:,} train + {report['val_samples']:,} val positions → {report['dir']}")
+    if "export" in report:
+        console.print(f"exported JSONL to {report['export']['dir']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""Resolved mix → deterministic plan files, registered in the catalog.
+
+    manifest ─resolve─► (tokenizer, versions) ─► plan id = hash(payload)
+        │
+        ├─ per split: source_schedule ─► per source: tier_sequence ─► epoch_draws ─► rows
+        ▼
+    data/mixes/<mix>/<plan-id>/plan-train.parquet, plan-val.parquet, plan.json   (atomic)
+        ▼
+    catalog: mixes, mix_components, mix_tier_targets, files(role 'plan'), audit views
+
+A plan row per position: ``plan, split, position, source, version, shard, row, tier, n_tokens,
+epoch``. The same payload always gives the same bytes, so the plan id names the content.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from corpus.errors import UserError
+from corpus.mixing.manifest import Manifest, load_manifest
+from corpus.mixing.pool import RowPool, load_pool
+from corpus.mixing.resolve import Component, ResolvedMix, resolve, tiers_json
+from corpus.mixing.stratify import epoch_draws, seeded_rng, source_schedule, tier_sequence, tier_weight_matrix
+
+ROW_GROUP = 65_536
+SPLITS = ("train", "val")
+
+
+@dataclass
+class SplitStats:
+    """What one source contributes to one split."""
+
+    rows: int = 0
+    draws: int = 0
+    epochs: float = 0.0  # draws per row of the most repeated pool (a tier's, with tier weights)
+    tier_rows: dict[int, int] = field(default_factory=dict)
+    tier_draws: dict[int, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "draws": self.draws, "epochs": round(self.epochs, 6),
+                "tier_rows": {str(k): v for k, v in sorted(self.tier_rows.items())},
+                "tier_draws": {str(k): v for k, v in sorted(self.tier_draws.items())}}
+
+
+@dataclass
+class SplitPlan:
+    split: str
+    component: np.ndarray  # int16 per position
+    shard: np.ndarray
+    row: np.ndarray
+    tier: np.ndarray
+    n_tokens: np.ndarray
+    epoch: np.ndarray
+    stats: list[SplitStats]
+    tier_targets: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]  # (component, window, tier, target)
+
+    def __len__(self) -> int:
+        return len(self.component)
+
+
+@dataclass
+class PlanResult:
+    """A plan as built or found in the catalog."""
+
+    id: str
+    dir: Path
+    resolved: ResolvedMix
+    created: bool
+    seconds: float
+    stats: dict[str, list[SplitStats]]
+
+
+# -- computing ---------------------------------------------------------------------------------
+
+def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: int) -> SplitPlan:
+    """The plan of one split: ``n`` positions over the components' pools of that split."""
+    d = resolved.manifest.data
+    comps = resolved.components
+    component = source_schedule([c.weight for c in comps], n, d.window)
+    shard = np.zeros(n, dtype=np.int32)
+    row = np.zeros(n, dtype=np.int32)
+    tier = np.zeros(n, dtype=np.int8)
+    n_tokens = np.zeros(n, dtype=np.int32)
+    epoch = np.zeros(n, dtype=np.int32)
+    stats, targets = [], []
+    order = np.argsort(component, kind="stable")
+    bounds = np.searchsorted(component[order], np.arange(len(comps) + 1))
+    for c, pool in zip(comps, pools):
+        positions = order[bounds[c.index]:bounds[c.index + 1]]  # ascending
+        st = SplitStats(rows=len(pool), draws=len(positions), tier_rows=pool.tier_rows())
+        stats.append(st)
+        if len(positions) == 0:
+            continue
+        if len(pool) == 0:
+            raise UserError(f"{resolved.manifest.where(c.key())}: version {c.version_id} has no {split} rows "
+                            f"but the plan needs {len(positions):,}" + (" (set data.val_samples = 0 or rebuild "
+                                                                       "with --val-ratio > 0)" if split == "val" else ""))
+        picked = np.empty(len(positions), dtype=np.int64)
+        if split == "train" and c.spec.tiers:
+            _check_tiers_present(resolved, c, pool)
+            x = (positions + 0.5) / n
+            draw_tiers = tier_sequence(c.spec.tiers, x)
+            st.epochs = 0.0
+            for t in np.unique(draw_tiers):
+                where = np.flatnonzero(draw_tiers == t)
+                members = np.flatnonzero(pool.tier == t)
+                _check_epochs(resolved, c, split, len(where), len(members), int(t))
+                st.epochs = max(st.epochs, len(where) / len(members))
+                idx, ep = epoch_draws(len(where), len(members),
+                                      seeded_rng(d.seed, c.name, c.version_id, split, int(t)))
+                picked[where] = members[idx]
+                epoch[positions[where]] = ep
+            targets.append(_tier_targets(c, positions, x, d.window))
+        else:
+            _check_epochs(resolved, c, split, len(positions), len(pool), None)
+            st.epochs = len(positions) / len(pool)
+            idx, ep = epoch_draws(len(positions), len(pool), seeded_rng(d.seed, c.name, c.version_id, split))
+            picked[:] = idx
+            epoch[positions] = ep
+        shard[positions] = pool.shard[picked]
+        row[positions] = pool.row[picked]
+        tier[positions] = pool.tier[picked]
+        n_tokens[positions] = pool.n_tokens[picked]
+        got_tiers, got_counts = np.unique(tier[positions], return_counts=True)
+        st.tier_draws = {int(t): int(k) for t, k in zip(got_tiers, got_counts)}
+    return SplitPlan(split, component, shard, row, tier, n_tokens, epoch, stats, targets)
+
+
+def _check_tiers_present(resolved: ResolvedMix, c: Component, pool: RowPool) -> None:
+    have = pool.tier_rows()
+    for knot in c.spec.tiers:
+        for t, w in knot.weights.items():
+            if w > 0 and not have.get(t):
+                raise UserError(f"{resolved.manifest.where(c.key('tiers'))}: tier {t} has weight {w:g} but version "
+                                f"{c.version_id} has no train rows of tier {t} (tiers present: "
+                                f"{', '.join(f'{k}: {v:,}' for k, v in sorted(have.items()))})")
+
+
+def _check_epochs(resolved: ResolvedMix, c: Component, split: str, draws: int, rows: int, t: int | None) -> None:
+    cap = c.spec.max_epochs
+    if split != "train" or cap is None or draws <= cap * rows + 1e-9:
+        return
+    what = f"tier {t}: " if t is not None else ""
+    raise UserError(f"{resolved.manifest.where(c.key('max_epochs'))}: {c.name} would be repeated "
+                    f"{draws / rows:.2f} times ({what}{draws:,} draws of {rows:,} train rows of {c.version_id}) "
+                    f"> max_epochs {cap:g}: lower its weight or data.train_samples, or build more rows")
+
+
+def _tier_targets(c: Component, positions: np.ndarray, x: np.ndarray, window: int):
+    """Expected draws per (window, tier): Σ over the source's draws in the window of p_t(x)."""
+    tiers, p = tier_weight_matrix(c.spec.tiers, x)
+    win = positions // window
+    n_win = int(win.max()) + 1
+    present = np.bincount(win, minlength=n_win) > 0
+    windows, tier_col, target = [], [], []
+    for col, t in enumerate(tiers):
+        expected = np.bincount(win, weights=p[:, col], minlength=n_win)
+        idx = np.flatnonzero(present)
+        windows.append(idx)
+        tier_col.append(np.full(len(idx), t))
+        target.append(expected[idx])
+    return c.index, np.concatenate(windows), np.concatenate(tier_col), np.concatenate(target)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def plan_table(plan_id: str, sp: SplitPlan, resolved: ResolvedMix):
+    import pyarrow as pa
+
+    n = len(sp)
+    names = [c.name for c in resolved.components]
+    versions = [c.version_id for c in resolved.components]
+    codes = pa.array(sp.component.astype(np.int16))
+
+    def constant(value: str):
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int8)), pa.array([value]))
+
+    table = pa.table({
+        "plan": constant(plan_id),
+        "split": constant(sp.split),
+        "position": pa.array(np.arange(n, dtype=np.int64)),
+        "source": pa.DictionaryArray.from_arrays(codes, pa.array(names)),
+        "version": pa.DictionaryArray.from_arrays(codes, pa.array(versions)),
+        "shard": pa.array(sp.shard),
+        "row": pa.array(sp.row),
+        "tier": pa.array(sp.tier),
+        "n_tokens": pa.array(sp.n_tokens),
+        "epoch": pa.array(sp.epoch),
+    })
+    meta = {"hrm.plan": plan_id, "hrm.split": sp.split,
+            "hrm.payload": json.dumps(resolved.payload(), sort_keys=True)}
+    return table.replace_schema_metadata(meta)
+
+
+def write_split(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    from corpus.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP, compression="zstd", compression_level=3,
+                       write_statistics=True)
+
+
+def plan_json(resolved: ResolvedMix, plan_id: str, splits: dict[str, SplitPlan]) -> bytes:
+    """A human-readable summary beside the Parquet files; deterministic like them."""
+    doc = {
+        "plan": plan_id,
+        "payload": resolved.payload(),
+        "components": [
+            {"name": c.name, "version": c.version_id, "weight": c.weight, "max_epochs": c.spec.max_epochs,
+             **{split: splits[split].stats[c.index].as_dict() for split in SPLITS}}
+            for c in resolved.components
+        ],
+    }
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+
+# -- the whole step ----------------------------------------------------------------------------
+
+def mix_dir(root: Path, manifest: Manifest, plan_id: str) -> Path:
+    from corpus.paths import mixes_dir, safe_name
+
+    return mixes_dir(root) / safe_name(manifest.name) / plan_id
+
+
+def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, build_missing: bool = True,
+              log: Callable[[str], None] = print) -> PlanResult:
+    """Resolve ``manifest`` and return its plan, computing and registering it unless it exists."""
+    from corpus.catalog import Catalog
+
+    started = time.perf_counter()
+    if not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest)
+    root = Path(root)
+    resolved = resolve(manifest, root, build_missing=build_missing, log=log)
+    plan_id = resolved.plan_id
+    catalog = Catalog(root)
+    existing = _registered(catalog, root, plan_id)
+    if existing is not None and not force:
+        directory = root / existing["dir"]
+        return PlanResult(plan_id, directory, resolved, False, time.perf_counter() - started,
+                          _stats_from_json(directory))
+    directory = root / existing["dir"] if existing else mix_dir(root, manifest, plan_id)
+    d = manifest.data
+    pools = {split: [load_pool(root, c.version_id, split, catalog.shards(c.version_id, split))
+                     for c in resolved.components] for split in SPLITS}
+    splits = {"train": compute_split(resolved, pools["train"], "train", d.train_samples),
+              "val": compute_split(resolved, pools["val"], "val", d.val_samples)}
+    files = {f"plan-{split}.parquet": splits[split] for split in SPLITS}
+    for name, sp in files.items():
+        write_split(directory / name, plan_table(plan_id, sp, resolved))
+    from corpus.atomic import write_bytes_atomic
+
+    write_bytes_atomic(directory / "plan.json", plan_json(resolved, plan_id, splits))
+    seconds = time.perf_counter() - started
+    register(catalog, root, resolved, directory, splits, seconds)
+    return PlanResult(plan_id, directory, resolved, True, seconds, {s: splits[s].stats for s in SPLITS})
+
+
+def _registered(catalog, root: Path, plan_id: str) -> dict | None:
+    """The catalog row of a plan whose files are all still there, else None."""
+    if not catalog.path.exists():
+        return None
+    rows = catalog.query_dicts("SELECT * FROM mixes WHERE id = ?", [plan_id])
+    if not rows:
+        return None
+    paths = catalog.query("SELECT path FROM files WHERE version = ? AND role = 'plan'", [plan_id])
+    if not paths or not all((root / p).exists() for (p,) in paths):
+        return None
+    return rows[0]
+
+
+def _stats_from_json(directory: Path) -> dict[str, list[SplitStats]]:
+    """The per-source statistics recorded in an existing plan's plan.json."""
+    doc = json.loads((directory / "plan.json").read_text())
+    out: dict[str, list[SplitStats]] = {split: [] for split in SPLITS}
+    for comp in doc["components"]:
+        for split in SPLITS:
+            s = comp[split]
+            out[split].append(SplitStats(s["rows"], s["draws"], s["epochs"],
+                                         {int(k): v for k, v in s["tier_rows"].items()},
+                                         {int(k): v for k, v in s["tier_draws"].items()}))
+    return out
+
+
+def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits: dict[str, SplitPlan],
+             seconds: float) -> None:
+    """One transaction: mixes, mix_components, mix_tier_targets, files; then the audit views."""
+    import pyarrow as pa
+
+    from corpus.atomic import sha256_file
+    from corpus.mixing.views import create_views
+
+    plan_id = resolved.plan_id
+    m = resolved.manifest
+    d = m.data
+    rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
+    names = [c.name for c in resolved.components]
+    target_parts: dict[str, list] = {"mix": [], "split": [], "window_idx": [], "source": [], "tier": [], "target": []}
+    for split, sp in splits.items():
+        for comp, win, tier, target in sp.tier_targets:
+            target_parts["window_idx"].append(win.astype(np.int32))
+            target_parts["tier"].append(tier.astype(np.int32))
+            target_parts["target"].append(target.astype(np.float64))
+            target_parts["source"].extend([names[comp]] * len(win))
+            target_parts["split"].extend([split] * len(win))
+    count = len(target_parts["source"])
+    targets = pa.table({
+        "mix": pa.array([plan_id] * count, pa.string()),
+        "split": pa.array(target_parts["split"], pa.string()),
+        "window_idx": pa.array(np.concatenate(target_parts["window_idx"]) if count else np.zeros(0, np.int32)),
+        "source": pa.array(target_parts["source"], pa.string()),
+        "tier": pa.array(np.concatenate(target_parts["tier"]) if count else np.zeros(0, np.int32)),
+        "target": pa.array(np.concatenate(target_parts["target"]) if count else np.zeros(0)),
+    })
+    plan_files = [directory / f"plan-{s}.parquet" for s in SPLITS] + [directory / "plan.json"]
+    with catalog.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table, column in (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix")):
+                con.execute(f"DELETE FROM {table} WHERE {column} = ?", [plan_id])
+            con.execute("DELETE FROM files WHERE version = ? AND role = 'plan'", [plan_id])
+            con.execute(
+                "INSERT INTO mixes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [plan_id, m.name, str(m.path), m.sha256, d.seed, d.window, resolved.tokenizer.sha256, d.max_seq_len,
+                 d.train_samples, d.val_samples, resolved.payload()["algorithm"],
+                 json.dumps(resolved.payload(), sort_keys=True), rel(directory), datetime.now(timezone.utc), seconds])
+            for c in resolved.components:
+                tr, va = splits["train"].stats[c.index], splits["val"].stats[c.index]
+                con.execute(
+                    "INSERT INTO mix_components VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [plan_id, c.index, c.name, c.version_id, c.weight, json.dumps(tiers_json(c.spec)),
+                     c.spec.max_epochs, tr.rows, va.rows, tr.draws, va.draws, tr.epochs, va.epochs])
+            con.register("_hrm_tier_targets", targets)
+            con.execute("INSERT INTO mix_tier_targets SELECT * FROM _hrm_tier_targets")
+            con.unregister("_hrm_tier_targets")
+            for path in plan_files:
+                con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, 'plan', ?, ?)",
+                            [rel(path), plan_id, sha256_file(path), path.stat().st_size])
+            create_views(con, root)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+def refresh_views(root: Path) -> None:
+    """Recreate the audit views (e.g. after the data root moved)."""
+    from corpus.catalog import Catalog
+    from corpus.mixing.views import create_views
+
+    with Catalog(root).connect() as con:
+        create_views(con, root)
+
+
+def remove_plan(root: Path, plan_id: str) -> None:
+    """Forget a plan: its catalog rows and its directory (used by --force and tests)."""
+    from corpus.catalog import Catalog
+
+    catalog = Catalog(root)
+    rows = catalog.query_dicts("SELECT dir FROM mixes WHERE id = ?", [plan_id])
+    with catalog.connect() as con:
+        for table, column in (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix")):
+            con.execute(f"DELETE FROM {table} WHERE {column} = ?", [plan_id])
+        con.execute("DELETE FROM files WHERE version = ? AND role = 'plan'", [plan_id])
+    for r in rows:
+        shutil.rmtree(root / r["dir"], ignore_errors=True)

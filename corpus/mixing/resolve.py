@@ -1,0 +1,278 @@
+"""Manifest → concrete inputs: the tokenizer file and one published version per source.
+
+"latest" means the newest published version of the source built with the manifest's tokenizer
+and a ``max_seq_len`` no larger than the manifest's. What is missing is made when the manifest
+says how: ``[data.tokenizer_train]`` trains the tokenizer, a source's ``build = {...}`` runs
+``corpus.build`` in-process. So a fresh machine goes from nothing to a plan with one command.
+
+The plan id is a hash of what decides the plan's content (tokenizer sha, versions, weights,
+tiers, sizes, seed, window, algorithm), not of ``[model]``/``[train]``/``[eval]``: changing the
+learning rate does not re-plan, changing a weight does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+from corpus.errors import UserError
+from corpus.mixing.manifest import Manifest, SourceSpec
+
+PLAN_ALGORITHM = "stratified-window@1"
+RESERVED_BUILD_KEYS = {"tokenizer", "max_seq_len", "max-seq-len", "data_dir", "data-dir", "source"}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One source of the mix with the version it resolved to (its catalog row)."""
+
+    index: int
+    spec: SourceSpec
+    version: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version_id(self) -> str:
+        return self.version["id"]
+
+    @property
+    def weight(self) -> float:
+        return self.spec.weight
+
+    def key(self, field: str = "") -> str:
+        return f"data.sources[{self.index}] ({self.name})" + (f".{field}" if field else "")
+
+
+@dataclass
+class ResolvedMix:
+    manifest: Manifest
+    root: Path
+    tokenizer: Any  # corpus.tokenizer.TokenizerInfo
+    components: list[Component]
+
+    def payload(self) -> dict[str, Any]:
+        """Everything that decides the plan's bytes, canonically ordered."""
+        d = self.manifest.data
+        return {
+            "algorithm": PLAN_ALGORITHM,
+            "tokenizer": self.tokenizer.sha256,
+            "max_seq_len": d.max_seq_len,
+            "train_samples": d.train_samples,
+            "val_samples": d.val_samples,
+            "seed": d.seed,
+            "window": d.window,
+            "sources": [
+                {"name": c.name, "version": c.version_id, "weight": c.weight,
+                 "tiers": tiers_json(c.spec)}
+                for c in self.components
+            ],
+        }
+
+    @cached_property
+    def plan_id(self) -> str:
+        text = json.dumps(self.payload(), sort_keys=True, separators=(",", ":"))
+        return "p" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tiers_json(spec: SourceSpec) -> list | None:
+    if not spec.tiers:
+        return None
+    return [[k.at, {str(t): w for t, w in sorted(k.weights.items())}] for k in spec.tiers]
+
+
+# -- tokenizer ---------------------------------------------------------------------------------
+
+def tokenizer_path(manifest: Manifest, root: Path) -> Path:
+    """``data.tokenizer``: absolute, or relative to the data root (``tokenizers/demo.json``)."""
+    path = Path(manifest.data.tokenizer).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def ensure_tokenizer(manifest: Manifest, root: Path, log: Callable[[str], None] = print):
+    """Load the manifest's tokenizer, training it first from ``[data.tokenizer_train]`` if absent."""
+    from corpus.tokenizer import load_tokenizer
+
+    path = tokenizer_path(manifest, root)
+    if not path.exists():
+        spec = manifest.data.tokenizer_train
+        if spec is None:
+            raise UserError(f"{manifest.where('data.tokenizer')}: {path} does not exist (train one with "
+                            f"python -m corpus.tokenizer train ... --out {path}, or add [data.tokenizer_train])")
+        log(f"training tokenizer {path} (vocab {spec.vocab_size}) from "
+            + ", ".join(filter(None, [f"{spec.synthetic} synthetic examples" if spec.synthetic else "",
+                                      ", ".join(spec.inputs)])))
+        _train_tokenizer(manifest, path)
+    try:
+        return load_tokenizer(path)
+    except UserError as exc:
+        raise UserError(f"{manifest.where('data.tokenizer')}: {exc}") from None
+
+
+def _train_tokenizer(manifest: Manifest, path: Path) -> None:
+    from corpus.atomic import atomic_path
+    from corpus.tokenizer import _expand, _synthetic_texts, _texts_from_file, train_tokenizer
+
+    spec = manifest.data.tokenizer_train
+    try:
+        files = _expand(spec.inputs)
+    except UserError as exc:
+        raise UserError(f"{manifest.where('data.tokenizer_train.from')}: {exc}") from None
+
+    def texts():
+        for f in files:
+            yield from _texts_from_file(f, None)
+        if spec.synthetic:
+            yield from _synthetic_texts(spec.synthetic, spec.seed)
+
+    tok = train_tokenizer(texts(), spec.vocab_size, spec.min_frequency)
+    with atomic_path(path) as tmp:
+        tok.save(str(tmp))
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
+            log: Callable[[str], None] = print) -> ResolvedMix:
+    """The tokenizer and a published version for every source; builds what is missing if allowed."""
+    from corpus.catalog import Catalog
+    from corpus.sources import source_names
+
+    catalog = Catalog(root)
+    known = set(source_names())
+    for i, spec in enumerate(manifest.data.sources):
+        if spec.name not in known:
+            raise UserError(f"{manifest.where(f'data.sources[{i}].name')}: unknown source {spec.name!r}; "
+                            f"known: {', '.join(sorted(known))}")
+    tok = ensure_tokenizer(manifest, root, log) if build_missing else _load_existing_tokenizer(manifest, root)
+    components = []
+    for i, spec in enumerate(manifest.data.sources):
+        row = _resolve_version(manifest, root, catalog, i, spec, tok, build_missing, log)
+        components.append(Component(i, spec, row))
+    return ResolvedMix(manifest, root, tok, components)
+
+
+def _load_existing_tokenizer(manifest: Manifest, root: Path):
+    from corpus.tokenizer import load_tokenizer
+
+    try:
+        return load_tokenizer(tokenizer_path(manifest, root))
+    except UserError as exc:
+        raise UserError(f"{manifest.where('data.tokenizer')}: {exc}") from None
+
+
+def _resolve_version(manifest, root, catalog, i, spec: SourceSpec, tok, build_missing, log) -> dict:
+    key = f"data.sources[{i}] ({spec.name}).version"
+    if spec.version != "latest":
+        row = catalog.version(spec.version)
+        if row is None:
+            raise UserError(f"{manifest.where(key)}: unknown version {spec.version!r} "
+                            f"(see python -m corpus.sql \"SELECT id, source, status FROM versions\")")
+        if row["source"] != spec.name:
+            raise UserError(f"{manifest.where(key)}: version {spec.version} is of source {row['source']!r}, "
+                            f"not {spec.name!r}")
+        _check_usable(manifest, key, row, tok)
+        return row
+    row = _latest(catalog, spec.name, tok.sha256, manifest.data.max_seq_len)
+    if row is None and spec.build is not None and build_missing:
+        _build(manifest, root, i, spec, tok, log)
+        row = _latest(catalog, spec.name, tok.sha256, manifest.data.max_seq_len)
+    if row is None:
+        raise UserError(f"{manifest.where(key)}: {_why_no_latest(catalog, spec.name, tok.sha256, manifest.data.max_seq_len)}")
+    _check_usable(manifest, key, row, tok)
+    return row
+
+
+def _latest(catalog, source: str, tokenizer_sha: str, max_seq_len: int) -> dict | None:
+    if not catalog.path.exists():
+        return None
+    rows = catalog.query_dicts(
+        "SELECT * FROM versions WHERE source = ? AND status = 'published' AND tokenizer_sha = ? "
+        "AND max_seq_len <= ? AND coalesce(kind, 'train') <> 'eval' ORDER BY created_at DESC, id LIMIT 1",
+        [source, tokenizer_sha, max_seq_len])
+    return rows[0] if rows else None
+
+
+def _why_no_latest(catalog, source: str, tokenizer_sha: str, max_seq_len: int) -> str:
+    rows = catalog.query_dicts("SELECT * FROM versions WHERE source = ? ORDER BY created_at DESC", [source]) \
+        if catalog.path.exists() else []
+    hint = f"build one (python -m corpus.build {source} --tokenizer ... --max-seq-len {max_seq_len}) or add build = {{...}}"
+    if not rows:
+        return f"no version of {source} exists: {hint}"
+    published = [r for r in rows if r["status"] == "published"]
+    if not published:
+        return f"no published version of {source} ({rows[0]['id']} is {rows[0]['status']}): {hint}"
+    other_tok = [r for r in published if r["tokenizer_sha"] != tokenizer_sha]
+    if len(other_tok) == len(published):
+        return (f"every published version of {source} was built with another tokenizer "
+                f"({other_tok[0]['tokenizer_sha'][:12]}…, manifest tokenizer {tokenizer_sha[:12]}…): {hint}")
+    longer = [r for r in published if r["max_seq_len"] > max_seq_len]
+    if longer:
+        return (f"published versions of {source} have max_seq_len {longer[0]['max_seq_len']} > "
+                f"data.max_seq_len {max_seq_len}: {hint}")
+    return f"no published training version of {source} (only evaluation versions): {hint}"
+
+
+def _check_usable(manifest, key: str, row: dict, tok) -> None:
+    if row["status"] != "published":
+        raise UserError(f"{manifest.where(key)}: version {row['id']} is {row['status']}, not published "
+                        f"(see python -m corpus.quality report)")
+    if row["tokenizer_sha"] != tok.sha256:
+        raise UserError(f"{manifest.where(key)}: version {row['id']} was built with tokenizer "
+                        f"{row['tokenizer_sha'][:12]}…, but data.tokenizer is {tok.sha256[:12]}… "
+                        f"(every source of a mix must share one tokenizer)")
+    if row["max_seq_len"] > manifest.data.max_seq_len:
+        raise UserError(f"{manifest.where(key)}: version {row['id']} allows {row['max_seq_len']} tokens per row "
+                        f"> data.max_seq_len {manifest.data.max_seq_len}")
+    if (row.get("kind") or "train") == "eval":
+        raise UserError(f"{manifest.where(key)}: version {row['id']} is an evaluation split; "
+                        f"it cannot be mixed into training")
+
+
+def build_argv(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok) -> list[str]:
+    """``corpus.build`` arguments from a source's ``build`` table (keys become ``--flags``)."""
+    argv = [spec.name, "--tokenizer", str(tok.path), "--max-seq-len", str(manifest.data.max_seq_len),
+            "--data-dir", str(root), "--quiet"]
+    for name, value in (spec.build or {}).items():
+        if name in RESERVED_BUILD_KEYS:
+            raise UserError(f"{manifest.where(f'data.sources[{i}] ({spec.name}).build.{name}')}: "
+                            f"set by the manifest's [data] section, not here")
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _build(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok, log) -> None:
+    from corpus.build import build, parse_args
+
+    argv = build_argv(manifest, root, i, spec, tok)
+    where = manifest.where(f"data.sources[{i}] ({spec.name}).build")
+    log(f"building {spec.name}: python -m corpus.build {' '.join(argv)}")
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            args = parse_args(argv)
+    except SystemExit:
+        lines = [ln for ln in errors.getvalue().splitlines() if ln.strip()]
+        raise UserError(f"{where}: corpus.build rejected it: {lines[-1] if lines else 'bad options'}") from None
+    try:
+        status = build(args)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    if status != 0:
+        raise UserError(f"{where}: the built version failed validation (see python -m corpus.quality report)")
