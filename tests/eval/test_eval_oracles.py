@@ -152,9 +152,13 @@ def test_mbpp_reference_solutions_pass(mbpp_test_problems):
 
 
 def test_mbpp_wrong_solutions_score_0(mbpp_test_problems):
-    programs = [mbpp_program(p, _mbpp_wrong(p)) for p in mbpp_test_problems]
+    # Every fourth problem (125), to keep the file fast on two shared cores; all 500 were checked
+    # once when this was written (0 passed: 496 failed an assert, 4 raised).
+    problems = [p for p in mbpp_test_problems if p["task_id"] % 4 == 0]
+    assert len(problems) == 125
+    programs = [mbpp_program(p, _mbpp_wrong(p)) for p in problems]
     results = execute_all(programs, workers=WORKERS, **LIMITS)
-    assert [p["task_id"] for p, r in zip(mbpp_test_problems, results) if r.passed] == []
+    assert [p["task_id"] for p, r in zip(problems, results) if r.passed] == []
     assert pass_at_1(results) == 0.0
     assert {r.status for r in results} <= {"failed", "error"}
 

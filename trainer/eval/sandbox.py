@@ -70,7 +70,7 @@ from trainer.eval import sandbox_child as child
 
 __all__ = [
     "SandboxResult",
-    "SandboxSetupError",
+    "SandboxError",
     "Isolation",
     "STATUSES",
     "run_python",
@@ -89,8 +89,9 @@ _uids_in_use: set[int] = set()
 _uids_lock = threading.Lock()
 
 
-class SandboxSetupError(RuntimeError):
-    """The sandbox itself could not be built; the program never ran (not a model failure)."""
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (could not be built, or could not be torn down); the program's
+    verdict is void. Never a model failure."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def run_python(
 
     ``cpu_s`` defaults to ``timeout_s + 1`` (the wall clock normally fires first). ``guard=False``
     leaves only the OS-level layers, for testing them; never use it for evaluation.
-    Raises :class:`SandboxSetupError` when the sandbox cannot be built.
+    Raises :class:`SandboxError` when the sandbox cannot be built or torn down.
     """
     if timeout_s <= 0 or memory_mb <= 0 or max_output_bytes <= 0 or max_processes <= 0:
         raise ValueError("timeout_s, memory_mb, max_output_bytes and max_processes must be positive")
@@ -196,7 +197,7 @@ def run_python(
     out = stdout.decode("utf-8", "replace")
     err = stderr.decode("utf-8", "replace")
     if stopped is None and returncode == child.EXIT_SETUP and child.SETUP_MARKER in err:
-        raise SandboxSetupError(err.split(child.SETUP_MARKER, 1)[1].strip())
+        raise SandboxError(err.split(child.SETUP_MARKER, 1)[1].strip())
     status, detail = _classify(returncode, stopped, err, timeout_s, max_output_bytes)
     return SandboxResult(
         status=status,
@@ -269,11 +270,12 @@ def _collect(proc: subprocess.Popen, deadline: float, cap: int, uid: int | None)
             selector.register(stream, selectors.EVENT_READ)
         while selector.get_map():
             now = time.monotonic()
-            if killed_at is None and (_has_exited(proc.pid) or now >= deadline):
-                if now >= deadline and not _has_exited(proc.pid):
-                    stopped = "timeout"
-                _kill_everything(proc, uid)
-                killed_at = time.monotonic()
+            if killed_at is None:
+                exited = _has_exited(proc.pid)
+                if exited or now >= deadline:
+                    stopped = None if exited else "timeout"
+                    _kill_everything(proc, uid)
+                    killed_at = time.monotonic()
             if killed_at is not None and time.monotonic() - killed_at > 1.0:
                 break  # cannot happen once every writer is dead; a bound all the same
             wait = 0.05 if killed_at is not None else min(0.05, max(0.0, deadline - now))
@@ -316,7 +318,7 @@ def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
         proc.wait()
     if uid is None:
         return
-    for _ in range(100):
+    for _ in range(200):
         pids = _pids_of_uid(uid)
         if not pids:
             return
@@ -326,6 +328,7 @@ def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.01)
+    raise SandboxError(f"processes of sandbox uid {uid} survived 2 s of SIGKILL: {_pids_of_uid(uid)}")
 
 
 def _pids_of_uid(uid: int) -> list[int]:
@@ -450,7 +453,7 @@ def isolation() -> Isolation:
     if _isolation_cache is None:
         result = run_python(_PROBE, timeout_s=30)
         if not result.passed:
-            raise SandboxSetupError(f"isolation probe failed: {result.status}: {result.detail}\n{result.stderr}")
+            raise SandboxError(f"isolation probe failed: {result.status}: {result.detail}\n{result.stderr}")
         child_net, child_uid = result.stdout.split()
         separate_uid = result.uid is not None and int(child_uid) == result.uid
         _isolation_cache = Isolation(

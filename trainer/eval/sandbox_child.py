@@ -31,6 +31,7 @@ This file must stay importable without side effects: the parent imports it for t
 from __future__ import annotations
 
 import os
+import resource  # now: after unshare(CLONE_NEWUSER) capabilities that reached the stdlib are gone
 import sys
 
 EXIT_PASSED = 0
@@ -139,8 +140,6 @@ def set_no_new_privs() -> None:
 
 
 def set_limits(limits: dict) -> None:
-    import resource
-
     def hard(name: str, value: int) -> None:
         resource.setrlimit(getattr(resource, name), (value, value))
 
