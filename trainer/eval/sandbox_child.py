@@ -162,6 +162,7 @@ def install_guard(root: str) -> None:
     This is the "reliability guard" idea of OpenAI's human-eval: it stops accidents and careless
     code, not a determined attacker (the OS-level layers above are what hold against those).
     """
+    import _io
     import builtins
     import io
     import posix
@@ -256,9 +257,9 @@ def install_guard(root: str) -> None:
             raise SandboxViolation(f"sandbox: os.killpg({pgid}) outside the sandbox's process group")
         return real_killpg(pgid, sig)
 
-    builtins.open = guarded_open
-    io.open = guarded_open
-    io.FileIO = GuardedFileIO
+    for module in (builtins, io, _io):
+        module.open = guarded_open
+    io.FileIO = _io.FileIO = GuardedFileIO
     for module in (os, posix):
         if hasattr(module, "open"):
             module.open = guarded_os_open
