@@ -39,14 +39,12 @@ def _run(args) -> int:
     if args.check:
         print(f"{manifest.path}: ok ({len(manifest.data.sources)} sources, sha256 {manifest.sha256[:12]}…)")
         return 0
-    from corpus.mixing.plan import make_plan, refresh_views
+    from corpus.mixing.plan import make_plan
     from corpus.paths import data_root
 
     root = data_root(args.data_dir)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     result = make_plan(manifest, root, force=args.force, build_missing=not args.no_build, log=log)
-    if not result.created:
-        refresh_views(root)
     report = _report(result)
     if args.export_jsonl:
         from corpus.mixing import open_plan

@@ -244,14 +244,15 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
     resolved = resolve(manifest, root, build_missing=build_missing, log=log)
     plan_id = resolved.plan_id
     catalog = Catalog(root)
-    existing = _registered(catalog, root, plan_id)
+    existing, shards = _registered_and_shards(catalog, root, plan_id, [c.version_id for c in resolved.components])
     if existing is not None and not force:
+        refresh_views(root)  # cheap, and keeps the views right if the data root moved
         directory = root / existing["dir"]
         return PlanResult(plan_id, directory, resolved, False, time.perf_counter() - started,
                           _stats_from_json(directory))
     directory = root / existing["dir"] if existing else mix_dir(root, manifest, plan_id)
     d = manifest.data
-    pools = {split: [load_pool(root, c.version_id, split, catalog.shards(c.version_id, split))
+    pools = {split: [load_pool(root, c.version_id, split, shards.get((c.version_id, split), []))
                      for c in resolved.components] for split in SPLITS}
     splits = {"train": compute_split(resolved, pools["train"], "train", d.train_samples),
               "val": compute_split(resolved, pools["val"], "val", d.val_samples)}
@@ -266,17 +267,29 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
     return PlanResult(plan_id, directory, resolved, True, seconds, {s: splits[s].stats for s in SPLITS})
 
 
-def _registered(catalog, root: Path, plan_id: str) -> dict | None:
-    """The catalog row of a plan whose files are all still there, else None."""
-    if not catalog.path.exists():
-        return None
-    rows = catalog.query_dicts("SELECT * FROM mixes WHERE id = ?", [plan_id])
-    if not rows:
-        return None
-    paths = catalog.query("SELECT path FROM files WHERE version = ? AND role = 'plan'", [plan_id])
-    if not paths or not all((root / p).exists() for (p,) in paths):
-        return None
-    return rows[0]
+def _registered_and_shards(catalog, root: Path, plan_id: str, versions: list[str]):
+    """The plan's catalog row if all its files are still there (else None), and the versions'
+    shard records by (version, split) - one connection."""
+    import duckdb
+
+    with catalog.connect(read_only=True) as con:
+        def rows_of(sql: str, params: list) -> list[dict]:
+            cur = con.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+        marks = ", ".join("?" * len(versions))
+        shards: dict[tuple[str, str], list[dict]] = {}
+        for s in rows_of(f"SELECT * FROM shards WHERE version IN ({marks}) ORDER BY version, split, idx", versions):
+            shards.setdefault((s["version"], s["split"]), []).append(s)
+        try:
+            rows = rows_of("SELECT * FROM mixes WHERE id = ?", [plan_id])
+        except duckdb.CatalogException:  # a catalog not yet migrated for mixes (read-only connections do not migrate)
+            rows = []
+        paths = rows_of("SELECT path FROM files WHERE version = ? AND role = 'plan'", [plan_id]) if rows else []
+    if not rows or not paths or not all((root / p["path"]).exists() for p in paths):
+        return None, shards
+    return rows[0], shards
 
 
 def _stats_from_json(directory: Path) -> dict[str, list[SplitStats]]:

@@ -153,11 +153,25 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
             raise UserError(f"{manifest.where(f'data.sources[{i}].name')}: unknown source {spec.name!r}; "
                             f"known: {', '.join(sorted(known))}")
     tok = ensure_tokenizer(manifest, root, log) if build_missing else _load_existing_tokenizer(manifest, root)
+    explicit = [s.version for s in manifest.data.sources if s.version != "latest"]
+    versions = _versions(catalog, [s.name for s in manifest.data.sources], explicit)
     components = []
     for i, spec in enumerate(manifest.data.sources):
-        row = _resolve_version(manifest, root, catalog, i, spec, tok, build_missing, log)
+        row = _resolve_version(manifest, root, catalog, versions, i, spec, tok, build_missing, log)
         components.append(Component(i, spec, row))
     return ResolvedMix(manifest, root, tok, components)
+
+
+def _versions(catalog, sources: list[str], ids: list[str]) -> list[dict]:
+    """Catalog rows of every version of ``sources`` plus the versions named by id (one connection)."""
+    if not catalog.path.exists():
+        return []
+    with catalog.connect(read_only=True) as con:
+        marks = lambda xs: ", ".join("?" * len(xs)) or "NULL"  # noqa: E731
+        cur = con.execute(f"SELECT * FROM versions WHERE source IN ({marks(sources)}) OR id IN ({marks(ids)})",
+                          sources + ids)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def _load_existing_tokenizer(manifest: Manifest, root: Path):
@@ -169,10 +183,10 @@ def _load_existing_tokenizer(manifest: Manifest, root: Path):
         raise UserError(f"{manifest.where('data.tokenizer')}: {exc}") from None
 
 
-def _resolve_version(manifest, root, catalog, i, spec: SourceSpec, tok, build_missing, log) -> dict:
+def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok, build_missing, log) -> dict:
     key = f"data.sources[{i}] ({spec.name}).version"
     if spec.version != "latest":
-        row = catalog.version(spec.version)
+        row = next((r for r in versions if r["id"] == spec.version), None)
         if row is None:
             raise UserError(f"{manifest.where(key)}: unknown version {spec.version!r} "
                             f"(see python -m corpus.sql \"SELECT id, source, status FROM versions\")")
@@ -181,29 +195,29 @@ def _resolve_version(manifest, root, catalog, i, spec: SourceSpec, tok, build_mi
                             f"not {spec.name!r}")
         _check_usable(manifest, key, row, tok)
         return row
-    row = _latest(catalog, spec.name, tok.sha256, manifest.data.max_seq_len)
+    max_len = manifest.data.max_seq_len
+    row = latest_version(versions, spec.name, tok.sha256, max_len)
     if row is None and spec.build is not None and build_missing:
         _build(manifest, root, i, spec, tok, log)
-        row = _latest(catalog, spec.name, tok.sha256, manifest.data.max_seq_len)
+        row = latest_version(_versions(catalog, [spec.name], []), spec.name, tok.sha256, max_len)
     if row is None:
-        raise UserError(f"{manifest.where(key)}: {_why_no_latest(catalog, spec.name, tok.sha256, manifest.data.max_seq_len)}")
+        raise UserError(f"{manifest.where(key)}: {_why_no_latest(versions, spec.name, tok.sha256, max_len)}")
     _check_usable(manifest, key, row, tok)
     return row
 
 
-def _latest(catalog, source: str, tokenizer_sha: str, max_seq_len: int) -> dict | None:
-    if not catalog.path.exists():
-        return None
-    rows = catalog.query_dicts(
-        "SELECT * FROM versions WHERE source = ? AND status = 'published' AND tokenizer_sha = ? "
-        "AND max_seq_len <= ? AND coalesce(kind, 'train') <> 'eval' ORDER BY created_at DESC, id LIMIT 1",
-        [source, tokenizer_sha, max_seq_len])
-    return rows[0] if rows else None
+def latest_version(versions: list[dict], source: str, tokenizer_sha: str, max_seq_len: int) -> dict | None:
+    """The newest published training version of ``source`` built with this tokenizer and length."""
+    usable = [r for r in versions if r["source"] == source and r["status"] == "published"
+              and r["tokenizer_sha"] == tokenizer_sha and r["max_seq_len"] <= max_seq_len
+              and (r.get("kind") or "train") != "eval"]
+    usable.sort(key=lambda r: r["id"])
+    usable.sort(key=lambda r: r["created_at"], reverse=True)
+    return usable[0] if usable else None
 
 
-def _why_no_latest(catalog, source: str, tokenizer_sha: str, max_seq_len: int) -> str:
-    rows = catalog.query_dicts("SELECT * FROM versions WHERE source = ? ORDER BY created_at DESC", [source]) \
-        if catalog.path.exists() else []
+def _why_no_latest(versions: list[dict], source: str, tokenizer_sha: str, max_seq_len: int) -> str:
+    rows = sorted((r for r in versions if r["source"] == source), key=lambda r: r["created_at"], reverse=True)
     hint = f"build one (python -m corpus.build {source} --tokenizer ... --max-seq-len {max_seq_len}) or add build = {{...}}"
     if not rows:
         return f"no version of {source} exists: {hint}"
