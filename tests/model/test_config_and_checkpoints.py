@@ -82,9 +82,7 @@ def test_parameter_summary_counts_every_parameter_once(make_config):
 
 
 def test_presets_have_the_sizes_they_claim():
-    demo = HRMMamba2LM(ModelConfig.demo(vocab_size=4096))
-    assert demo.num_parameters() < 2_000_000
-    big = ModelConfig.size_50m()
-    with torch.device("meta"):
-        n = HRMMamba2LM(big).num_parameters()
-    assert 45e6 < n < 55e6
+    demo = HRMMamba2LM(ModelConfig.demo(vocab_size=4096)).num_parameters()
+    big = HRMMamba2LM(ModelConfig.size_50m()).num_parameters()  # ~1 s; "meta" would cost more
+    assert demo < 2_000_000
+    assert 45e6 < big < 55e6

@@ -46,6 +46,10 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     x: [b, l, h, p]; dt: [b, l, h] (positive); A: [h] (negative); B, C: [b, l, g, n];
     initial_state: [b, h, p, n] or None. Returns (y [b, l, h, p], final_state [b, h, p, n]) in
     the compute dtype (fp32, or float64 for float64 inputs). The D skip term is not included.
+
+    B and C are shared by the r = h / g heads of a group, so the products with them are done on
+    [r * p]-wide blocks of the group's heads (one larger matmul, no broadcast copies); only the
+    decays, which differ per head, are applied per head.
     """
     b, l, h, p = x.shape
     g, n = B.shape[-2], B.shape[-1]
@@ -64,40 +68,41 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
             C = F.pad(C, (0, 0, 0, 0, 0, pad))
         c = (l + pad) // q
 
-        # layouts: heads split as [g, r] so B and C (shared inside a group) broadcast over r
-        xdt = xdt.view(b, c, q, g, r, p).permute(0, 3, 4, 1, 2, 5)  # [b, g, r, c, q, p]
-        dA = dA.view(b, c, q, h).permute(0, 3, 1, 2)  # [b, h, c, q]
-        Bg = B.view(b, c, q, g, n).permute(0, 3, 1, 2, 4).unsqueeze(2)  # [b, g, 1, c, q, n]
-        Cg = C.view(b, c, q, g, n).permute(0, 3, 1, 2, 4).unsqueeze(2)  # [b, g, 1, c, q, n]
-        dA_cum = dA.cumsum(-1)  # [b, h, c, q]
+        X = xdt.view(b, c, q, h, p).permute(0, 3, 1, 2, 4).contiguous()  # [b, h, c, q, p]
+        Bg = B.view(b, c, q, g, n).permute(0, 3, 1, 2, 4).contiguous()  # [b, g, c, q, n]
+        Cg = C.view(b, c, q, g, n).permute(0, 3, 1, 2, 4).contiguous()
+        dA_cum = dA.view(b, c, q, h).permute(0, 3, 1, 2).cumsum(-1)  # [b, h, c, q]
 
-        # 1. inside each chunk: y = (C B^T * decay) x
-        decay_in = torch.exp(segment_sums(dA)).view(b, g, r, c, q, q)
-        scores = (Cg @ Bg.transpose(-1, -2)) * decay_in  # [b, g, r, c, q, q]
-        y = scores @ xdt  # [b, g, r, c, q, p]
+        # 1. inside each chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) x_j dt_j
+        causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril()
+        gaps = (dA_cum.unsqueeze(-1) - dA_cum.unsqueeze(-2)).masked_fill(~causal, float("-inf"))
+        scores = (Cg @ Bg.transpose(-1, -2)).unsqueeze(2) * torch.exp(gaps).view(b, g, r, c, q, q)
+        y = scores.view(b, h, c, q, q) @ X  # [b, h, c, q, p]
 
-        # 2. state each chunk leaves behind, starting from zero
-        decay_to_end = torch.exp(dA_cum[..., -1:] - dA_cum).view(b, g, r, c, q, 1)
-        chunk_states = (xdt * decay_to_end).transpose(-1, -2) @ Bg  # [b, g, r, c, p, n]
-        chunk_states = chunk_states.reshape(b, h, c, p * n)
+        # 2. state each chunk leaves behind, starting from zero: [b, g, c, n, r*p]
+        decay_to_end = torch.exp(dA_cum[..., -1:] - dA_cum).unsqueeze(-1)  # [b, h, c, q, 1]
+        Xd = (X * decay_to_end).view(b, g, r, c, q, p).permute(0, 1, 3, 4, 2, 5).reshape(b, g, c, q, r * p)
+        chunk_states = Bg.transpose(-1, -2) @ Xd
+        chunk_states = chunk_states.view(b, g, c, n, r, p).permute(0, 1, 4, 2, 3, 5).reshape(b, h, c, n * p)
 
         # 3. carry states across chunks (c is small: a dense [c+1, c+1] decay matrix)
         if initial_state is None:
-            start = chunk_states.new_zeros(b, h, 1, p * n)
+            start = chunk_states.new_zeros(b, h, 1, n * p)
         else:
-            start = initial_state.to(dtype).reshape(b, h, 1, p * n)
-        chunk_states = torch.cat([start, chunk_states], dim=2)  # [b, h, c+1, p*n]
+            start = initial_state.to(dtype).transpose(-1, -2).reshape(b, h, 1, n * p)
+        chunk_states = torch.cat([start, chunk_states], dim=2)  # [b, h, c+1, n*p]
         decay_across = torch.exp(segment_sums(F.pad(dA_cum[..., -1], (1, 0))))  # [b, h, c+1, c+1]
-        states = decay_across @ chunk_states  # state at the start of each chunk, then the final
-        final_state = states[:, :, -1].reshape(b, h, p, n)
-        entering = states[:, :, :-1].reshape(b, g, r, c, p, n)
+        states = decay_across @ chunk_states  # state entering each chunk, then the final one
+        final_state = states[:, :, -1].view(b, h, n, p).transpose(-1, -2)
+        entering = states[:, :, :-1].view(b, g, r, c, n, p).permute(0, 1, 3, 4, 2, 5).reshape(b, g, c, n, r * p)
 
-        # 4. contribution of the entering state to each position of its chunk
-        decay_from_start = torch.exp(dA_cum).view(b, g, r, c, q, 1)
-        y = y + (Cg @ entering.transpose(-1, -2)) * decay_from_start
-
-        y = y.permute(0, 3, 4, 1, 2, 5).reshape(b, c * q, h, p)[:, :l]
-    return y, final_state
+        # 4. contribution of the entering state: y_i += exp(cum_i) C_i . state
+        y_off = (Cg @ entering).view(b, g, c, q, r, p)
+        decay_from_start = torch.exp(dA_cum).view(b, g, r, c, q).permute(0, 1, 3, 4, 2).unsqueeze(-1)
+        y_off = y_off * decay_from_start  # [b, g, c, q, r, p]
+        y = y.view(b, g, r, c, q, p).permute(0, 3, 4, 1, 2, 5) + y_off.permute(0, 2, 3, 1, 4, 5)
+        y = y.reshape(b, c * q, h, p)[:, :l]
+    return y, final_state.contiguous()
 
 
 def ssd_step(state: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor,
