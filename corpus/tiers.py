@@ -118,10 +118,11 @@ def shard_tiers(catalog, version: str, split: str, idx: int, rule: str | None = 
         if not shards:
             raise UserError(f"version {version} has no shard {split}-{idx:05d}")
         path = catalog.root / shards[0]["path"]
-        return pq.read_table(path, columns=["tier"]).column("tier").to_numpy().astype(np.int8)
+        return pq.ParquetFile(path).read(columns=["tier"]).column("tier").to_numpy().astype(np.int8)
     found = catalog.query("SELECT path FROM tier_files WHERE version = ? AND rule = ? AND split = ? AND idx = ?",
                           [version, rule, split, idx])
     if not found:
         raise UserError(f"version {version} has no tiers under {rule} for shard {split}-{idx:05d}: "
                         f"run python -m corpus.retier {version} --rule {rule}")
-    return pq.read_table(catalog.root / found[0][0], columns=["tier"]).column("tier").to_numpy().astype(np.int8)
+    side = pq.ParquetFile(catalog.root / found[0][0]).read(columns=["tier"])
+    return side.column("tier").to_numpy().astype(np.int8)
