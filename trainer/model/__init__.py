@@ -1,5 +1,10 @@
 """HRM x Mamba2 language model (DESIGN section 7).
 
+    input_ids -> embed -> Mamba2 layers [0, k) -> h_k ---------------> + gate * memory -> layers [k, n) -> logits
+                                                  |                      (t >= prompt_len - 1)
+                                                  +-> pool(prompt only) -> HRM (H, L over slots) -> memory, gate, halting
+
+Files, one concept each:
     config.py    ModelConfig: sizes and switches, presets (demo, size_50m)
     ssd.py       SSD scan: chunked form and the step recurrence it must equal
     mamba2.py    Mamba2 mixer (full sequence + one-token step); kernels.py: optional mamba_ssm path
@@ -8,7 +13,29 @@
     hrm.py       H and L modules over latent slots, one-step gradient
     bridge.py    zero-initialised memory projection, gate head, where memory enters
     halting.py   per-cycle halting probabilities, distribution, penalty
-    lm.py        HRMMamba2LM: forward with separate loss terms and diagnostics, generate()
+    sampling.py  greedy / temperature / top-k / top-p
+    lm.py        HRMMamba2LM: forward (separate loss terms + diagnostics), prefill/step, generate()
+    summary.py   parameter counts per component
+
+Decisions the trainer relies on:
+* Memory enters at positions t >= prompt_len - 1 and is a function of prompt tokens only, so no
+  position ever sees the token it predicts (tests change target tokens and compare).
+* ``gate_scale == 0`` skips the addition: logits are bit-identical to ``hrm_enabled=False`` with
+  the same decoder weights; the HRM runs without grad (diagnostics only) and deep supervision and
+  the halting penalty are zero. HRM parameters then get no gradient -- under DDP use
+  ``find_unused_parameters=True`` (also needed when halting is off: its head is unused).
+* One-step gradient: only the last L and the last H update carry gradient (``hrm_bptt_steps`` > 1
+  for more). With deep supervision or halting every cycle's output is used, and each cycle is a
+  gradient segment of its own (HRM's deep-supervision rule), states detached between cycles.
+* Halting weights the memory: memory = sum_c p_c * memory_c with ACT's p; halt sum = sum_c lambda_c
+  pulled to ``halt_target``; penalty = halting_weight * mean gate (detached) * mean (sum - target)^2.
+  In eval mode with ``halt_epsilon > 0`` the cycles stop once every sample is halted within eps.
+* Switches and cycle counts create no parameters: a checkpoint loads strictly under any of them,
+  and ``set_cycles`` changes h_cycles / l_steps between runs of the same weights.
+* ``generate`` takes equal-length prompts [b, p] (bucket ragged prompts by length) and returns
+  prompt + new tokens; after ``eos_id`` a row is filled with ``eos_id``.
+* Mixed precision: the scan, softplus(dt), exp(A_log), norms, gate/halting sigmoids and the loss
+  run in fp32 under bf16 autocast; the residual stream stays in the parameters' dtype.
 """
 
 from trainer.model.config import ModelConfig
