@@ -210,11 +210,12 @@ def test_require_images_quarantines_corrupt_and_missing(tmp_path, tokenizer_path
     assert v["rows"] == 17
 
 
-def test_max_image_side_bounds_the_stored_image(tmp_path, tokenizer_path):
+def test_max_image_side_bounds_the_stored_image_and_limit_caps_problems(tmp_path, tokenizer_path):
     src = _small(tmp_path)
     assert build(tmp_path / "data", tokenizer_path, "science_qa", "--from", str(src), "--split", "test",
-                 "--max-image-side", "90") == 0
+                 "--max-image-side", "90", "--limit", "3") == 0
     rows = {r["meta"]["pid"]: r for r in rows_of(tmp_path / "data", latest(tmp_path / "data")["id"])}
+    assert sorted(rows) == ["21", "22", "23"]  # the first three test pids of pid_splits.json
     assert Image.open(io.BytesIO(rows["22"]["image"])).size == (90, 30)
     assert Image.open(io.BytesIO(rows["21"]["image"])).size == (40, 30)
 
