@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from corpus.errors import UserError
 
@@ -84,6 +84,15 @@ class EvalSection(_Section):
     eval_loss_patience: NonNegInt = 0  # 0: never stop early
     patience_grace_steps: NonNegInt = 0
     save_best_model: bool = True
+    dev_suites: list[str] = []  # trainer.eval suites run at every validation (docs/evaluation.md)
+    dev_limit: PositiveInt = 32  # items per dataset of each dev suite
+
+    @field_validator("dev_suites", mode="before")
+    @classmethod
+    def _suite_names(cls, value):
+        from trainer.eval.suites import parse_suites
+
+        return parse_suites(value) if value not in ([], "", None) else []
 
 
 MODEL_PRESETS = ("default", "demo", "size_50m")

@@ -56,7 +56,7 @@ def plot_run(run_dir: Path) -> list[Path]:
         tmp.replace(path)
         return path
 
-    return [
+    paths = [
         figure("loss", "training loss", [("loss", train, "-"), ("lm_loss", train, "-"),
                                           ("val_loss", val, "o-")], ylabel="nats/token"),
         figure("val_loss", "validation loss", [("val_loss", val, "o-")], ylabel="nats/token"),
@@ -67,6 +67,13 @@ def plot_run(run_dir: Path) -> list[Path]:
         figure("halt", "halt Σ (with [min, max])", [("halt_sum_mean", train, "-")],
                band=("halt_sum_min", "halt_sum_max", train)),
     ]
+    dev = [r for r in records if r.get("kind") == "dev"]  # [eval] dev_suites (trainer/eval/dev.py)
+    if dev:
+        from trainer.eval.dev import dev_series
+
+        paths += [figure(f"dev_{suite}", f"dev eval: {suite}", [(k, dev, "o-") for k in keys])
+                  for suite, keys in dev_series(dev).items()]
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
