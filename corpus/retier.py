@@ -23,7 +23,9 @@ from corpus.errors import UserError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m corpus.retier", description=__doc__.split("\n")[0].strip("`: "))
+    p = argparse.ArgumentParser(prog="python -m corpus.retier",
+                                description="Tiers under a new rule, computed from a version's stored features "
+                                            "(never the raw source); docs/tiers.md.")
     p.add_argument("version", nargs="?", help="a version id, or a source name for its latest published version")
     p.add_argument("--rule", help="tier rule id NAME@vN (or NAME for its newest version)")
     p.add_argument("--list", action="store_true", help="list the known tier rules and exit")
