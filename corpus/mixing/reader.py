@@ -61,7 +61,9 @@ class _Shard:
         from corpus.shards import open_sidecars
 
         self.parquet = parquet
-        self.tokens, self.index = open_sidecars(parquet)
+        tokens, index = open_sidecars(parquet)
+        # plain ndarray views of the maps: slicing an np.memmap runs Python-level hooks per slice
+        self.tokens, self.index = tokens.view(np.ndarray), index.view(np.ndarray)
         self._ids = None
 
     def ids(self):
@@ -259,16 +261,16 @@ class PlanReader:
 
     def _generate(self) -> Iterator[Sample]:
         names = [c["source"] for c in self.plan.sources]
+        whole = np.iinfo(np.int32).max  # samples are never truncated
         for chunk, local in self._selections():
-            handles, inverse, info, comp, row = self._gather(chunk, local)
-            tiers = chunk.tier[local]
-            for i in range(len(local)):
-                handle = handles[inverse[i]]
-                start, prompt_len, n = info[i]
-                position = chunk.start + int(local[i])
-                self.position = position + self.world_size
-                yield Sample(position, handle.ids()[int(row[i])].as_py(), names[comp[i]], int(tiers[i]),
-                             handle.tokens[start:start + n].astype(np.int32), int(prompt_len))
+            rows = _Rows.of(self, chunk, local, whole, with_ids=True)
+            step = self.world_size
+            for position, ident, comp, tier, array, start, count, prompt_len in zip(
+                    rows.positions.tolist(), rows.ids, rows.components.tolist(), rows.tiers.tolist(), rows.arrays,
+                    rows.starts, rows.counts, rows.prompt_lens.tolist()):
+                self.position = position + step
+                yield Sample(position, ident, names[comp], tier, array[start:start + count].astype(np.int32),
+                             prompt_len)
 
     def take(self, n: int) -> list[Sample]:
         """The next ``n`` samples (fewer at the end of the plan)."""
@@ -276,54 +278,89 @@ class PlanReader:
 
     def iter_batches(self, batch_size: int, seq_len: int | None = None, pad_id: int | None = None,
                      with_ids: bool = False, drop_last: bool = False) -> Iterator[Batch]:
-        """Padded batches straight from the sidecars: no Sample objects, one copy per row."""
+        """Padded batches straight from the sidecars: no Sample objects, one copy per row.
+
+        Everything but the token copies is computed once per plan row group; a batch's small
+        columns are then views into those arrays.
+        """
         if self._samples is not None:
             raise UserError("iter_batches() after iterating samples: open a new PlanReader at reader.position")
         seq_len = seq_len or self.plan.max_seq_len
         pad = self.plan.tokenizer.pad_id if pad_id is None else pad_id
-        pending: list[tuple] = []
-        filled = 0
+        carry: list[tuple[_Rows, int, int]] = []  # pieces of a batch that spans two row groups
+        carried = 0
         for chunk, local in self._selections():
-            handles, inverse, info, comp, row = self._gather(chunk, local)
+            rows = _Rows.of(self, chunk, local, seq_len, with_ids)
+            size = len(rows)
             i = 0
-            while i < len(local):
-                take = min(batch_size - filled, len(local) - i)
-                pending.append((chunk, local[i:i + take], handles, inverse[i:i + take], info[i:i + take],
-                                comp[i:i + take], row[i:i + take]))
-                filled += take
-                i += take
-                self.position = chunk.start + int(local[i - 1]) + self.world_size
-                if filled == batch_size:
-                    yield self._batch(pending, seq_len, pad, with_ids)
-                    pending, filled = [], 0
-        if pending and not drop_last:
-            yield self._batch(pending, seq_len, pad, with_ids)
+            if carried:
+                take = min(batch_size - carried, size)
+                carry.append((rows, 0, take))
+                carried += take
+                i = take
+                if carried == batch_size:
+                    self.position = int(rows.positions[take - 1]) + self.world_size
+                    yield _Rows.batch(carry, seq_len, pad)
+                    carry, carried = [], 0
+            positions = rows.positions.tolist()
+            while i + batch_size <= size:
+                self.position = positions[i + batch_size - 1] + self.world_size
+                yield _Rows.batch([(rows, i, i + batch_size)], seq_len, pad)
+                i += batch_size
+            if i < size:
+                carry.append((rows, i, size))
+                carried += size - i
+                self.position = positions[-1] + self.world_size
+        if carry and not drop_last:
+            yield _Rows.batch(carry, seq_len, pad)
 
-    def _batch(self, pending, seq_len: int, pad: int, with_ids: bool) -> Batch:
-        b = sum(len(p[1]) for p in pending)
+
+class _Rows:
+    """The selected rows of one plan row group, ready to be cut into batches."""
+
+    __slots__ = ("positions", "components", "tiers", "lengths", "prompt_lens", "arrays", "starts", "counts", "ids")
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @classmethod
+    def of(cls, reader: PlanReader, chunk: _Chunk, local: np.ndarray, seq_len: int, with_ids: bool) -> "_Rows":
+        handles, inverse, info, comp, row = reader._gather(chunk, local)
+        self = cls()
+        self.positions = chunk.start + local
+        self.components = comp
+        self.tiers = chunk.tier[local]
+        n = np.minimum(info[:, 2], seq_len)
+        self.lengths = n.astype(np.int32)
+        self.prompt_lens = np.minimum(info[:, 1], n).astype(np.int32)
+        inv = inverse.tolist()
+        self.arrays = [handles[h].tokens for h in inv]
+        self.starts = info[:, 0].tolist()
+        self.counts = n.tolist()
+        self.ids = [handles[h].ids()[r].as_py() for h, r in zip(inv, row.tolist())] if with_ids else None
+        return self
+
+    @staticmethod
+    def batch(pieces: list[tuple["_Rows", int, int]], seq_len: int, pad: int) -> Batch:
+        b = pieces[0][2] - pieces[0][1] if len(pieces) == 1 else sum(hi - lo for _, lo, hi in pieces)
         tokens = np.full((b, seq_len), pad, dtype=np.int32)
-        lengths = np.empty(b, dtype=np.int32)
-        prompt_lens = np.empty(b, dtype=np.int32)
-        positions = np.empty(b, dtype=np.int64)
-        components = np.empty(b, dtype=np.int16)
-        tiers = np.empty(b, dtype=np.int8)
-        ids: list[str] | None = [] if with_ids else None
         k = 0
-        for chunk, local, handles, inverse, info, comp, row in pending:
-            m = len(local)
-            positions[k:k + m] = chunk.start + local
-            components[k:k + m] = comp
-            tiers[k:k + m] = chunk.tier[local]
-            for j in range(m):
-                handle = handles[inverse[j]]
-                start, prompt_len, n = info[j]
-                n = min(int(n), seq_len)
-                tokens[k + j, :n] = handle.tokens[start:start + n]
-                lengths[k + j] = n
-                prompt_lens[k + j] = min(int(prompt_len), n)
-                if ids is not None:
-                    ids.append(handle.ids()[int(row[j])].as_py())
-            k += m
+        for rows, lo, hi in pieces:
+            arrays, starts, counts = rows.arrays, rows.starts, rows.counts
+            for j in range(lo, hi):
+                start, count = starts[j], counts[j]
+                tokens[k, :count] = arrays[j][start:start + count]
+                k += 1
+        if len(pieces) == 1:
+            rows, lo, hi = pieces[0]
+            cols = [rows.positions[lo:hi], rows.lengths[lo:hi], rows.prompt_lens[lo:hi], rows.components[lo:hi],
+                    rows.tiers[lo:hi]]
+            ids = rows.ids[lo:hi] if rows.ids is not None else None
+        else:
+            cols = [np.concatenate([getattr(r, name)[lo:hi] for r, lo, hi in pieces])
+                    for name in ("positions", "lengths", "prompt_lens", "components", "tiers")]
+            ids = [i for r, lo, hi in pieces for i in r.ids[lo:hi]] if pieces[0][0].ids is not None else None
+        positions, lengths, prompt_lens, components, tiers = cols
         return Batch(positions, tokens, lengths, prompt_lens, components, tiers, ids)
 
 
