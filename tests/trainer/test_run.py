@@ -1,0 +1,174 @@
+"""``python -m trainer.run`` end to end on the tiny plan, as subprocesses.
+
+One uninterrupted reference run (12 steps) is compared with: a run killed with SIGKILL after a
+checkpoint and restarted (exact resume), a rerun whose newest checkpoint is corrupt, a rerun on
+another plan (refused, then reset), a run initialised from the reference, and torchrun.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from trainer.checkpoint import load
+from trainer.metrics import read_metrics
+
+from .conftest import env
+
+EXACT = ("step", "loss", "lm_loss", "ds_loss", "halt_loss", "lr", "grad_norm", "gate_scale", "gate_mean",
+         "gate_min", "gate_max", "halt_sum_mean", "ids_sha", "samples", "tokens", "pad_frac")
+
+
+def records(run_dir, kind):
+    return [r for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny):
+    runs = tiny.base / "ref-runs"
+    result = tiny.run(runs=runs)
+    return runs / "tiny", result
+
+
+def test_reference_run_layout(tiny, reference):
+    run_dir, result = reference
+    ck = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert ck == ["final.pt", "final.pt.meta.json", "step_10.pt", "step_10.pt.meta.json", "step_12.pt",
+                  "step_12.pt.meta.json", "step_8.pt", "step_8.pt.meta.json"]  # checkpoint_limit = 3
+    state = load(run_dir / "checkpoints" / "step_10.pt")
+    plan = json.loads((run_dir / "best-model" / "plan.json").read_text())
+    assert state["step"] == 10 and state["plan_id"] == plan["plan_id"] and len(state["manifest_sha"]) == 64
+    assert state["plan_cursor"] == 40  # window of 2 batches x 4 samples: steps 10-11 start at position 40
+    assert {"optimizer", "rng", "patience", "model_config", "samples_seen"} <= set(state)
+
+    train, val = records(run_dir, "train"), records(run_dir, "val")
+    assert [r["step"] for r in train] == list(range(1, 13)) and [r["step"] for r in val] == [4, 8, 12]
+    assert all(r["gate_mean"] == 0 for r in train[:4]) and all(r["gate_mean"] > 0 for r in train[4:])
+    assert [r["gate_scale"] for r in train[3:9]] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert train[-1]["loss"] < train[0]["loss"] and all(r["tokens_per_s"] > 0 for r in train)
+    assert all(0 <= r["pad_frac"] < 1 and r["halt_sum_mean"] == 0 for r in train)  # halting off here
+
+    best = run_dir / "best-model"
+    assert sorted(p.name for p in best.iterdir()) == ["config.json", "model.pt", "plan.json", "tokenizer.json"]
+    best_val = min(val, key=lambda r: r["val_loss"])
+    assert plan["step"] == best_val["step"] and plan["val_loss"] == pytest.approx(best_val["val_loss"])
+    from trainer.model import HRMMamba2LM, ModelConfig
+
+    saved = load(best / "model.pt")
+    HRMMamba2LM(ModelConfig(**saved["model_config"])).load_state_dict(saved["model"])
+    assert sorted(p.name for p in (run_dir / "plots").iterdir()) == ["gate.png", "halt.png", "loss.png",
+                                                                    "lr.png", "val_loss.png"]
+    assert f"plots: {run_dir / 'plots'}" in result.stdout and "unigram entropy" in result.stdout
+
+    again = tiny.run(runs=run_dir.parent)  # finished: a rerun resumes from final.pt and does nothing
+    assert "nothing to do" in again.stdout and len(records(run_dir, "train")) == 12
+
+
+def test_sigkill_and_restart_repeats_the_uninterrupted_run(tiny, reference):
+    ref_dir, _ = reference
+    runs = tiny.base / "killed-runs"
+    cmd = tiny.command("--dataset_workers", "2", runs=runs)  # the reference read in-process
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=tiny.base)
+    marker = runs / "tiny" / "checkpoints" / "step_6.pt.meta.json"
+    deadline = time.time() + 240
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists() and not (runs / "tiny" / "checkpoints" / "final.pt").exists(), "not killed mid-run"
+
+    result = tiny.run("--dataset_workers", "2", runs=runs)
+    assert "resuming from" in result.stdout
+    got, want = records(runs / "tiny", "train"), records(ref_dir, "train")
+    assert [{k: r[k] for k in EXACT} for r in got] == [{k: r[k] for k in EXACT} for r in want]
+    assert records(runs / "tiny", "val") == records(ref_dir, "val")
+    a, b = load(runs / "tiny" / "checkpoints" / "final.pt"), load(ref_dir / "checkpoints" / "final.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tiny, reference):
+    ref_dir, _ = reference
+    runs = tiny.base / "corrupt-runs"
+    shutil.copytree(ref_dir, runs / "tiny")
+    final = runs / "tiny" / "checkpoints" / "final.pt"
+    data = bytearray(final.read_bytes())
+    data[-100] ^= 0xFF
+    final.write_bytes(bytes(data))
+    result = tiny.run("--steps", "14", runs=runs)
+    assert "final.pt is corrupt (sha256 mismatch); falling back to the previous one" in " ".join(result.stdout.split())
+    assert "at step 12" in result.stdout
+    assert [r["step"] for r in records(runs / "tiny", "train")] == list(range(1, 15))
+    assert load(final)["step"] == 14
+
+
+def test_other_plan_is_refused_unless_reset_progress(tiny, reference):
+    ref_dir, _ = reference
+    runs = tiny.base / "replan-runs"
+    shutil.copytree(ref_dir, runs / "tiny")
+    other = tiny.manifest_with(seed=1)
+    refused = tiny.run(manifest=other, runs=runs, check=False)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "was trained on plan" in refused.stderr and "--reset_progress" in refused.stderr
+
+    reset = tiny.run("--reset_progress", "--steps", "3", manifest=other, runs=runs)
+    assert "reset_progress: weights from" in " ".join(reset.stdout.split())
+    run_dir = runs / "tiny"
+    assert [r["step"] for r in records(run_dir, "train")] == [1, 2, 3]
+    assert load(run_dir / "checkpoints" / "final.pt")["plan_id"] != load(ref_dir / "checkpoints" / "final.pt")["plan_id"]
+    archived = list((run_dir / "archive").iterdir())
+    assert len(archived) == 1 and (archived[0] / "checkpoints" / "final.pt").exists()
+    again = tiny.run("--reset_progress", "--steps", "3", manifest=other, runs=runs)  # same plan now: no second reset
+    assert "nothing to do" in again.stdout and len(list((run_dir / "archive").iterdir())) == 1
+
+
+def test_init_from_another_run_with_deeper_cycles(tiny, reference):
+    ref_dir, _ = reference
+    runs = tiny.base / "init-runs"
+    result = tiny.run("--init_from", str(ref_dir), "--run_name", "stageB", "--h_cycles", "3", "--use_halting", "1",
+                      "--steps", "2", "--hrm_gate_warmup_steps", "0", runs=runs)
+    assert f"initialised from {ref_dir / 'best-model' / 'model.pt'}" in " ".join(result.stdout.split())
+    train = records(runs / "stageB", "train")
+    assert [r["step"] for r in train] == [1, 2] and train[0]["halt_sum_mean"] > 0
+    assert load(runs / "stageB" / "checkpoints" / "final.pt")["model_config"]["h_cycles"] == 3
+    bad = tiny.run("--init_from", str(ref_dir), "--run_name", "wide", "--d_model", "48", runs=runs, check=False)
+    assert bad.returncode == 2 and "weights do not fit [model] (d_model: 32 -> 48" in bad.stderr
+
+
+def test_flag_errors_and_dry_run_with_8bit_adamw(tiny):
+    bad = tiny.run("--batch_size", "two", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --batch_size: Input should be a valid integer")
+    assert bad.stderr.count("\n") == 1
+    runs = tiny.base / "dry-runs"
+    dry = tiny.run("--dry_run", "--optimizer", "adamw_8bit", "--mixed_precision", "bf16", runs=runs)
+    assert "dry run: one batch (4, " in dry.stdout and "nothing written" in dry.stdout
+    assert not (runs / "tiny").exists()
+
+
+def test_torchrun_two_ranks_match_one_process(tiny):
+    flags = ["--bucket_batches", "1", "--steps", "6", "--val_every", "3", "--checkpoint_every", "3"]
+    single = tiny.base / "ddp-single"
+    tiny.run(*flags, runs=single)
+    runs = tiny.base / "ddp-runs"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           *tiny.command(*flags, runs=runs)[1:]]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=tiny.base, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    one, two = records(single / "tiny", "train"), records(runs / "tiny", "train")
+    assert [r["step"] for r in two] == list(range(1, 7))  # rank 0 alone writes
+    # same global batches, gradients equal up to summation order; once the gate opens Adam turns
+    # that noise on near-zero gradients into ~1e-4 relative loss differences, hence the tolerance
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-6)
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3) and b["tokens"] == a["tokens"]
+        assert b["samples"] == a["samples"]
+    for a, b in zip(records(single / "tiny", "val"), records(runs / "tiny", "val")):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3) and b["val_tokens"] == a["val_tokens"]
+    assert sorted(p.name for p in (runs / "tiny" / "checkpoints").glob("*.pt")) == ["final.pt", "step_3.pt", "step_6.pt"]
+    assert load(runs / "tiny" / "checkpoints" / "final.pt")["world_size"] == 2

@@ -1,0 +1,88 @@
+"""Where a run starts: its own newest checkpoint, another run's weights, or from scratch.
+
+    run dir has a valid checkpoint ─┬─ same plan ──────────────────► resume everything
+                                    ├─ other plan, reset_progress ─► weights only, counters 0
+                                    │                                (old files moved to archive/)
+                                    └─ other plan ─────────────────► refused (one line)
+    no checkpoint, init_from ──────────────────────────────────────► weights only, counters 0
+    neither ───────────────────────────────────────────────────────► fresh
+
+``init_from`` names a run (``hrm-stageA``), a run directory, a ``best-model`` directory or a
+checkpoint file; a run directory means its ``best-model`` when it has one, else its newest
+valid checkpoint. This is how stage B starts from stage A with a new mix and the auxiliaries on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corpus.errors import UserError
+from trainer.checkpoint import BEST, Checkpoints, load
+
+
+@dataclass
+class Start:
+    kind: str  # "resume" | "reset" | "init_from" | "fresh"
+    state: dict[str, Any] | None  # the loaded checkpoint (for init_from: {"model": ...})
+    source: Path | None
+    note: str = ""
+
+
+def decide(ck: Checkpoints, plan_id: str, manifest_sha: str, reset_progress: bool,
+           init_from: str | None, runs_dir: Path, is_main: bool = True) -> Start:
+    latest = ck.load_latest()
+    if latest is not None:
+        state, path = latest
+        same_plan = state.get("plan_id") == plan_id
+        if same_plan and not (reset_progress and state.get("manifest_sha") != manifest_sha):
+            note = "" if state.get("manifest_sha") == manifest_sha else " (the manifest changed; same plan)"
+            return Start("resume", state, path, f"resuming from {path} at step {state['step']}{note}")
+        if not reset_progress:
+            raise UserError(
+                f"{path} was trained on plan {state.get('plan_id')}, this manifest gives plan {plan_id}: "
+                f"pass --reset_progress to keep the weights and restart the counters, or use another --run_name")
+        archive = _archive(ck.run_dir, state) if is_main else None
+        return Start("reset", _weights(state), path,
+                     f"reset_progress: weights from {path} (step {state['step']}), counters from 0; "
+                     f"earlier files moved to {archive}")
+    if init_from:
+        path = resolve_init_from(init_from, runs_dir)
+        state = load(path)
+        return Start("init_from", _weights(state), path, f"initialised from {path}")
+    return Start("fresh", None, None)
+
+
+def _weights(state: dict) -> dict:
+    return {"model": state["model"], "model_config": state.get("model_config")}
+
+
+def resolve_init_from(name: str, runs_dir: Path) -> Path:
+    """A file to take weights from (see the module docstring for what ``name`` may be)."""
+    for candidate in (Path(name), Path(runs_dir) / name):
+        if candidate.is_file():
+            return candidate
+        if candidate.is_dir():
+            if (candidate / "model.pt").is_file():
+                return candidate / "model.pt"
+            if (candidate / BEST / "model.pt").is_file():
+                return candidate / BEST / "model.pt"
+            latest = Checkpoints(candidate).load_latest()
+            if latest is not None:
+                return latest[1]
+            raise UserError(f"init_from {name}: {candidate} has no best-model/ and no valid checkpoint")
+    raise UserError(f"init_from {name}: no such file, run directory or run under {runs_dir}")
+
+
+def _archive(run_dir: Path, state: dict) -> Path:
+    """Move the previous plan's checkpoints, best model and metrics out of the way, so the reset
+    run's own (lower-numbered) checkpoints are the newest ones from now on."""
+    dest = run_dir / "archive" / f"{time.strftime('%Y%m%d-%H%M%S')}-{str(state.get('plan_id'))[:12]}-step{state['step']}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("checkpoints", BEST, "metrics.jsonl", "plots"):
+        if (run_dir / name).exists():
+            shutil.move(str(run_dir / name), str(dest / name))
+    return dest
