@@ -25,6 +25,8 @@ import numpy as np
 from corpus.errors import UserError
 
 SPLITS = ("train", "val")
+SAMPLE_BLOCK = 128  # rows prepared at a time for Sample iteration (take(n) reads ~n rows)
+BATCH_BLOCK = 8192  # rows prepared at a time for iter_batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,14 +232,16 @@ class PlanReader:
         return max(0, -(-(len(self.positions) - self.position) // self.world_size))
 
     # -- the plan rows this rank reads, a row group at a time -------------------------------
-    def _selections(self) -> Iterator[tuple[_Chunk, np.ndarray]]:
+    def _selections(self, block: int) -> Iterator[tuple[_Chunk, np.ndarray]]:
+        """This rank's next plan rows, at most ``block`` at a time (so ``take(n)`` costs ~n), as
+        (decoded row group, row offsets in it). The consumer advances ``self.position``."""
         n = len(self.positions)
         while self.position < n:
             g = self.positions.row_group_of(self.position)
             chunk = self.positions.chunk(g)
             end = int(self.positions.offsets[g + 1])
-            local = np.arange(self.position - chunk.start, end - chunk.start, self.world_size)
-            yield chunk, local
+            stop = min(end, self.position + block * self.world_size)
+            yield chunk, np.arange(self.position - chunk.start, stop - chunk.start, self.world_size)
 
     def _gather(self, chunk: _Chunk, local: np.ndarray):
         """Shard handles and (start, prompt_len, n_tokens) index rows for ``local`` plan rows."""
@@ -262,14 +266,14 @@ class PlanReader:
     def _generate(self) -> Iterator[Sample]:
         names = [c["source"] for c in self.plan.sources]
         whole = np.iinfo(np.int32).max  # samples are never truncated
-        for chunk, local in self._selections():
-            rows = _Rows.of(self, chunk, local, whole, with_ids=True)
+        for chunk, local in self._selections(SAMPLE_BLOCK):
+            rows = _Rows.of(self, chunk, local, whole, with_ids=False)
             step = self.world_size
-            for position, ident, comp, tier, array, start, count, prompt_len in zip(
-                    rows.positions.tolist(), rows.ids, rows.components.tolist(), rows.tiers.tolist(), rows.arrays,
-                    rows.starts, rows.counts, rows.prompt_lens.tolist()):
+            for j, (position, comp, tier, array, start, count, prompt_len) in enumerate(zip(
+                    rows.positions.tolist(), rows.components.tolist(), rows.tiers.tolist(), rows.arrays,
+                    rows.starts, rows.counts, rows.prompt_lens.tolist())):
                 self.position = position + step
-                yield Sample(position, ident, names[comp], tier, array[start:start + count].astype(np.int32),
+                yield Sample(position, rows.id_of(j), names[comp], tier, array[start:start + count].astype(np.int32),
                              prompt_len)
 
     def take(self, n: int) -> list[Sample]:
@@ -289,7 +293,7 @@ class PlanReader:
         pad = self.plan.tokenizer.pad_id if pad_id is None else pad_id
         carry: list[tuple[_Rows, int, int]] = []  # pieces of a batch that spans two row groups
         carried = 0
-        for chunk, local in self._selections():
+        for chunk, local in self._selections(BATCH_BLOCK):
             rows = _Rows.of(self, chunk, local, seq_len, with_ids)
             size = len(rows)
             i = 0
@@ -318,7 +322,8 @@ class PlanReader:
 class _Rows:
     """The selected rows of one plan row group, ready to be cut into batches."""
 
-    __slots__ = ("positions", "components", "tiers", "lengths", "prompt_lens", "arrays", "starts", "counts", "ids")
+    __slots__ = ("positions", "components", "tiers", "lengths", "prompt_lens", "shards", "rows", "arrays", "starts",
+                 "counts", "ids")
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -333,12 +338,16 @@ class _Rows:
         n = np.minimum(info[:, 2], seq_len)
         self.lengths = n.astype(np.int32)
         self.prompt_lens = np.minimum(info[:, 1], n).astype(np.int32)
-        inv = inverse.tolist()
-        self.arrays = [handles[h].tokens for h in inv]
+        self.shards = [handles[h] for h in inverse.tolist()]
+        self.rows = row.tolist()
+        self.arrays = [h.tokens for h in self.shards]
         self.starts = info[:, 0].tolist()
         self.counts = n.tolist()
-        self.ids = [handles[h].ids()[r].as_py() for h, r in zip(inv, row.tolist())] if with_ids else None
+        self.ids = [self.id_of(j) for j in range(len(self.rows))] if with_ids else None
         return self
+
+    def id_of(self, j: int) -> str:
+        return self.shards[j].ids()[self.rows[j]].as_py()
 
     @staticmethod
     def batch(pieces: list[tuple["_Rows", int, int]], seq_len: int, pad: int) -> Batch:
