@@ -100,6 +100,17 @@ MIGRATIONS: list[tuple[int, str]] = [
             mix VARCHAR, split VARCHAR, window_idx INTEGER, source VARCHAR, tier INTEGER, target DOUBLE);
         """,
     ),
+    (
+        5,
+        # realized positions and tokens per (plan, split, window, source, tier), aggregated by
+        # DuckDB from the plan Parquet when the plan is registered: the audit views read this
+        # instead of re-scanning millions of plan rows (plans are immutable)
+        """
+        CREATE TABLE mix_window_counts (
+            mix VARCHAR, split VARCHAR, window_idx INTEGER, source VARCHAR, tier INTEGER,
+            positions BIGINT, tokens BIGINT);
+        """,
+    ),
 ]
 
 
