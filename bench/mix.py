@@ -190,6 +190,10 @@ def main() -> None:
         "tier mix per source overall (mix_tier_share)": ("SELECT * FROM mix_tier_share WHERE plan = ?", [pid]),
         "positions 2,500,000..2,500,031 (mix_range)": (
             "SELECT * FROM mix_range(?, 2500000, 2500031)", [pid]),
+        "recount windows from raw plan rows vs mix_window_counts": (
+            "SELECT count(*) FROM ((SELECT (position // ?)::INTEGER AS w, source, count(*) AS n FROM mix_positions "
+            "WHERE plan = ? AND split = 'train' GROUP BY ALL) EXCEPT (SELECT window_idx, source, sum(positions) "
+            "FROM mix_window_counts WHERE mix = ? AND split = 'train' GROUP BY ALL))", [args.window, pid, pid]),
     }
     latency = {}
     answers = {}
@@ -201,6 +205,7 @@ def main() -> None:
     sql_window = {r[0]: float(r[1]) for r in answers["worst window error per source (mix_share_window)"]}
     tier3 = answers["tier-3 share of arith per window (mix_tier_window)"]
     scan = latency["scan: count(*) over the plan file"]["median_s"]
+    mismatched = answers["recount windows from raw plan rows vs mix_window_counts"][0][0]
 
     report = {
         "plan": pid, "positions": args.positions, "window": args.window, "sources": dict(zip(names, WEIGHTS)),
@@ -213,6 +218,7 @@ def main() -> None:
         "tier3_arith_first_last_window": [tier3[0][1:], tier3[-1][1:]],
         "sql": latency, "sql_vs_scan": {k: round(v["median_s"] / scan, 1) for k, v in latency.items()},
         "plan_file_mb": round(train_file.stat().st_size / 2**20, 1),
+        "raw_recount_mismatches": mismatched,
         "epochs": {s: round(st.epochs, 2) for s, st in zip(names, result.stats["train"])},
     }
     if args.json:
@@ -228,9 +234,10 @@ def main() -> None:
     print(f"  max relative share error: ours {rel_error.max():.2e}   naive {naive_rel.max():.2e}   (target 1e-3)")
     print(f"  tier 3 of synthetic:arith, first window {tier3[0][1]:.3f} (target {tier3[0][2]:.3f}), "
           f"last {tier3[-1][1]:.3f} (target {tier3[-1][2]:.3f})")
+    print(f"  raw recount of every window from the plan rows vs the registered counts: {mismatched} mismatches")
     print("  SQL audit latency (first / median of 5, and median vs a bare scan):")
     for label, v in latency.items():
-        print(f"    {label:<52} {v['first_s'] * 1000:7.1f} ms / {v['median_s'] * 1000:7.1f} ms  "
+        print(f"    {label:<58} {v['first_s'] * 1000:7.1f} ms / {v['median_s'] * 1000:7.1f} ms  "
               f"×{report['sql_vs_scan'][label]:.1f}  ({v['rows']} rows)")
 
 

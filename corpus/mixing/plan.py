@@ -6,7 +6,7 @@
         ▼
     data/mixes/<mix>/<plan-id>/plan-train.parquet, plan-val.parquet, plan.json   (atomic)
         ▼
-    catalog: mixes, mix_components, mix_tier_targets, files(role 'plan'), audit views
+    catalog: mixes, mix_components, mix_tier_targets, mix_window_counts, files(role 'plan'), audit views
 
 A plan row per position: ``plan, split, position, source, version, shard, row, tier, n_tokens,
 epoch``. The same payload always gives the same bytes, so the plan id names the content.
@@ -32,6 +32,7 @@ from corpus.mixing.stratify import epoch_draws, seeded_rng, source_schedule, tie
 
 ROW_GROUP = 65_536
 SPLITS = ("train", "val")
+PLAN_TABLES = (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix"), ("mix_window_counts", "mix"))
 
 
 @dataclass
@@ -311,7 +312,7 @@ def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits
     import pyarrow as pa
 
     from corpus.atomic import sha256_file
-    from corpus.mixing.views import create_views
+    from corpus.mixing.views import count_windows, create_views
 
     plan_id = resolved.plan_id
     m = resolved.manifest
@@ -339,7 +340,7 @@ def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            for table, column in (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix")):
+            for table, column in PLAN_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE {column} = ?", [plan_id])
             con.execute("DELETE FROM files WHERE version = ? AND role = 'plan'", [plan_id])
             con.execute(
@@ -356,6 +357,8 @@ def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits
             con.register("_hrm_tier_targets", targets)
             con.execute("INSERT INTO mix_tier_targets SELECT * FROM _hrm_tier_targets")
             con.unregister("_hrm_tier_targets")
+            for split in SPLITS:
+                count_windows(con, directory / f"plan-{split}.parquet", d.window)
             for path in plan_files:
                 con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, 'plan', ?, ?)",
                             [rel(path), plan_id, sha256_file(path), path.stat().st_size])
@@ -382,7 +385,7 @@ def remove_plan(root: Path, plan_id: str) -> None:
     catalog = Catalog(root)
     rows = catalog.query_dicts("SELECT dir FROM mixes WHERE id = ?", [plan_id])
     with catalog.connect() as con:
-        for table, column in (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix")):
+        for table, column in PLAN_TABLES:
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [plan_id])
         con.execute("DELETE FROM files WHERE version = ? AND role = 'plan'", [plan_id])
     for r in rows:

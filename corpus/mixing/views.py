@@ -1,10 +1,12 @@
 """SQL views for auditing plans: realized vs target share per source and tier, per window and
 overall, and "what will positions i..j see".
 
-The views read every plan's Parquet in place (``<root>/mixes/*/*/plan-*.parquet``); DuckDB needs
-the glob as a constant, so they are (re)created with the data root's absolute path whenever a
-plan is registered (``python -m corpus.mix`` also refreshes them). Targets come from the catalog
-tables ``mixes``, ``mix_components`` and ``mix_tier_targets``.
+``mix_positions`` (and ``mix_range``) read every plan's Parquet in place
+(``<root>/mixes/*/*/plan-*.parquet``); DuckDB needs the glob as a constant, so the views are
+(re)created with the data root's absolute path whenever a plan is registered or reused. The
+share views read ``mix_window_counts``, which DuckDB aggregates from each plan file once, at
+registration (plans are immutable), so an audit over millions of positions answers in
+milliseconds. Targets come from ``mixes``, ``mix_components`` and ``mix_tier_targets``.
 """
 
 from __future__ import annotations
@@ -20,25 +22,24 @@ def plan_glob(root: Path) -> str:
 
 def view_sql(root: Path) -> list[str]:
     glob = plan_glob(root)
+    counts = "(SELECT mix AS plan, split, window_idx, source, tier, positions, tokens FROM mix_window_counts)"
     return [
-        # every position of every plan
+        # every position of every plan, read from the Parquet files in place
         f"""CREATE OR REPLACE VIEW mix_positions AS
         SELECT plan, split, position, source, version, shard, "row", tier, n_tokens, epoch
         FROM read_parquet('{glob}')""",
         # overall realized share per source vs its weight
-        """CREATE OR REPLACE VIEW mix_share AS
-        WITH c AS (SELECT plan, split, source, count(*) AS positions, sum(n_tokens) AS tokens
-                   FROM mix_positions GROUP BY ALL)
+        f"""CREATE OR REPLACE VIEW mix_share AS
+        WITH c AS (SELECT plan, split, source, sum(positions) AS positions, sum(tokens) AS tokens
+                   FROM {counts} GROUP BY ALL)
         SELECT c.plan, c.split, c.source, k.weight AS target_share, c.positions,
                c.positions / sum(c.positions) OVER (PARTITION BY c.plan, c.split) AS realized_share,
                realized_share - target_share AS error,
                c.tokens, c.tokens / sum(c.tokens) OVER (PARTITION BY c.plan, c.split) AS token_share
         FROM c JOIN mix_components k ON k.mix = c.plan AND k.source = c.source""",
         # per window of window_size consecutive positions: count vs window_len * weight
-        """CREATE OR REPLACE VIEW mix_share_window AS
-        WITH c AS (SELECT p.plan, p.split, p.position // m.window_size AS window_idx, p.source,
-                          count(*) AS positions
-                   FROM mix_positions p JOIN mixes m ON m.id = p.plan GROUP BY ALL)
+        f"""CREATE OR REPLACE VIEW mix_share_window AS
+        WITH c AS (SELECT plan, split, window_idx, source, sum(positions) AS positions FROM {counts} GROUP BY ALL)
         SELECT c.plan, c.split, c.window_idx, c.window_idx * m.window_size AS first_position,
                least(m.window_size, (CASE c.split WHEN 'train' THEN m.train_samples ELSE m.val_samples END)
                      - c.window_idx * m.window_size) AS window_len,
@@ -46,23 +47,20 @@ def view_sql(root: Path) -> list[str]:
         FROM c JOIN mixes m ON m.id = c.plan
                JOIN mix_components k ON k.mix = c.plan AND k.source = c.source""",
         # overall tier mix inside each source vs the tier weights (scheduled ones averaged)
-        """CREATE OR REPLACE VIEW mix_tier_share AS
-        WITH c AS (SELECT plan, split, source, tier, count(*) AS positions FROM mix_positions GROUP BY ALL),
+        f"""CREATE OR REPLACE VIEW mix_tier_share AS
+        WITH c AS (SELECT plan, split, source, tier, sum(positions) AS positions FROM {counts} GROUP BY ALL),
              t AS (SELECT mix, split, source, tier, sum(target) AS target FROM mix_tier_targets GROUP BY ALL)
         SELECT c.plan, c.split, c.source, c.tier, c.positions,
                c.positions / sum(c.positions) OVER (PARTITION BY c.plan, c.split, c.source) AS share,
                t.target / sum(c.positions) OVER (PARTITION BY c.plan, c.split, c.source) AS target_share
         FROM c LEFT JOIN t ON t.mix = c.plan AND t.split = c.split AND t.source = c.source AND t.tier = c.tier""",
         # per window: the tier mix inside each source vs the (possibly scheduled) tier weights
-        """CREATE OR REPLACE VIEW mix_tier_window AS
-        WITH c AS (SELECT p.plan, p.split, p.position // m.window_size AS window_idx, p.source, p.tier,
-                          count(*) AS positions
-                   FROM mix_positions p JOIN mixes m ON m.id = p.plan GROUP BY ALL)
+        f"""CREATE OR REPLACE VIEW mix_tier_window AS
         SELECT c.plan, c.split, c.window_idx, c.source, c.tier, c.positions,
                c.positions / sum(c.positions) OVER (PARTITION BY c.plan, c.split, c.window_idx, c.source) AS share,
                t.target AS target_positions,
                t.target / sum(c.positions) OVER (PARTITION BY c.plan, c.split, c.window_idx, c.source) AS target_share
-        FROM c LEFT JOIN mix_tier_targets t ON t.mix = c.plan AND t.split = c.split
+        FROM {counts} c LEFT JOIN mix_tier_targets t ON t.mix = c.plan AND t.split = c.split
              AND t.window_idx = c.window_idx AND t.source = c.source AND t.tier = c.tier""",
         # what positions first..last of a plan's train split will see, with the shard file to open
         """CREATE OR REPLACE MACRO mix_range(plan_id, first_pos, last_pos) AS TABLE
@@ -72,6 +70,15 @@ def view_sql(root: Path) -> list[str]:
         WHERE p.plan = plan_id AND p.split = 'train' AND p.position BETWEEN first_pos AND last_pos
         ORDER BY p.position""",
     ]
+
+
+def count_windows(con, plan_file: Path, window: int) -> None:
+    """Aggregate one plan file into ``mix_window_counts`` (DuckDB reads the Parquet itself)."""
+    path = str(Path(plan_file).resolve()).replace("'", "''")
+    con.execute(
+        f"""INSERT INTO mix_window_counts
+        SELECT plan, split, (position // {int(window)})::INTEGER, source, tier, count(*), sum(n_tokens)
+        FROM read_parquet('{path}') GROUP BY ALL""")
 
 
 def create_views(con, root: Path) -> None:

@@ -60,6 +60,11 @@ def test_plan_registered_and_exact_in_sql(mix_root, tmp_path):
     worst, full_windows = sql(mix_root, "SELECT max(abs(error)), count(DISTINCT window_idx) FROM mix_share_window "
                                         "WHERE plan = ? AND split = 'train' AND window_len = 500", [pid])[0]
     assert worst <= 1.0 and full_windows == 12
+    # the registered per-window counts equal a recount of the raw plan rows
+    assert sql(mix_root, "SELECT count(*) FROM ((SELECT split, (position // 500)::INTEGER, source, tier, count(*), "
+                         "sum(n_tokens) FROM mix_positions WHERE plan = ? GROUP BY ALL) EXCEPT (SELECT split, "
+                         "window_idx, source, tier, positions, tokens FROM mix_window_counts WHERE mix = ?))",
+               [pid, pid]) == [(0,)]
     files = sql(mix_root, "SELECT path, sha256, bytes FROM files WHERE version = ? AND role = 'plan' ORDER BY path",
                 [pid])
     assert [Path(p).name for p, _, _ in files] == ["plan-train.parquet", "plan-val.parquet", "plan.json"]
