@@ -68,12 +68,13 @@ def test_plain_text_and_jsonl_articles(tmp_path, tokenizer_path):
     assert sorted(r["prompt"] + r["target"] for r in rows) == [
         "First paragraph about foxes.\nStill the first.\n", "Second paragraph about dogs.\n"]
     jl = tmp_path / "articles.jsonl"
-    jl.write_text(json.dumps({"id": "a1", "title": "Fox", "body": "The fox jumps. " * 40}) + "\n")
+    body = "".join(f"The fox jumps over log {i}. " for i in range(40))  # distinct windows: the suites bound duplicates
+    jl.write_text(json.dumps({"id": "a1", "title": "Fox", "body": body}) + "\n")
     rows = _build(tmp_path / "b", tokenizer_path, jl, "--text-field", "body", "--id-field", "id",
                   "--max-seq-len", "64", "--val-ratio", "0")
     assert all(r["id"].startswith("wiki:a1#w") for r in rows) and len(rows) > 1
     assert "".join(r["prompt"] + r["target"] for r in sorted(rows, key=lambda r: json.loads(r["meta"])["window"])) \
-        == "The fox jumps. " * 40
+        == body
 
 
 def test_bad_stride_is_one_line_error(tmp_path, tokenizer_path, capsys):
