@@ -1,0 +1,271 @@
+"""``corpus.quality report``: GX Data Docs (HTML) plus one markdown summary from the catalog.
+
+The Data Docs render the validation results stored at publish time (``report_path`` of the
+``validations`` table), so the HTML shows exactly what decided each version's status. The
+markdown summary covers, per source and version: rows and tokens per split and tier,
+quarantined records by reason, expectations passed/failed (with each failure), decontamination
+hits (every row, its benchmark and item), and duplicates within and across versions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+MAX_LISTED = 50  # decontamination hits listed per version in the markdown (all go to the CSV)
+
+
+@dataclass
+class Report:
+    summary: Path
+    docs_index: Path | None
+    success: bool
+    markdown: str
+
+
+def select_versions(catalog, versions: list[str] | None = None) -> list[dict]:
+    """The versions to report: the given ids (or sources), else every version not still building."""
+    rows = catalog.query_dicts("SELECT * FROM versions WHERE status <> 'building' ORDER BY source, created_at, id")
+    if not versions:
+        return rows
+    picked = [r for r in rows if r["id"] in versions or r["source"] in versions]
+    missing = [v for v in versions if not any(v in (r["id"], r["source"]) for r in rows)]
+    if missing:
+        from corpus.errors import UserError
+
+        raise UserError(f"no such version or source in the catalog: {', '.join(missing)}")
+    return picked
+
+
+def write_report(catalog, root: Path, out: Path, versions: list[str] | None = None, docs: bool = True) -> Report:
+    """Write ``out/summary.md``, ``out/decontamination.csv`` and the Data Docs under ``out/gx``."""
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = select_versions(catalog, versions)
+    docs_index = build_data_docs(catalog, root, out, [v["id"] for v in chosen]) if docs else None
+    markdown, success = summary_markdown(catalog, root, chosen, docs_index.relative_to(out) if docs_index else None)
+    summary = out / "summary.md"
+    summary.write_text(markdown)
+    _write_hits_csv(catalog, out / "decontamination.csv", [v["id"] for v in chosen])
+    write_html_index(out, markdown, docs_index)
+    return Report(summary, docs_index, success, markdown)
+
+
+def write_html_index(out: Path, markdown: str, docs_index: Path | None) -> Path:
+    """``out/index.html``: the summary as HTML plus a link to every Data Docs validation page.
+
+    GX's own index fills its table with JavaScript from CDNs, which an offline browser (or CI
+    artifact viewer) cannot load; this page needs nothing but the files beside it.
+    """
+    import html
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    links = []
+    if docs_index is not None:
+        site = docs_index.parent
+        for page in sorted((site / "validations").rglob("*.html")):
+            parts = page.relative_to(site / "validations").parts  # suite..., run name, run time, batch
+            label = f"{parts[-3]} · {'.'.join(parts[:-3])} · {page.stem}"
+            links.append(f'<li><a href="{html.escape(str(page.relative_to(out)))}">{html.escape(label)}</a></li>')
+    docs = ("<h2>Data Docs validation pages</h2><ul>" + "".join(links) + "</ul>"
+            f'<p>GX site index: <a href="{html.escape(str(docs_index.relative_to(out)))}">'
+            f"{html.escape(str(docs_index.relative_to(out)))}</a></p>") if docs_index else ""
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Data quality report</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #bbb;padding:.2em .5em}th{background:#eee}code{background:#f4f4f4}"
+        "strong{font-size:1.2em}</style></head><body>" + body + docs + "</body></html>"
+    )
+    path = out / "index.html"
+    path.write_text(page)
+    return path
+
+
+# -- Data Docs --------------------------------------------------------------------------------
+
+def build_data_docs(catalog, root: Path, out: Path, version_ids: list[str]) -> Path:
+    """A GX file project in ``out/gx`` holding the stored results; returns the site's index.html."""
+    from corpus.quality.gx import _quiet_gx
+
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (ExpectationSuiteIdentifier,
+                                                                           ValidationResultIdentifier)
+
+    shutil.rmtree(out / "gx", ignore_errors=True)
+    context = gx.get_context(mode="file", project_root_dir=str(out))
+    schema = ExpectationSuiteValidationResultSchema()
+    marks = ", ".join("?" for _ in version_ids) or "NULL"
+    rows = catalog.query_dicts(
+        f"SELECT v.source, r.version, r.shard, r.suite, r.report_path, r.validated_at FROM validations r "
+        f"JOIN versions v ON v.id = r.version WHERE r.version IN ({marks}) AND r.report_path IS NOT NULL "
+        f"ORDER BY v.source, r.version, r.shard, r.suite", version_ids)
+    for row in rows:
+        path = root / row["report_path"]
+        if not path.is_file():
+            continue
+        result = schema.load(json.loads(path.read_text()))
+        run_time = row["validated_at"].replace(tzinfo=timezone.utc) if row["validated_at"] else None
+        stem = Path(row["shard"]).stem if row["shard"].endswith(".parquet") else "version"
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=row["suite"]),
+            run_id=RunIdentifier(run_name=f"{row['source']}-{row['version']}", run_time=run_time),
+            batch_identifier=stem)
+        context.validation_results_store.set(key, result)
+    sites = context.build_data_docs()
+    index = Path(sites["local_site"].removeprefix("file://"))
+    return index
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+def summary_markdown(catalog, root: Path, versions: list[dict], docs: Path | None) -> tuple[str, bool]:
+    """The markdown summary and whether everything passed."""
+    ids = [v["id"] for v in versions]
+    facts = _facts(catalog, ids)
+    failed_versions = [v for v in versions if v["status"] != "published"]
+    failed_runs = sum(f["suites_failed"] for f in facts.values())
+    success = bool(versions) and not failed_versions and failed_runs == 0
+    lines = [
+        "# Data quality report",
+        "",
+        f"Data root `{root}` · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        + (f" · Data Docs: [{docs}]({docs})" if docs else ""),
+        "",
+        f"**{'PASS' if success else 'FAIL'}**: {len(versions)} versions, "
+        f"{sum(v['status'] == 'published' for v in versions)} published, "
+        f"{sum(v['status'] == 'failed' for v in versions)} failed"
+        + (f", {sum(v['status'] not in ('published', 'failed') for v in versions)} other" if any(
+            v["status"] not in ("published", "failed") for v in versions) else "") + ".",
+        "",
+        "| source | version | kind | status | rows | tokens | quarantined | expectations ok / failed "
+        "| decontamination | duplicates within / across |",
+        "|---|---|---|---|--:|--:|--:|--:|---|--:|",
+    ]
+    for v in versions:
+        f = facts[v["id"]]
+        lines.append(
+            f"| {v['source']} | `{v['id']}` | {v['kind'] or 'train'} | {v['status']} | {v['rows'] or 0:,} "
+            f"| {v['tokens'] or 0:,} | {v['quarantined'] or 0:,} | {f['passed']} / {f['failed']} "
+            f"| {_hits_cell(f['hits'])} | {f['dup_within']} / {f['dup_across']} |")
+    if not versions:
+        lines.append("| (no versions) | | | | | | | | | |")
+    for v in versions:
+        lines += _version_section(catalog, v, facts[v["id"]])
+    lines += _across_section(catalog, versions)
+    return "\n".join(lines) + "\n", success
+
+
+def _facts(catalog, ids: list[str]) -> dict[str, dict]:
+    out = {i: {"passed": 0, "failed": 0, "suites_failed": 0, "hits": Counter(), "dup_within": 0, "dup_across": 0}
+           for i in ids}
+    if not ids:
+        return out
+    marks = ", ".join("?" for _ in ids)
+    for vid, evaluated, failed, bad in catalog.query(
+            f"SELECT version, sum(evaluated), sum(failed), sum(CASE WHEN success THEN 0 ELSE 1 END) "
+            f"FROM validations WHERE version IN ({marks}) GROUP BY version", ids):
+        out[vid].update(passed=int(evaluated - failed), failed=int(failed), suites_failed=int(bad))
+    for vid, action, n in catalog.query(
+            f"SELECT version, action, count(*) FROM decontamination WHERE version IN ({marks}) GROUP BY ALL", ids):
+        out[vid]["hits"][action] = n
+    for vid, scope, n in catalog.query(
+            f"SELECT version, scope, count(*) FROM duplicates WHERE version IN ({marks}) GROUP BY ALL", ids):
+        out[vid][f"dup_{scope}"] = n
+    return out
+
+
+def _hits_cell(hits: Counter) -> str:
+    return ", ".join(f"{n} {action}" for action, n in sorted(hits.items())) or "none"
+
+
+def _version_section(catalog, v: dict, f: dict) -> list[str]:
+    vid = v["id"]
+    lines = ["", f"## {v['source']} `{vid}` — {v['status']}", ""]
+    tiers = catalog.query(
+        "SELECT split, tier, sum(rows), sum(tokens) FROM tiers WHERE version = ? AND (rule IS NULL OR rule = ?) "
+        "GROUP BY split, tier ORDER BY split, tier", [vid, v["tier_rule"]])
+    if tiers:
+        lines += [f"Rows and tokens per split and tier (rule `{v['tier_rule']}`):", "",
+                  "| split | tier | rows | tokens |", "|---|--:|--:|--:|"]
+        lines += [f"| {split} | {tier} | {rows:,} | {tokens:,} |" for split, tier, rows, tokens in tiers]
+        lines.append("")
+    reasons = Counter()
+    for (reason,) in catalog.query("SELECT reason FROM quarantine WHERE version = ?", [vid]):
+        reasons[re.sub(r"\d+", "N", reason.split(":")[0])] += 1
+    lines.append("Quarantined: " + (", ".join(f"{r}: {n}" for r, n in reasons.most_common()) or "none") + ".")
+    lines += ["", f"Expectations: {f['passed']} passed, {f['failed']} failed."]
+    from corpus.publish import failing_expectations
+
+    failing = failing_expectations(catalog, vid, limit=20)
+    if failing:
+        lines += ["", "Failing expectations:", ""] + [f"- {line}" for line in failing]
+    warnings = failing_expectations(catalog, vid, limit=20, severity="warning")
+    if warnings:
+        lines += ["", "Warnings (reported, not gating):", ""] + [f"- {line}" for line in warnings]
+    hits = catalog.query_dicts(
+        "SELECT split, shard, row_id, benchmark, item, ngram, action FROM decontamination WHERE version = ? "
+        "ORDER BY shard, row_id", [vid])
+    lines += ["", f"Decontamination: {_hits_cell(f['hits'])}" + ("." if not hits else ":")]
+    if hits:
+        lines += ["", "| row | action | benchmark | eval item | shared n-gram |", "|---|---|---|---|---|"]
+        for h in hits[:MAX_LISTED]:
+            lines.append(f"| `{h['row_id']}` | {h['action']} | {h['benchmark']} | `{h['item']}` "
+                         f"| {_cell(h['ngram'])} |")
+        if len(hits) > MAX_LISTED:
+            lines.append(f"| … {len(hits) - MAX_LISTED} more in decontamination.csv | | | | |")
+    dups = catalog.query(
+        "SELECT scope, row_id, first_version, first_row_id FROM duplicates WHERE version = ? "
+        "ORDER BY scope DESC, row_id LIMIT 3", [vid])
+    lines += ["", f"Duplicates (normalized text): {f['dup_within']} within the version, "
+                  f"{f['dup_across']} in the latest training version of another source"
+              + ("; e.g. " + ", ".join(f"`{r}` = `{fr}`" + (f" ({fv})" if fv != vid else "")
+                                      for _, r, fv, fr in dups) if dups else "") + "."]
+    return lines
+
+
+def _across_section(catalog, versions: list[dict]) -> list[str]:
+    from corpus.quality.dedup import duplicates_among
+
+    latest: dict[str, dict] = {}
+    for v in versions:
+        if v["status"] == "published" and (v["kind"] or "train") != "eval":
+            latest[v["source"]] = v  # versions come ordered by created_at: the last wins
+    pairs = duplicates_among(catalog, [v["id"] for v in latest.values()])
+    source = {v["id"]: v["source"] for v in latest.values()}
+    lines = ["", "## Duplicates across sources (latest published training version of each)", ""]
+    if not pairs:
+        return lines + ["None."]
+    lines += ["| version A | version B | rows | example |", "|---|---|--:|---|"]
+    for p in pairs:
+        lines.append(f"| {source[p['version_a']]} `{p['version_a']}` | {source[p['version_b']]} `{p['version_b']}` "
+                     f"| {p['rows']:,} | `{p['example_a']}` |")
+    return lines
+
+
+def _cell(text: str | None, width: int = 80) -> str:
+    text = (text or "").replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _write_hits_csv(catalog, path: Path, ids: list[str]) -> None:
+    import csv
+
+    marks = ", ".join("?" for _ in ids) or "NULL"
+    rows = catalog.query(
+        f"SELECT version, split, shard, row_id, benchmark, eval_version, item, ngram, action FROM decontamination "
+        f"WHERE version IN ({marks}) ORDER BY version, shard, row_id", ids)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["version", "split", "shard", "row_id", "benchmark", "eval_version", "item", "ngram", "action"])
+        writer.writerows(rows)
+

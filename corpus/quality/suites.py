@@ -1,0 +1,165 @@
+"""Expectation suites, one per kind of source, filled with each version's limits from the catalog.
+
+Every shard gets two suites: ``shard.schema`` (the Parquet columns and types) and
+``<kind>.rows`` over its facts frame (:mod:`corpus.quality.facts`); each version gets
+``version.rows`` over the ids, splits and hashes of all its shards. Kinds differ only where the
+data does: ``text`` (windowed documents: targets may be empty, ids end in ``#wK``), ``image``
+(images decode to their declared, sane size), ``qa``/``code``/``synthetic`` (a non-empty
+target is required). docs/quality.md lists every expectation and why it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KIND_BY_SOURCE = {"gsm8k": "qa", "mbpp": "code", "humaneval": "code", "science_qa": "image", "wiki": "text"}
+KINDS = ("qa", "code", "text", "image", "synthetic")
+# Highest share of rows whose normalized text (plus image) repeats another row's. Generated tasks
+# repeat easy items by construction (few distinct small problems), so they get more room.
+MAX_DUP_RATE = {"qa": 0.01, "code": 0.01, "text": 0.01, "image": 0.05, "synthetic": 0.05}
+IMAGE_SIDE = (8, 8192)  # pixels: smaller or larger is a broken image, not a picture
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The numbers a suite checks against, read from the catalog for one version."""
+
+    source: str
+    vocab_size: int
+    max_seq_len: int
+    max_tier: int
+    rows: int
+    max_dup_rate: float
+
+
+def max_dup_rate(kind: str, config: dict | None) -> float:
+    """The build's ``--max-dup-rate`` when given (kept in the version config), else the kind's default."""
+    given = ((config or {}).get("quality") or {}).get("max_dup_rate")
+    return float(given) if given is not None else MAX_DUP_RATE[kind]
+
+
+def suite_kind(source: str, config: dict | None) -> str:
+    """Which suite a version gets: by source name, by options for generic files, else ``qa``."""
+    if source.startswith("synthetic"):
+        return "synthetic"
+    if source in KIND_BY_SOURCE:
+        return KIND_BY_SOURCE[source]
+    if source in ("jsonl", "parquet"):
+        options = (config or {}).get("options") or {}
+        return "qa" if options.get("target") else "text"
+    return "qa"
+
+
+def max_tier(source: str, rule_id: str | None) -> int:
+    """Highest tier of the source's rule (0..127, the int8 column, when the source is unknown)."""
+    from corpus.errors import UserError
+    from corpus.sources import get_source
+
+    try:
+        rule = get_source(source).tier_rule
+    except (UserError, AttributeError):
+        return 127
+    return rule.max_tier if rule_id in (None, rule.id) else 127
+
+
+def _e(cls_name: str, description: str, **kwargs):
+    import great_expectations.expectations as gxe
+
+    return getattr(gxe, cls_name)(description=description, **kwargs)
+
+
+def schema_expectations(with_image: bool) -> list:
+    from corpus.quality.facts import signature
+    from corpus.shards import shard_schema
+
+    expected = [signature(f) for f in shard_schema(with_image)]
+    return [
+        _e("ExpectColumnDistinctValuesToEqualSet", "Parquet columns, types and nullability are the shard contract "
+           "(docs/design.md)", column="signature", value_set=expected),
+        _e("ExpectColumnValuesToBeUnique", "no column appears twice", column="column"),
+    ]
+
+
+def rows_expectations(kind: str, limits: Limits) -> list:
+    """The ``<kind>.rows`` suite for one version's shards."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown suite kind {kind!r}")
+    last_id = limits.vocab_size - 1
+    out = [
+        _e("ExpectColumnValuesToNotBeNull", "every row has an id", column="id"),
+        _e("ExpectColumnValuesToBeUnique", "ids are unique within the shard", column="id"),
+        _e("ExpectColumnValuesToBeInSet", "rows belong to the version's source", column="source",
+           value_set=[limits.source]),
+        _e("ExpectColumnValuesToBeInSet", "split is train or val", column="split", value_set=["train", "val"]),
+        _e("ExpectColumnValuesToBeBetween", f"tier within the rule's range 0..{limits.max_tier}", column="tier",
+           min_value=0, max_value=limits.max_tier),
+        _e("ExpectColumnValuesToBeBetween", f"1 <= n_tokens <= max_seq_len {limits.max_seq_len}", column="n_tokens",
+           min_value=1, max_value=limits.max_seq_len),
+        _e("ExpectColumnPairValuesToBeEqual", "n_tokens = len(prompt_ids) + len(target_ids)",
+           column_A="n_tokens", column_B="token_count"),
+        _e("ExpectColumnValuesToBeBetween", f"every token id in [0, vocab_size {limits.vocab_size})",
+           column="min_token", min_value=0, max_value=last_id),
+        _e("ExpectColumnValuesToBeBetween", f"every token id in [0, vocab_size {limits.vocab_size})",
+           column="max_token", min_value=0, max_value=last_id),
+        _e("ExpectColumnValuesToBeBetween", "the prompt has tokens", column="prompt_len", min_value=1),
+        _e("ExpectColumnValuesToBeInSet", "sidecar offsets are contiguous", column="sidecar_offset_ok",
+           value_set=[True]),
+        _e("ExpectColumnPairValuesToBeEqual", "the memory-map sidecars exist, align with the Parquet rows and "
+           "agree on lengths", column_A="n_tokens", column_B="sidecar_n_tokens"),
+        _e("ExpectColumnPairValuesToBeEqual", "sidecar prompt lengths = Parquet prompt lengths",
+           column_A="prompt_len", column_B="sidecar_prompt_len"),
+        _e("ExpectColumnPairValuesToBeEqual", "sidecar tokens sum to the Parquet tokens (same ids)",
+           column_A="token_sum", column_B="sidecar_token_sum"),
+        _e("ExpectColumnValuesToBeBetween", f"every sidecar token id in [0, vocab_size {limits.vocab_size})",
+           column="sidecar_max_token", min_value=0, max_value=last_id),
+        _e("ExpectColumnValuesToBeInSet", "features and meta are JSON objects", column="json_ok", value_set=[True]),
+        _e("ExpectColumnProportionOfUniqueValuesToBeBetween",
+           f"at most {limits.max_dup_rate:.0%} of rows repeat another row's normalized text",
+           column="text_hash", min_value=1 - limits.max_dup_rate),
+    ]
+    if kind == "text":  # a window may cut anywhere, e.g. leave an article's trailing blank lines alone
+        out += [
+            _e("ExpectColumnValuesToBeBetween", "the window holds more than whitespace", column="text_chars",
+               min_value=1, severity="warning"),
+            _e("ExpectColumnValuesToMatchRegex", "document windows are named <doc>#w<k>", column="id",
+               regex=r"#w\d+$"),
+        ]
+    else:
+        out.append(_e("ExpectColumnValuesToBeBetween", "the prompt text is not empty", column="prompt_chars",
+                      min_value=1))
+        # a row cut by ``--overlong truncate`` may have lost its target: that was the user's choice
+        from great_expectations.expectations.row_conditions import Column
+
+        kept = {"row_condition": Column("truncated") == False}  # noqa: E712 (builds a GX condition)
+        out += [
+            _e("ExpectColumnValuesToBeBetween", "the target text is not empty (rows not truncated)",
+               column="target_chars", min_value=1, **kept),
+            _e("ExpectColumnValuesToBeBetween", "the target has tokens (rows not truncated)", column="target_len",
+               min_value=1, **kept),
+        ]
+    if kind == "image":
+        lo, hi = IMAGE_SIDE
+        out += [
+            _e("ExpectColumnValuesToBeInSet", "images decode to their declared size", column="image_status",
+               value_set=["ok"]),
+            _e("ExpectColumnValuesToBeBetween", f"image width in [{lo}, {hi}] px", column="image_width",
+               min_value=lo, max_value=hi),
+            _e("ExpectColumnValuesToBeBetween", f"image height in [{lo}, {hi}] px", column="image_height",
+               min_value=lo, max_value=hi),
+        ]
+    return out
+
+
+def version_expectations(limits: Limits) -> list:
+    """The ``version.rows`` suite: facts that span shards."""
+    return [
+        _e("ExpectTableRowCountToEqual", "the shards hold the rows the catalog registered", value=limits.rows),
+        _e("ExpectColumnValuesToBeUnique", "ids are unique across the whole version", column="id"),
+        _e("ExpectColumnValuesToBeInSet", "train and val ids are disjoint", column="in_both_splits",
+           value_set=[False]),
+        _e("ExpectColumnPairValuesToBeEqual", "every row sits in a shard of its own split", column_A="split",
+           column_B="shard_split"),
+        _e("ExpectColumnProportionOfUniqueValuesToBeBetween",
+           f"at most {limits.max_dup_rate:.0%} of the version's rows repeat another row's normalized text",
+           column="text_hash", min_value=1 - limits.max_dup_rate),
+    ]

@@ -1,0 +1,138 @@
+"""Validate one version: run its suites on every shard, record the results, decide pass/fail.
+
+For each shard: ``shard.schema`` and ``<kind>.rows`` (facts frame); then ``version.rows`` over
+all shards. Results go to the catalog ``validations`` table (one row per shard and suite, with
+the failing expectations) and, as GX JSON, to ``<root>/reports/validations/<source>/<version>/``
+for the Data Docs. Row hashes and duplicates are recorded by :mod:`corpus.quality.dedup`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from corpus.errors import UserError
+
+
+@dataclass
+class VersionOutcome:
+    version: str
+    source: str
+    kind: str
+    results: list = field(default_factory=list)    # (shard rel path, SuiteResult, report rel path)
+    duplicates: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        return bool(self.results) and all(r.success for _, r, _ in self.results)
+
+    def failures(self, severity: str = "critical") -> list[str]:
+        """One line per failed expectation of ``severity``: ``shard: suite: description (...): N rows, e.g. ...``."""
+        from corpus.quality.gx import describe
+
+        return [f"{Path(shard).name}: {r.suite}: {describe(f)}" for shard, r, _ in self.results
+                for f in r.failures if f.get("severity", "critical") == severity]
+
+
+def validate_version(catalog, root: Path, version_id: str, write: bool = True) -> VersionOutcome:
+    """Run every suite of ``version_id``; with ``write`` record results, hashes and duplicates."""
+    import pandas as pd
+
+    from corpus.quality.facts import FactsError, schema_frame, shard_facts
+    from corpus.quality.gx import Runner, error_result
+    from corpus.quality.suites import (Limits, max_dup_rate, max_tier, rows_expectations, schema_expectations,
+                                       suite_kind, version_expectations)
+
+    started = time.perf_counter()
+    v = catalog.version(version_id)
+    if v is None:
+        raise UserError(f"unknown version {version_id}")
+    config = json.loads(v["config"]) if isinstance(v["config"], str) else (v["config"] or {})
+    shards = catalog.shards(version_id)
+    vocab = catalog.query("SELECT vocab_size FROM tokenizers WHERE sha256 = ?", [v["tokenizer_sha"]])
+    if not vocab:
+        raise UserError(f"version {version_id}: tokenizer {v['tokenizer_sha']} is not in the catalog")
+    with_image = False
+    for shard in shards[:1]:
+        try:
+            with_image = "image" in set(schema_frame(root / shard["path"])["column"])
+        except FactsError:
+            pass
+    kind = "image" if with_image else suite_kind(v["source"], config)
+    limits = Limits(source=v["source"], vocab_size=int(vocab[0][0]), max_seq_len=int(v["max_seq_len"]),
+                    max_tier=max_tier(v["source"], v["tier_rule"]), rows=int(v["rows"] or 0),
+                    max_dup_rate=max_dup_rate(kind, config))
+    outcome = VersionOutcome(version_id, v["source"], v["kind"] or "train")
+    runner = Runner()
+    rows_suite = f"{kind}.rows"
+    parts = []
+    for shard in shards:
+        rel = shard["path"]
+        asset = f"{v['source']}/{version_id}/{Path(rel).stem}"
+        try:
+            facts = shard_facts(root / rel)
+        except (FactsError, OSError) as exc:
+            outcome.results.append((rel, error_result(rows_suite, f"{rel}: {exc}"), None))
+            continue
+        outcome.results.append((rel, runner.run("shard.schema", schema_expectations(kind == "image"), facts.schema,
+                                                asset, index_column="column"), None))
+        outcome.results.append((rel, runner.run(rows_suite, rows_expectations(kind, limits), facts.rows, asset), None))
+        part = facts.rows[["id", "split", "text_hash"]].copy()
+        part["shard"] = rel
+        part["shard_split"] = shard["split"]
+        parts.append(part)
+    version_dir = str(Path(shards[0]["path"]).parent) if shards else f"shards/{v['source']}/{version_id}"
+    if not shards:
+        outcome.results.append((version_dir, error_result("version.rows", "the version has no shards"), None))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {"id": [], "split": [], "text_hash": [], "shard": [], "shard_split": []})
+    frame["in_both_splits"] = frame["id"].map(frame.groupby("id")["split"].nunique()) > 1
+    if shards:
+        outcome.results.append((version_dir, runner.run("version.rows", version_expectations(limits), frame,
+                                                        f"{v['source']}/{version_id}"), None))
+    if write:
+        outcome.results = _write_reports(root, v["source"], version_id, outcome.results)
+        _record(catalog, version_id, outcome.results)
+        if parts:
+            from corpus.quality.dedup import record
+
+            outcome.duplicates = record(catalog, version_id, v["source"], outcome.kind, frame)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _write_reports(root: Path, source: str, version_id: str, results: list) -> list:
+    from corpus.atomic import write_bytes_atomic
+    from corpus.paths import reports_dir, safe_name
+
+    base = reports_dir(root) / "validations" / safe_name(source) / version_id
+    out = []
+    for shard, result, _ in results:
+        if result.result is None:
+            out.append((shard, result, None))
+            continue
+        stem = Path(shard).stem if shard.endswith(".parquet") else "version"
+        path = base / f"{stem}.{result.suite}.json"
+        write_bytes_atomic(path, json.dumps(result.result, default=str).encode())
+        out.append((shard, result, str(path.relative_to(root))))
+    return out
+
+
+def _record(catalog, version_id: str, results: list) -> None:
+    now = datetime.now(timezone.utc)
+    with catalog.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM validations WHERE version = ?", [version_id])
+            con.executemany(
+                "INSERT INTO validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[version_id, shard, r.suite, r.success, r.evaluated, r.failed, json.dumps(r.failures, default=str),
+                  report, now] for shard, r, report in results])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise

@@ -1,0 +1,128 @@
+"""Decontamination: eval items in a training file are dropped (or flagged) before publishing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpus.catalog import Catalog
+from corpus.quality.__main__ import main as quality_main
+from corpus.quality.text import ngram_hashes, normalize_one
+from tests.quality.conftest import build, qa_records, shared_path, write_jsonl
+
+
+def shard_ids(root: Path, vid: str) -> set[str]:
+    return {i for s in Catalog(root).shards(vid) for i in pq.read_table(root / s["path"], columns=["id"])
+            .column("id").to_pylist()}
+
+
+def version_of(root: Path, source: str, kind: str = "train") -> str:
+    return Catalog(root).query("SELECT id FROM versions WHERE source = ? AND kind = ? ORDER BY created_at DESC",
+                               [source, kind])[0][0]
+
+
+@pytest.fixture(scope="module")
+def gsm8k_eval_root(tmp_path_factory, tokenizer_path) -> Path:
+    """GSM8K test (first 60 problems) registered as an evaluation set."""
+    test = shared_path("gsm8k", "test.jsonl")
+    root = tmp_path_factory.mktemp("gsm8k-eval")
+    head = write_jsonl(root.parent / "gsm8k-head" / "test.jsonl",
+                       [json.loads(line) for line in test.read_text().splitlines()[:60]])
+    assert build(root, tokenizer_path, "gsm8k", "--from", str(head), "--split", "test", "--role", "eval",
+                 "--val-ratio", "0") == 0
+    return root
+
+
+def leaked_training_file(tmp_path: Path) -> tuple[Path, list[dict]]:
+    """40 own problems plus 3 GSM8K test problems (reworded whitespace/case must not hide them)."""
+    gsm = [json.loads(line) for line in shared_path("gsm8k", "test.jsonl").read_text().splitlines()[10:13]]
+    leaks = [{"id": f"leak{i}", "prompt": "  " + r["question"].upper(), "answer": r["answer"]} for i, r in enumerate(gsm)]
+    return write_jsonl(tmp_path / "train.jsonl", qa_records(40) + leaks), gsm
+
+
+@pytest.mark.parametrize("policy", ["drop", "flag"])
+def test_gsm8k_test_questions_in_training_data(gsm8k_eval_root, tmp_path, tokenizer_path, policy):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(gsm8k_eval_root, root)
+    src, gsm = leaked_training_file(tmp_path)
+    assert build(root, tokenizer_path, "jsonl", "--from", str(src), "--target-field", "answer", "--id-field", "id",
+                 "--decontaminate", policy, "--val-ratio", "0") == 0
+    catalog = Catalog(root)
+    vid, eval_vid = version_of(root, "jsonl"), version_of(root, "gsm8k", "eval")
+    assert catalog.version(vid)["status"] == "published"
+    leaked = {f"jsonl:leak{i}" for i in range(3)}
+    hits = catalog.query_dicts("SELECT * FROM decontamination WHERE version = ? ORDER BY row_id", [vid])
+    assert {h["row_id"] for h in hits} == leaked
+    assert {h["benchmark"] for h in hits} == {"gsm8k"} and {h["eval_version"] for h in hits} == {eval_vid}
+    assert {h["action"] for h in hits} == {"dropped" if policy == "drop" else "flagged"}
+    # each hit names the GSM8K item it matches, and the n-gram is a piece of that question
+    eval_rows = {r["id"]: r for s in catalog.shards(eval_vid) for r in pq.read_table(root / s["path"]).to_pylist()}
+    for h, problem in zip(hits, gsm):
+        assert eval_rows[h["item"]]["prompt"] == problem["question"].strip()
+        assert len(h["ngram"].split()) == 13 and h["ngram"] in normalize_one(problem["question"])
+    ids = shard_ids(root, vid)
+    assert len(ids) == (40 if policy == "drop" else 43)
+    assert (leaked & ids) == (set() if policy == "drop" else leaked)
+    assert catalog.version(vid)["rows"] == len(ids)
+    if policy == "flag":  # the shard a flagged row sits in
+        assert {h["shard"] for h in hits} == {s["path"] for s in catalog.shards(vid, "train")}
+    out = tmp_path / "report"
+    assert quality_main(["report", "--out", str(out), "--data-dir", str(root)]) == 0
+    summary = (out / "summary.md").read_text()
+    for row_id in leaked:
+        assert f"| `{row_id}` | {'dropped' if policy == 'drop' else 'flagged'} | gsm8k |" in summary
+    assert len((out / "decontamination.csv").read_text().splitlines()) == 4
+
+
+def test_eval_set_from_a_jsonl_and_custom_ngram(tmp_path, tokenizer_path):
+    """Any version built with --role eval is indexed; --ngram changes the window; ids change with it."""
+    root = tmp_path / "data"
+    evals = [{"id": f"e{i}", "prompt": f"Benchmark item {i}: the {w} crossed the old stone bridge before sunrise "
+                                       f"carrying {i + 3} lanterns for the festival", "answer": f"{i + 3}"}
+             for i, w in enumerate(["fox", "owl", "deer", "hare", "wolf"])]
+    assert build(root, tokenizer_path, "jsonl", "--from", str(write_jsonl(tmp_path / "eval.jsonl", evals)),
+                 "--target-field", "answer", "--id-field", "id", "--role", "eval", "--val-ratio", "0") == 0
+    # row 0 shares 8 words with e1 ("the owl crossed the old stone bridge before"), row 1 shares 14
+    train = qa_records(20) + [
+        {"id": "near", "prompt": "Yesterday the owl crossed the old stone bridge before lunch and rested.", "answer": "x"},
+        {"id": "copy", "prompt": "Quote: item 2: the deer crossed the old stone bridge before sunrise carrying 5 "
+                                 "lanterns for the festival!", "answer": "yes"},
+    ]
+    src = write_jsonl(tmp_path / "train.jsonl", train)
+    common = ["jsonl", "--from", str(src), "--target-field", "answer", "--id-field", "id", "--val-ratio", "0"]
+    assert build(root, tokenizer_path, *common) == 0
+    assert build(root, tokenizer_path, *common, "--ngram", "8") == 0
+    catalog = Catalog(root)
+    rows = catalog.query("SELECT v.config, d.row_id, d.item FROM decontamination d JOIN versions v ON v.id = d.version")
+    by_n: dict[int, set] = {}
+    for config, row_id, item in rows:
+        by_n.setdefault(json.loads(config)["decontamination"]["n"], set()).add((row_id, item))
+    assert by_n == {13: {("jsonl:copy", "jsonl:e2")}, 8: {("jsonl:copy", "jsonl:e2"), ("jsonl:near", "jsonl:e1")}}
+    assert len(catalog.query("SELECT id FROM versions WHERE kind = 'train'")) == 2  # different version ids
+
+
+def test_off_and_unknown_eval_set(tmp_path, tokenizer_path, capsys):
+    root = tmp_path / "data"
+    src = write_jsonl(tmp_path / "train.jsonl", qa_records(10))
+    args = ["jsonl", "--from", str(src), "--target-field", "answer", "--id-field", "id"]
+    assert build(root, tokenizer_path, *args, "--decontaminate-against", "gsm8k") == 2
+    assert "--decontaminate-against gsm8k: no published eval version" in capsys.readouterr().err
+    assert build(root, tokenizer_path, *args, "--decontaminate", "off") == 0
+    (config,) = Catalog(root).query("SELECT config FROM versions")[0]
+    assert json.loads(config)["decontamination"] is None
+
+
+def test_ngram_hashes_normalize_and_respect_row_bounds():
+    texts = ["One, two; THREE four!", "three four five", "one two"]
+    rows, starts, grams, words = ngram_hashes(texts, 2)
+    pairs = [" ".join(words.slice(s, 2).to_pylist()) for s in starts]
+    assert list(rows) == [0, 0, 0, 1, 1, 2]  # no 2-gram spans the end of a row and the start of the next
+    assert pairs == ["one two", "two three", "three four", "three four", "four five", "one two"]
+    assert grams[2] == grams[3] and grams[0] == grams[5] and len(set(grams.tolist())) == 4
+    rows3, _, _, _ = ngram_hashes(texts, 3)
+    assert list(rows3) == [0, 0, 1]
