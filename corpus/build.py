@@ -51,6 +51,11 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bad-ratio", type=float, default=0.01)
     p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--role", choices=["train", "eval"], help="register as training data or as an evaluation set "
+                   "(default: the source's; e.g. gsm8k --split test --role eval)")
+    from corpus.quality import decontaminate
+
+    decontaminate.add_arguments(p)
     return p
 
 
@@ -180,13 +185,20 @@ def build(args: argparse.Namespace) -> int:
     catalog = Catalog(root)
     tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog)), root, catalog)
     source = args.source_cls(args)
+    if args.role:
+        source.role = args.role
+    kind = "eval" if source.is_eval_split(args.split) else source.role
+    from corpus.quality.decontaminate import prepare
+
+    decontam = prepare(args, catalog, root, kind)
     files = expand_paths(args.inputs) if args.inputs else None
     hub = None if files else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
     fingerprint = input_fingerprint(files, extra=hub or "")
     config = {
         "split": args.split, "limit": args.limit, "max_seq_len": args.max_seq_len, "val_ratio": args.val_ratio,
         "seed": args.seed, "overlong": args.overlong, "tier_rule": source.tier_rule.id,
-        "options": source.options(),
+        "options": source.options(), "role": kind,
+        "decontamination": decontam.config if decontam else None, "quality": {"max_dup_rate": args.max_dup_rate},
     }
     vid = version_id(args.source, fingerprint, config, tok.sha256, code_version())
     existing = catalog.version(vid)
@@ -197,11 +209,13 @@ def build(args: argparse.Namespace) -> int:
         _forget(catalog, vid)
 
     final_dir = version_dir(root, args.source, vid)
+    if decontam:
+        decontam.shard_dir = str(final_dir.relative_to(root))
     staging = final_dir.with_name(f".{vid}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging)
+        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam)
         bad = len(rejected)
         if stats.records == 0:
             raise UserError(f"no records read from {', '.join(map(str, files or [hub]))}")
@@ -225,10 +239,14 @@ def build(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
               rejected, q_path if rejected else None, seconds)
+    if decontam:
+        decontam.record(catalog, vid)
     from corpus.publish import publish
 
     status, failures = publish(catalog, root, vid)
     _print_summary(args, vid, stats, rejected, status, failures, time.perf_counter() - started)
+    if decontam:
+        print(decontam.summary())
     return 0 if status == "published" else 1
 
 
@@ -244,7 +262,7 @@ def _tokenizer_path(args, root: Path, catalog) -> Path:
                     + ": train one with python -m corpus.tokenizer train ...")
 
 
-def _run_pipeline(args, source, tok, files, staging: Path):
+def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
     from corpus.shards import ShardWriter
 
     records = source.records([str(f) for f in files] if files else None, args.split, args.limit)
@@ -275,6 +293,8 @@ def _run_pipeline(args, source, tok, files, staging: Path):
                 for split, batch in by_split.items():
                     if split not in writers:
                         writers[split] = ShardWriter(staging, args.source, split, tok.token_dtype, with_image)
+                    if decontam:  # before the shard: shards are immutable once written
+                        batch = decontam.apply(batch, split, len(writers[split].written))
                     writers[split].add(batch)
                     stats.rows[split] += len(batch)
                     stats.tokens[split] += int(batch.n_tokens.sum())
