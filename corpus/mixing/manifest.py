@@ -3,7 +3,7 @@
     [run]                 name
     [data]                tokenizer, max_seq_len, train_samples, val_samples, seed, window
     [data.tokenizer_train]  optional: how to train the tokenizer when its file does not exist
-    [[data.sources]]      name, version ("latest" | id), weight, tiers, max_epochs, build
+    [[data.sources]]      name, version ("latest" | id), weight, tiers, tier_rule, max_epochs, build
     [model] [train] [eval]  tables owned by the trainer (checked there, only as tables here)
 
 Every problem is one line ``<file>: <key>: <what is wrong>`` (a :class:`UserError`). This module
@@ -104,6 +104,7 @@ class SourceSpec(_Strict):
     version: str = "latest"
     weight: float = Field(gt=0, le=1)
     tiers: Optional[list[TierKnot]] = None
+    tier_rule: Optional[str] = Field(default=None, min_length=1)  # re-tiered rule id; default: the build rule
     max_epochs: Optional[float] = Field(default=None, gt=0)
     build: Optional[dict[str, Any]] = None  # corpus.build options used when no published version exists
 

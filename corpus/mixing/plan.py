@@ -253,7 +253,7 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
                           _stats_from_json(directory))
     directory = root / existing["dir"] if existing else mix_dir(root, manifest, plan_id)
     d = manifest.data
-    pools = {split: [load_pool(root, c.version_id, split, shards.get((c.version_id, split), []))
+    pools = {split: [load_pool(root, c.version_id, split, shards.get((c.version_id, split), []), _rule(c))
                      for c in resolved.components] for split in SPLITS}
     splits = {"train": compute_split(resolved, pools["train"], "train", d.train_samples),
               "val": compute_split(resolved, pools["val"], "val", d.val_samples)}
@@ -266,6 +266,12 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
     seconds = time.perf_counter() - started
     register(catalog, root, resolved, directory, splits, seconds)
     return PlanResult(plan_id, directory, resolved, True, seconds, {s: splits[s].stats for s in SPLITS})
+
+
+def _rule(c: Component) -> str | None:
+    """The tier rule to read for a component: None for its build rule (the shards' tier column)."""
+    rule = c.spec.tier_rule
+    return None if rule is None or rule == c.version["tier_rule"] else rule
 
 
 def _registered_and_shards(catalog, root: Path, plan_id: str, versions: list[str]):

@@ -15,13 +15,19 @@ import numpy as np
 from corpus.errors import UserError
 
 
-def shard_tiers(root: Path, shard: dict) -> np.ndarray:
-    """The tier of every row of one shard (int8), read from the shard's ``tier`` column."""
+def shard_tiers(root: Path, shard: dict, rule: str | None = None) -> np.ndarray:
+    """The tier of every row of one shard (int8): the shard's ``tier`` column (its build rule), or
+    under a re-tiered ``rule`` the side file ``corpus.retier`` wrote (docs/tiers.md)."""
     import pyarrow.parquet as pq
 
+    if rule is not None:
+        from corpus.catalog import Catalog
+        from corpus.tiers import shard_tiers as retiered
+
+        return retiered(Catalog(root), shard["version"], shard["split"], shard["idx"], rule)
     path = root / shard["path"]
     try:
-        column = pq.read_table(path, columns=["tier"]).column("tier")
+        column = pq.ParquetFile(path).read(columns=["tier"]).column("tier")
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read tiers of {path}: {str(exc).splitlines()[0]}") from None
     return column.to_numpy().astype(np.int8)
@@ -46,13 +52,14 @@ class RowPool:
         return {int(t): int(c) for t, c in zip(tiers, counts)}
 
 
-def load_pool(root: Path, version: str, split: str, shards: list[dict]) -> RowPool:
-    """The pool of ``version``/``split`` from its catalog shard records (ordered by idx)."""
+def load_pool(root: Path, version: str, split: str, shards: list[dict], rule: str | None = None) -> RowPool:
+    """The pool of ``version``/``split`` from its catalog shard records (ordered by idx), with
+    tiers under ``rule`` (None: the build rule)."""
     from corpus.shards import open_sidecars
 
     parts: dict[str, list[np.ndarray]] = {"shard": [], "row": [], "tier": [], "n_tokens": []}
     for shard in shards:
-        tiers = shard_tiers(root, shard)
+        tiers = shard_tiers(root, shard, rule)
         _, index = open_sidecars(root / shard["path"])
         if not (len(tiers) == len(index) == shard["rows"]):
             raise UserError(f"shard {shard['path']} disagrees with the catalog: {len(tiers)} Parquet rows, "

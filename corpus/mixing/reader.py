@@ -72,7 +72,7 @@ class _Shard:
         if self._ids is None:
             import pyarrow.parquet as pq
 
-            self._ids = pq.read_table(self.parquet, columns=["id"]).column("id").combine_chunks()
+            self._ids = pq.ParquetFile(self.parquet).read(columns=["id"]).column("id").combine_chunks()
         return self._ids
 
 
@@ -378,8 +378,8 @@ class _Rows:
 def open_plan(root: str | Path | None, plan: str | Path, verify: str = "quick", build_missing: bool = True) -> Plan:
     """A plan by id (or unique id prefix) or by manifest path (planned, and built, when missing).
 
-    Refuses plans whose files are missing or differ from their registered sha256, and plans over
-    versions that are not (or no longer) published. ``verify``: ``"quick"`` hashes the plan files
+    Refuses plans whose files are missing or differ from their registered sha256 (corpus.verify's
+    check), and plans over versions that are not (or no longer) published. ``verify``: ``"quick"`` hashes the plan files
     and checks every shard file's size; ``"full"`` hashes the shard files too; ``"none"`` skips.
     """
     import duckdb
@@ -444,7 +444,8 @@ def _quiet(message: str) -> None:
 
 def _verify(root: Path, plan_id: str, plan_files: list[dict], shard_files: list[dict], shards: list[dict],
             full: bool) -> None:
-    from corpus.atomic import sha256_file
+    """corpus.verify's check over the plan's files (hashed) and its shards' files (sized, or hashed)."""
+    from corpus.verify import problem
 
     if not plan_files:
         raise UserError(f"plan {plan_id} has no registered files (re-run python -m corpus.mix on its manifest)")
@@ -452,10 +453,6 @@ def _verify(root: Path, plan_id: str, plan_files: list[dict], shard_files: list[
     used = {stem(s["path"]) for s in shards}
     checks = [(f, True) for f in plan_files] + [(f, full) for f in shard_files if stem(f["path"]) in used]
     for record, hash_it in checks:
-        path = root / record["path"]
-        if not path.exists():
-            raise UserError(f"plan {plan_id}: {path} is missing (run python -m corpus.verify)")
-        if path.stat().st_size != record["bytes"]:
-            raise UserError(f"plan {plan_id}: {path} has {path.stat().st_size} bytes, registered {record['bytes']}")
-        if hash_it and sha256_file(path) != record["sha256"]:
-            raise UserError(f"plan {plan_id}: {path} does not match its registered sha256 (checksum mismatch)")
+        why = problem(root, record, hash_it)
+        if why:
+            raise UserError(f"plan {plan_id} refused: {why} (see python -m corpus.verify)")

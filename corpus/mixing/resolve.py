@@ -71,8 +71,8 @@ class ResolvedMix:
             "seed": d.seed,
             "window": d.window,
             "sources": [
-                {"name": c.name, "version": c.version_id, "weight": c.weight,
-                 "tiers": tiers_json(c.spec)}
+                {"name": c.name, "version": c.version_id, "weight": c.weight, "tiers": tiers_json(c.spec),
+                 **({"tier_rule": c.spec.tier_rule} if c.spec.tier_rule else {})}
                 for c in self.components
             ],
         }
@@ -158,8 +158,21 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
     components = []
     for i, spec in enumerate(manifest.data.sources):
         row = _resolve_version(manifest, root, catalog, versions, i, spec, tok, build_missing, log)
+        if spec.tier_rule and spec.tier_rule != row["tier_rule"]:
+            _check_tier_rule(manifest, catalog, i, spec, row)
         components.append(Component(i, spec, row))
     return ResolvedMix(manifest, root, tok, components)
+
+
+def _check_tier_rule(manifest: Manifest, catalog, i: int, spec: SourceSpec, row: dict) -> None:
+    """A re-tiered rule must have side files for this version (``python -m corpus.retier``)."""
+    from corpus.tiers import version_rules
+
+    rules = version_rules(catalog, row["id"])
+    if spec.tier_rule not in rules:
+        raise UserError(f"{manifest.where(f'data.sources[{i}] ({spec.name}).tier_rule')}: version {row['id']} has "
+                        f"no tiers under {spec.tier_rule} (has: {', '.join(rules)}); run python -m corpus.retier "
+                        f"{row['id']} --rule {spec.tier_rule}")
 
 
 def _versions(catalog, sources: list[str], ids: list[str]) -> list[dict]:

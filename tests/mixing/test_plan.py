@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -282,3 +284,30 @@ def test_moved_data_root_gets_fresh_views(mix_root, tmp_path):
     with Catalog(moved).connect(read_only=True) as con:
         definition = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'mix_positions'").fetchone()[0]
     assert str(moved.resolve()) in definition
+
+
+def test_a_re_tiered_rule_selects_rows_by_its_own_tiers(mix_root, tmp_path):
+    """tier_rule reads the side files of python -m corpus.retier instead of the build rule's tiers."""
+    from corpus.retier import main as retier_main
+
+    arith = sql(mix_root, "SELECT id FROM versions WHERE source = 'synthetic:arith'")[0][0]
+    sources = [dict(s) for s in PLAIN]
+    sources[0].update(tier_rule="length-tokens@v1", tiers=[1.0])  # only tier 0 = rows under 128 tokens
+    text = resolve_error(mix_root, tmp_path / "rule0.toml", None, sources)
+    assert "(synthetic:arith).tier_rule: version" in text and f"corpus.retier {arith} --rule length-tokens@v1" in text
+    assert retier_main([arith, "--rule", "length-tokens@v1", "--data-dir", str(mix_root), "--quiet"]) == 0
+    by_length = plan_for(mix_root, tmp_path / "rule.toml", {"train_samples": 2000}, sources)
+    del sources[0]["tier_rule"]
+    by_level = plan_for(mix_root, tmp_path / "level.toml", {"train_samples": 2000}, sources)
+    assert by_length.id != by_level.id
+    shard = sql(mix_root, "SELECT path FROM shards WHERE version = ? AND split = 'train'", [arith])
+    assert len(shard) == 1
+    level = pq.read_table(mix_root / shard[0][0], columns=["tier"]).column("tier").to_numpy()  # build rule
+    drawn = {}
+    for name, result in (("length", by_length), ("level", by_level)):
+        table = pq.read_table(result.dir / "plan-train.parquet")
+        table = table.filter(pc.equal(table.column("source").cast(pa.string()), "synthetic:arith"))
+        assert table.num_rows == 800 and set(table.column("tier").to_pylist()) == {0}
+        drawn[name] = (table.column("n_tokens").to_numpy(), level[table.column("row").to_numpy()])
+    assert drawn["length"][0].max() < 128 and len(set(drawn["length"][1].tolist())) > 1  # short rows of any level
+    assert set(drawn["level"][1].tolist()) == {0}  # the build rule's tier 0: level-0 rows only
