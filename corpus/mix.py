@@ -13,7 +13,9 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m corpus.mix", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m corpus.mix",
+                                description="Resolve a mix manifest to its deterministic plan (building missing "
+                                            "inputs) and print target vs realized shares; docs/mixing.md.")
     p.add_argument("manifest", help="mix manifest (TOML), e.g. manifests/demo.toml")
     p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--export-jsonl", metavar="DIR", help="also write DIR/train.jsonl, val.jsonl, meta.json "

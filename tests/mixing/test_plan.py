@@ -218,16 +218,21 @@ def test_sources_built_with_another_tokenizer_are_refused(mix_root, tmp_path):
     assert f"version {arith} was built with tokenizer" in text and "share one tokenizer" in text
 
 
-def test_demo_manifest_build_tables_are_valid_corpus_build_options(tmp_path):
+@pytest.mark.parametrize("name", ["demo", "stageA", "stageB", "stageB_scienceqa", "stageC"])
+def test_shipped_manifests_name_real_sources_and_valid_build_options(tmp_path, name):
     from corpus.build import parse_args
     from corpus.sources import source_names
 
-    manifest = load_manifest(REPO / "manifests" / "demo.toml")
+    manifest = load_manifest(REPO / "manifests" / f"{name}.toml")
     fake_tok = type("Tok", (), {"path": tmp_path / "t.json"})()
     for i, spec in enumerate(manifest.data.sources):
         assert spec.name in source_names()
+        if spec.build is None:
+            continue
         args = parse_args(build_argv(manifest, tmp_path, i, spec, fake_tok))
-        assert args.count == spec.build["count"] and args.max_seq_len == 256
+        assert args.max_seq_len == manifest.data.max_seq_len
+        for key, value in spec.build.items():
+            assert getattr(args, key) in (value, str(value)) or key == "tiers", (name, spec.name, key)
 
 
 def test_cli_plans_prints_shares_and_exports_blueprint_jsonl(mix_root, tmp_path, capsys):
