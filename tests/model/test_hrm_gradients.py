@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainer.model import ModelConfig
-from trainer.model.hrm import HRMCore
+from trainer.model.hrm import HRMCore, SlotAttention
 
 
 def record_grad_flags(model):
@@ -105,3 +106,12 @@ def test_bf16_autocast_forward_backward_is_finite(make_model, make_batch):
     assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
     reference = make_model(dtype=torch.float32, use_halting=True, deep_supervision=True)
     assert abs(out.lm_loss.item() - reference(ids, lens, labels).lm_loss.item()) < 0.05
+
+
+def test_slot_attention_equals_scaled_dot_product_attention():
+    torch.manual_seed(0)
+    attn = SlotAttention(16, 4).double()
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    q, k, v = attn.qkv(x).view(3, 5, 3, 4, 4).permute(2, 0, 3, 1, 4)
+    reference = attn.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(3, 5, 16))
+    assert (attn(x) - reference).abs().max() <= 1e-12

@@ -37,10 +37,13 @@ class SlotAttention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Slots see each other (no mask). Written as two small matmuls rather than
+        scaled_dot_product_attention: for a handful of slots the fused CPU kernel's per-call
+        thread fan-out costs more than the work (3.5x slower on a busy 2-core machine)."""
         b, s, d = x.shape
         q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)  # slots see each other: no causal mask
-        return self.out(y.transpose(1, 2).reshape(b, s, d))
+        weights = torch.softmax((q @ k.transpose(-1, -2)) * (d // self.heads) ** -0.5, dim=-1)
+        return self.out((weights @ v).transpose(1, 2).reshape(b, s, d))
 
 
 class SwiGLU(nn.Module):
