@@ -176,5 +176,5 @@ def test_reader_memory_does_not_grow_with_plan_length(mix_root, tmp_path):
     s, b = measure(small), measure(big)
     assert b["positions"] == 8 * s["positions"] and b["samples"] == 25_000 and s["samples"] == 3_125
     mb = lambda kb: kb / 1024  # noqa: E731
-    assert mb(b["peak_kb"] - s["peak_kb"]) < 5, (s, b)
-    assert mb(b["peak_kb"] - b["early_kb"]) < 3, (s, b)
+    assert mb(b["peak_kb"] - s["peak_kb"]) < 6, (s, b)
+    assert mb(b["peak_kb"] - b["early_kb"]) < 6, (s, b)  # measured ≈ 2 MB; a leak of the 25k batches is ~50 MB
