@@ -68,6 +68,12 @@ class TrainSection(_Section):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     init_from: Optional[str] = None  # run name, run dir, best-model dir or checkpoint file
 
+    @field_validator("init_from", "run_name", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """``--init_from ""`` (or ``none``) switches off a manifest's init_from."""
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> "TrainSection":
         if self.steps is not None and self.epochs is not None:

@@ -26,10 +26,11 @@ class Patience:
 
     def update(self, step: int, loss: float) -> tuple[bool, bool]:
         """Record an evaluation; returns ``(improved, stop)``."""
-        improved = self.best is None or loss < self.best
+        finite = math.isfinite(loss)
+        improved = finite and (self.best is None or loss < self.best)
         if improved:
             self.best, self.best_step = loss, step
-        increased = self.last is not None and loss > self.last
+        increased = self.last is not None and not loss <= self.last  # a NaN counts as worse
         if step > self.grace_steps:
             self.bad_evals = self.bad_evals + 1 if increased else 0
         self.last = loss
@@ -60,10 +61,8 @@ def validation_loss(model, batches: Iterable, device: torch.device, gate: float,
             with autocast():
                 out = model(batch.input_ids.to(device), batch.prompt_lens.to(device),
                             batch.labels.to(device), gate_scale=gate)
-            loss = float(out.lm_loss)
-            if math.isfinite(loss):
-                total += loss * n
-                tokens += n
+            total += float(out.lm_loss) * n  # a NaN stays visible: patience counts it as an increase
+            tokens += n
     finally:
         model.train(was_training)
     return total, tokens

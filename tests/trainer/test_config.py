@@ -101,9 +101,21 @@ def test_every_issue_flag_exists(manifest):
 
 
 def test_flag_forms(manifest):
-    cfg = config([str(manifest), "--lr_scheduler=linear", "--dry_run", "--reset_progress", "0", "--h-cycles", "3"])
+    cfg = config([str(manifest), "--lr_scheduler=linear", "--dry_run", "--reset_progress", "0", "--h-cycles", "3",
+                  "--init_from", ""])
     assert cfg.train.lr_scheduler == "linear" and cfg.train.dry_run is True
-    assert cfg.train.reset_progress is False and cfg.model["h_cycles"] == 3
+    assert cfg.train.reset_progress is False and cfg.model["h_cycles"] == 3 and cfg.train.init_from is None
+
+
+def test_shipped_manifests_validate():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).resolve().parents[2] / "manifests").glob("*.toml"))
+    assert {p.stem for p in shipped} >= {"demo", "stageA", "stageB", "stageC"}
+    by_name = {p.stem: config([str(p)]) for p in shipped}
+    assert by_name["stageB"].train.init_from == by_name["stageA"].run_name == "hrm-gated-pretrain"
+    assert by_name["stageC"].train.init_from == by_name["stageB"].run_name
+    assert by_name["stageC"].model["use_halting"] is True and by_name["stageA"].train.optimizer == "adamw_8bit"
 
 
 @pytest.mark.parametrize("argv, message", [

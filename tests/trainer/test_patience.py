@@ -38,3 +38,8 @@ def test_state_round_trip():
     q.load_state_dict(p.state_dict())
     assert (q.best, q.last, q.bad_evals) == (5.0, 5.1, 1)
     assert q.update(30, 5.2) == (False, False) and q.update(40, 5.3) == (False, True)
+
+
+def test_non_finite_loss_counts_as_an_increase_and_never_as_best():
+    stop, p = run([5.0, float("nan"), float("inf")], patience=2, grace=0)
+    assert stop == 30 and p.best == 5.0
