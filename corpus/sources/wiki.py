@@ -87,7 +87,7 @@ def _text_articles(path: Path) -> Iterator[RawRecord]:
         stripped = line.strip()
         boundary = TITLE.match(line.rstrip("\n")) if wikitext else (not stripped)
         if boundary and "".join(article).strip():
-            yield RawRecord(f"{path.name}:{start}", {"text": "".join(article), "title": title})
+            yield RawRecord(f"{path.name}:{start}", {"text": _trim("".join(article)), "title": title})
             article = []
         if boundary or not article:
             start = lineno
@@ -96,4 +96,9 @@ def _text_articles(path: Path) -> Iterator[RawRecord]:
         if stripped or article:
             article.append(line)
     if "".join(article).strip():
-        yield RawRecord(f"{path.name}:{start}", {"text": "".join(article), "title": title})
+        yield RawRecord(f"{path.name}:{start}", {"text": _trim("".join(article)), "title": title})
+
+
+def _trim(text: str) -> str:
+    """Drop trailing blank lines, so no window is whitespace only."""
+    return text.rstrip() + "\n"
