@@ -31,8 +31,12 @@ def plot_run(run_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     col = lambda rows, key: ([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r])  # noqa: E731
 
-    def figure(name: str, title: str, series: list[tuple[str, list, str]], band=None, ylabel=""):
+    entropies = [r["unigram_entropy"] for r in records if r.get("kind") == "event" and r.get("unigram_entropy")]
+
+    def figure(name: str, title: str, series: list[tuple[str, list, str]], band=None, ylabel="", hline=None):
         fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+        if hline is not None:  # the unigram entropy: what a context-free model would score
+            ax.axhline(hline, color="grey", linestyle=":", linewidth=1, label=f"unigram entropy {hline:.2f}")
         for key, rows, style in series:
             xs, ys = col(rows, key)
             if xs:
@@ -58,8 +62,10 @@ def plot_run(run_dir: Path) -> list[Path]:
 
     paths = [
         figure("loss", "training loss", [("loss", train, "-"), ("lm_loss", train, "-"),
-                                          ("val_loss", val, "o-")], ylabel="nats/token"),
-        figure("val_loss", "validation loss", [("val_loss", val, "o-")], ylabel="nats/token"),
+                                          ("val_loss", val, "o-")], ylabel="nats/token",
+               hline=entropies[-1] if entropies else None),
+        figure("val_loss", "validation loss", [("val_loss", val, "o-")], ylabel="nats/token",
+               hline=entropies[-1] if entropies else None),
         figure("lr", "learning rate", [("lr", train, "-")]),
         figure("gate", "gate μ (with [min, max]) and schedule", [("gate_mean", train, "-"),
                                                                 ("gate_scale", train, "--")],
