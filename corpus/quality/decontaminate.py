@@ -1,16 +1,22 @@
-"""Decontamination: training rows that share a word n-gram with an evaluation item.
+"""Decontamination: training rows that contain most of an evaluation text.
 
 Evaluation sets are the catalog's published versions of kind ``eval`` (GSM8K test built with
-``--role eval``, MBPP/ScienceQA test splits, HumanEval, ...). Each item's prompt and target are
-indexed separately as normalized word n-grams (default 13, ``--ngram``); texts shorter than
-``n`` words are not indexable (counted, see :attr:`EvalIndex.short_texts`).
+``--role eval``, MBPP/ScienceQA test splits, HumanEval, ...). Each item's prompt and its target
+are indexed as two texts of normalized word n-grams (default 13, ``--ngram``). N-grams found in
+``BOILERPLATE_ITEMS`` or more items are a template (MBPP's "You are an expert Python programmer,
+and here is your task: ..."), not a benchmark item, and are left out; texts shorter than ``n``
+words have no n-gram (counted in :attr:`EvalIndex.short_texts`).
+
+A training row hits an eval text when it contains at least ``--min-overlap`` (default 0.5) of
+that text's indexed n-grams: a copied question or solution matches all of them, while a shared
+stock phrase ("write a function to check whether the given ...") matches one or two of forty.
 
 The check runs inside ``corpus.build``, on each tokenized batch *before* it reaches a shard
 (shards are immutable once written). With policy ``drop`` (default) a hit row is removed; with
 ``flag`` it is kept. Either way the hit is recorded in the catalog table ``decontamination``
 (version, split, shard, row_id, benchmark, eval_version, item, ngram, action) — for a dropped
-row, ``shard`` is the shard it would have been written to. The eval versions, ``n`` and the
-policy enter the version id, so a new eval set gives new training versions.
+row, ``shard`` is the shard it would have been written to. The eval versions and the rule's
+parameters enter the version id, so a new eval set gives new training versions.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from corpus.errors import UserError
 
 POLICIES = ("drop", "flag", "off")
 DEFAULT_NGRAM = 13
+DEFAULT_MIN_OVERLAP = 0.5
+# An n-gram found in this many eval items or more is a template ("You are an expert Python
+# programmer, and here is your task: ..."), not a benchmark item: it is left out of the index.
+BOILERPLATE_ITEMS = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,32 +45,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="highest share of rows repeating another row's normalized text that the suites accept "
                         "(default: 0.01 for qa/code/text, 0.05 for image/synthetic)")
     g.add_argument("--decontaminate", choices=POLICIES, default="drop",
-                   help="rows sharing an n-gram with an eval item: drop (default), flag (keep, list) or off")
+                   help="rows containing most of an eval item: drop (default), flag (keep, list) or off")
     g.add_argument("--ngram", type=int, default=DEFAULT_NGRAM, help=f"word n-gram length (default {DEFAULT_NGRAM})")
+    g.add_argument("--min-overlap", type=float, default=DEFAULT_MIN_OVERLAP, metavar="F",
+                   help="share of an eval text's n-grams a row must contain to be a hit "
+                        f"(default {DEFAULT_MIN_OVERLAP})")
     g.add_argument("--decontaminate-against", nargs="+", metavar="EVAL",
                    help="eval version ids or source names to index (default: every published eval version)")
 
 
 @dataclass
 class EvalIndex:
-    """Sorted n-gram hashes of evaluation texts and, for each, the item it came from."""
+    """(n-gram hash, eval text) pairs sorted by hash, and what each text is."""
 
     n: int
     versions: list[tuple[str, str]]            # (eval version id, benchmark = its source)
-    hashes: np.ndarray                         # uint64, sorted, unique
-    item_of: np.ndarray                        # int64 index into ``items`` per hash
+    hashes: np.ndarray                         # uint64, sorted (a hash may belong to a few texts)
+    text_of: np.ndarray                        # int64 per hash: index into ``texts``
+    texts: np.ndarray                          # int64 per text: its item (index into ``items``)
+    grams: np.ndarray                          # int64 per text: its indexed n-grams
     items: list[tuple[str, str, str]]          # (benchmark, eval version, item id)
     short_texts: int = 0                       # eval texts with fewer than n words
+    boilerplate: int = 0                       # n-grams left out: shared by >= BOILERPLATE_ITEMS items
 
     def __len__(self) -> int:
         return len(self.hashes)
 
     def lookup(self, grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mask of ``grams`` present in the index, and the matched item index (valid under mask)."""
+        """For each query gram, every indexed text holding it: (query position, text) pairs."""
         if len(self.hashes) == 0 or len(grams) == 0:
-            return np.zeros(len(grams), dtype=bool), np.zeros(len(grams), dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.hashes, grams), len(self.hashes) - 1)
-        return self.hashes[pos] == grams, self.item_of[pos]
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        lo = np.searchsorted(self.hashes, grams, side="left")
+        hi = np.searchsorted(self.hashes, grams, side="right")
+        counts = hi - lo
+        query = np.repeat(np.arange(len(grams)), counts)
+        offsets = np.cumsum(counts) - counts
+        slot = np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(offsets, counts))
+        return query, self.text_of[slot]
 
 
 def eval_versions(catalog, against: list[str] | None) -> list[dict]:
@@ -82,27 +104,43 @@ def build_index(root: Path, catalog, versions: list[dict], n: int) -> EvalIndex:
     """Index the prompt and target of every row of ``versions`` as word n-grams."""
     import pyarrow.parquet as pq
 
-    from corpus.quality.text import ngram_hashes
-
-    all_hashes, all_items = [], []
     items: list[tuple[str, str, str]] = []
-    short = 0
+    owners: list[int] = []
+    texts: list[str] = []
     for v in versions:
         for shard in catalog.shards(v["id"]):
             table = pq.read_table(root / shard["path"], columns=["id", "prompt", "target"])
-            ids = table.column("id").to_pylist()
-            base = len(items)
-            items.extend((v["source"], v["id"], i) for i in ids)
-            for column in ("prompt", "target"):
-                texts = table.column(column).to_pylist()
-                rows, _, grams, _ = ngram_hashes(texts, n)
-                short += sum(1 for t in texts if t and t.strip()) - len(np.unique(rows))
-                all_hashes.append(grams)
-                all_items.append(rows + base)
-    hashes = np.concatenate(all_hashes) if all_hashes else np.zeros(0, np.uint64)
-    item_of = np.concatenate(all_items) if all_items else np.zeros(0, np.int64)
-    hashes, first = np.unique(hashes, return_index=True)
-    return EvalIndex(n, [(v["id"], v["source"]) for v in versions], hashes, item_of[first], items, short)
+            for row_id, prompt, target in zip(*(table.column(c).to_pylist() for c in ("id", "prompt", "target"))):
+                owners += [len(items), len(items)]
+                texts += [prompt or "", target or ""]
+                items.append((v["source"], v["id"], row_id))
+    return index_texts(n, [(v["id"], v["source"]) for v in versions], items, owners, texts)
+
+
+def index_texts(n: int, versions: list[tuple[str, str]], items: list[tuple[str, str, str]], owners: list[int],
+                texts: list[str]) -> EvalIndex:
+    """The index of ``texts`` (``owners[i]`` = the item of ``texts[i]``), template n-grams left out."""
+    from corpus.quality.text import ngram_hashes
+
+    owners_arr = np.asarray(owners, dtype=np.int64)
+    rows, _, hashes, _ = ngram_hashes(texts, n)
+    short = sum(1 for t in texts if t.strip()) - len(np.unique(rows))
+    # distinct (hash, text) pairs, then how many distinct items each hash appears in
+    order = np.lexsort((rows, hashes))
+    hashes, rows = hashes[order], rows[order]
+    distinct = np.ones(len(hashes), dtype=bool)
+    distinct[1:] = (hashes[1:] != hashes[:-1]) | (rows[1:] != rows[:-1])
+    hashes, rows = hashes[distinct], rows[distinct]
+    item = owners_arr[rows] if len(rows) else np.zeros(0, np.int64)
+    by_item = np.lexsort((item, hashes))
+    new_item = np.ones(len(hashes), dtype=bool)
+    new_item[1:] = (hashes[by_item][1:] != hashes[by_item][:-1]) | (item[by_item][1:] != item[by_item][:-1])
+    unique_hashes, inverse = np.unique(hashes, return_inverse=True)
+    items_per_hash = np.bincount(inverse[by_item][new_item], minlength=len(unique_hashes))
+    keep = items_per_hash[inverse] < BOILERPLATE_ITEMS
+    hashes, rows = hashes[keep], rows[keep]
+    return EvalIndex(n, versions, hashes, rows, owners_arr, np.bincount(rows, minlength=len(texts)), items, short,
+                     int((items_per_hash >= BOILERPLATE_ITEMS).sum()))
 
 
 @dataclass
@@ -123,6 +161,7 @@ class Decontaminator:
 
     index: EvalIndex
     policy: str
+    min_overlap: float = DEFAULT_MIN_OVERLAP
     shard_dir: str = ""                       # shard paths relative to the data root, set by build
     hits: list[Hit] = field(default_factory=list)
 
@@ -130,13 +169,13 @@ class Decontaminator:
     def config(self) -> dict:
         """What enters the version id: the rule and exactly what it was checked against."""
         return {"policy": self.policy, "n": self.index.n, "against": sorted(v for v, _ in self.index.versions),
-                "code": _code_hash()}
+                "min_overlap": self.min_overlap, "boilerplate_items": BOILERPLATE_ITEMS, "code": _code_hash()}
 
     def apply(self, batch, split: str, shard_idx: int):
         """``batch`` (a RowBatch) without its contaminated rows (policy drop) or unchanged (flag)."""
         if len(self.index) == 0 or len(batch) == 0:
             return batch
-        found = find_hits(self.index, [f"{p}\n{t}" for p, t in zip(batch.prompts, batch.targets)])
+        found = find_hits(self.index, [f"{p}\n{t}" for p, t in zip(batch.prompts, batch.targets)], self.min_overlap)
         if not found:
             return batch
         action = "dropped" if self.policy == "drop" else "flagged"
@@ -159,28 +198,47 @@ class Decontaminator:
 
     def summary(self) -> str:
         against = ", ".join(f"{src}:{vid}" for vid, src in self.index.versions) or "no eval versions registered"
+        if self.index.boilerplate:
+            against += f"; {self.index.boilerplate} template n-grams ignored"
         if not self.hits:
-            return f"decontamination ({self.policy}, {self.index.n}-grams vs {against}): no hits"
+            return f"decontamination ({self.policy}, {self.rule} vs {against}): no hits"
         by_bench: dict[str, int] = {}
         for h in self.hits:
             by_bench[h.benchmark] = by_bench.get(h.benchmark, 0) + 1
         what = "dropped" if self.policy == "drop" else "flagged"
         counts = ", ".join(f"{b}: {n}" for b, n in sorted(by_bench.items()))
-        return f"decontamination ({self.policy}, {self.index.n}-grams vs {against}): {what} {len(self.hits)} rows ({counts})"
+        return f"decontamination ({self.policy}, {self.rule} vs {against}): {what} {len(self.hits)} rows ({counts})"
+
+    @property
+    def rule(self) -> str:
+        return f"≥{self.min_overlap:.0%} of an eval text's {self.index.n}-grams"
 
 
-def find_hits(index: EvalIndex, texts: list[str]) -> dict[int, tuple[str, str, str, str]]:
-    """Row position → (benchmark, eval version, item, first matching n-gram) for rows with a hit."""
+def find_hits(index: EvalIndex, texts: list[str], min_overlap: float = DEFAULT_MIN_OVERLAP
+              ) -> dict[int, tuple[str, str, str, str]]:
+    """Row position → (benchmark, eval version, item, a shared n-gram) for rows that contain at least
+    ``min_overlap`` of some eval text's indexed n-grams (the best-covered text is reported)."""
     from corpus.quality.text import ngram_hashes
 
     rows, starts, grams, flat = ngram_hashes(texts, index.n)
-    mask, item_idx = index.lookup(grams)
+    query, text = index.lookup(grams)
+    if len(query) == 0:
+        return {}
+    row, gram = rows[query], grams[query]
+    pairs = np.unique(np.stack([row, text, gram.view(np.int64)], axis=1), axis=0)  # distinct grams per (row, text)
+    keys, shared = np.unique(pairs[:, :2], axis=0, return_counts=True)
+    coverage = shared / np.maximum(index.grams[keys[:, 1]], 1)
     out: dict[int, tuple[str, str, str, str]] = {}
-    for row, start, item in zip(rows[mask].tolist(), starts[mask].tolist(), item_idx[mask].tolist()):
-        if row in out:
+    for k in np.argsort(-coverage, kind="stable"):
+        if coverage[k] < min_overlap:
+            break
+        r, t = int(keys[k, 0]), int(keys[k, 1])
+        if r in out:
             continue
-        ngram = " ".join(flat.slice(start, index.n).to_pylist())
-        out[row] = (*index.items[item], ngram)
+        common = pairs[(pairs[:, 0] == r) & (pairs[:, 1] == t), 2]
+        example = int(np.flatnonzero((rows == r) & np.isin(grams.view(np.int64), common))[0])  # the earliest
+        ngram = " ".join(flat.slice(int(starts[example]), index.n).to_pylist())
+        out[r] = (*index.items[int(index.texts[t])], ngram)
     return out
 
 
@@ -191,8 +249,10 @@ def prepare(args, catalog, root: Path, kind: str) -> Decontaminator | None:
         return None
     if args.ngram < 1:
         raise UserError(f"--ngram must be at least 1, got {args.ngram}")
+    if not 0 < args.min_overlap <= 1:
+        raise UserError(f"--min-overlap must be in (0, 1], got {args.min_overlap}")
     versions = eval_versions(catalog, getattr(args, "decontaminate_against", None))
-    return Decontaminator(build_index(root, catalog, versions, args.ngram), policy)
+    return Decontaminator(build_index(root, catalog, versions, args.ngram), policy, args.min_overlap)
 
 
 def _code_hash() -> str:

@@ -155,7 +155,8 @@ def summary_markdown(catalog, root: Path, versions: list[dict], docs: Path | Non
         f = facts[v["id"]]
         lines.append(
             f"| {v['source']} | `{v['id']}` | {v['kind'] or 'train'} | {v['status']} | {v['rows'] or 0:,} "
-            f"| {v['tokens'] or 0:,} | {v['quarantined'] or 0:,} | {f['passed']} / {f['failed']} "
+            f"| {v['tokens'] or 0:,} | {v['quarantined'] or 0:,} | {f['passed']} / {f['failed']}"
+            + (f" (+{f['warnings']} warning{'s' * (f['warnings'] > 1)})" if f["warnings"] else "") + " "
             f"| {_hits_cell(f['hits'])} | {f['dup_within']} / {f['dup_across']} |")
     if not versions:
         lines.append("| (no versions) | | | | | | | | | |")
@@ -166,8 +167,8 @@ def summary_markdown(catalog, root: Path, versions: list[dict], docs: Path | Non
 
 
 def _facts(catalog, ids: list[str]) -> dict[str, dict]:
-    out = {i: {"passed": 0, "failed": 0, "suites_failed": 0, "hits": Counter(), "dup_within": 0, "dup_across": 0}
-           for i in ids}
+    out = {i: {"passed": 0, "failed": 0, "warnings": 0, "suites_failed": 0, "hits": Counter(), "dup_within": 0,
+               "dup_across": 0} for i in ids}
     if not ids:
         return out
     marks = ", ".join("?" for _ in ids)
@@ -175,6 +176,11 @@ def _facts(catalog, ids: list[str]) -> dict[str, dict]:
             f"SELECT version, sum(evaluated), sum(failed), sum(CASE WHEN success THEN 0 ELSE 1 END) "
             f"FROM validations WHERE version IN ({marks}) GROUP BY version", ids):
         out[vid].update(passed=int(evaluated - failed), failed=int(failed), suites_failed=int(bad))
+    for vid, text in catalog.query(f"SELECT version, failed_expectations FROM validations WHERE version IN ({marks})",
+                                   ids):
+        warned = sum(f.get("severity") == "warning" for f in json.loads(text or "[]"))
+        out[vid]["warnings"] += warned
+        out[vid]["passed"] -= warned  # a warning did not pass either; it just does not gate
     for vid, action, n in catalog.query(
             f"SELECT version, action, count(*) FROM decontamination WHERE version IN ({marks}) GROUP BY ALL", ids):
         out[vid]["hits"][action] = n
@@ -203,7 +209,8 @@ def _version_section(catalog, v: dict, f: dict) -> list[str]:
     for (reason,) in catalog.query("SELECT reason FROM quarantine WHERE version = ?", [vid]):
         reasons[re.sub(r"\d+", "N", reason.split(":")[0])] += 1
     lines.append("Quarantined: " + (", ".join(f"{r}: {n}" for r, n in reasons.most_common()) or "none") + ".")
-    lines += ["", f"Expectations: {f['passed']} passed, {f['failed']} failed."]
+    lines += ["", f"Expectations: {f['passed']} passed, {f['failed']} failed"
+              + (f", {f['warnings']} warned (not gating)." if f["warnings"] else ".")]
     from corpus.publish import failing_expectations
 
     failing = failing_expectations(catalog, vid, limit=20)

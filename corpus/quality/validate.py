@@ -63,9 +63,10 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True) -
         except FactsError:
             pass
     kind = "image" if with_image else suite_kind(v["source"], config)
+    dup_rate, dup_severity = max_dup_rate(kind, config)
     limits = Limits(source=v["source"], vocab_size=int(vocab[0][0]), max_seq_len=int(v["max_seq_len"]),
                     max_tier=max_tier(v["source"], v["tier_rule"]), rows=int(v["rows"] or 0),
-                    max_dup_rate=max_dup_rate(kind, config))
+                    max_dup_rate=dup_rate, dup_severity=dup_severity)
     outcome = VersionOutcome(version_id, v["source"], v["kind"] or "train")
     runner = Runner()
     rows_suite = f"{kind}.rows"

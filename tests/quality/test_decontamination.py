@@ -10,6 +10,7 @@ import pytest
 
 from corpus.catalog import Catalog
 from corpus.quality.__main__ import main as quality_main
+from corpus.quality.decontaminate import BOILERPLATE_ITEMS, find_hits, index_texts
 from corpus.quality.text import ngram_hashes, normalize_one
 from tests.quality.conftest import build, qa_records, shared_path, write_jsonl
 
@@ -80,14 +81,15 @@ def test_gsm8k_test_questions_in_training_data(gsm8k_eval_root, tmp_path, tokeni
 
 
 def test_eval_set_from_a_jsonl_and_custom_ngram(tmp_path, tokenizer_path):
-    """Any version built with --role eval is indexed; --ngram changes the window; ids change with it."""
+    """Any version built with --role eval is indexed; --ngram and --min-overlap tune the rule; ids follow."""
     root = tmp_path / "data"
     evals = [{"id": f"e{i}", "prompt": f"Benchmark item {i}: the {w} crossed the old stone bridge before sunrise "
                                        f"carrying {i + 3} lanterns for the festival", "answer": f"{i + 3}"}
              for i, w in enumerate(["fox", "owl", "deer", "hare", "wolf"])]
     assert build(root, tokenizer_path, "jsonl", "--from", str(write_jsonl(tmp_path / "eval.jsonl", evals)),
                  "--target-field", "answer", "--id-field", "id", "--role", "eval", "--val-ratio", "0") == 0
-    # row 0 shares 8 words with e1 ("the owl crossed the old stone bridge before"), row 1 shares 14
+    # "near" shares 8 words with e1 ("the owl crossed the old stone bridge before": 1 of e1's 11 8-grams);
+    # "copy" holds 17 of e2's 18 words (5 of its 6 13-grams)
     train = qa_records(20) + [
         {"id": "near", "prompt": "Yesterday the owl crossed the old stone bridge before lunch and rested.", "answer": "x"},
         {"id": "copy", "prompt": "Quote: item 2: the deer crossed the old stone bridge before sunrise carrying 5 "
@@ -96,13 +98,15 @@ def test_eval_set_from_a_jsonl_and_custom_ngram(tmp_path, tokenizer_path):
     src = write_jsonl(tmp_path / "train.jsonl", train)
     common = ["jsonl", "--from", str(src), "--target-field", "answer", "--id-field", "id", "--val-ratio", "0"]
     assert build(root, tokenizer_path, *common) == 0
-    assert build(root, tokenizer_path, *common, "--ngram", "8") == 0
+    assert build(root, tokenizer_path, *common, "--ngram", "8", "--min-overlap", "0.05") == 0
     catalog = Catalog(root)
     rows = catalog.query("SELECT v.config, d.row_id, d.item FROM decontamination d JOIN versions v ON v.id = d.version")
     by_n: dict[int, set] = {}
     for config, row_id, item in rows:
         by_n.setdefault(json.loads(config)["decontamination"]["n"], set()).add((row_id, item))
     assert by_n == {13: {("jsonl:copy", "jsonl:e2")}, 8: {("jsonl:copy", "jsonl:e2"), ("jsonl:near", "jsonl:e1")}}
+    assert {json.loads(c)["decontamination"]["min_overlap"] for (c,) in
+            catalog.query("SELECT config FROM versions WHERE kind = 'train'")} == {0.5, 0.05}
     assert len(catalog.query("SELECT id FROM versions WHERE kind = 'train'")) == 2  # different version ids
 
 
@@ -126,3 +130,34 @@ def test_ngram_hashes_normalize_and_respect_row_bounds():
     assert grams[2] == grams[3] and grams[0] == grams[5] and len(set(grams.tolist())) == 4
     rows3, _, _, _ = ngram_hashes(texts, 3)
     assert list(rows3) == [0, 0, 1]
+
+
+def test_template_ngrams_shared_by_many_eval_items_are_not_contamination():
+    """MBPP-style prompts share a template; only an item's own text counts as a hit."""
+    template = "You are an expert Python programmer, and here is your task:"
+    tasks = [f"{template} write a function that returns the {k}th prime number below {k * 100} for test {k}."
+             for k in range(BOILERPLATE_ITEMS)]
+    items = [("mbpp", "v1", f"mbpp:{k}") for k in range(len(tasks))]
+    index = index_texts(13, [("v1", "mbpp")], items, list(range(len(tasks))), tasks)
+    assert index.boilerplate > 0 and index.short_texts == 0
+    training = [f"{template} write a function that sorts a list of strings by their length in reverse order.",
+                tasks[3].replace("expert", "EXPERT!")]
+    hits = find_hits(index, training)
+    assert list(hits) == [1] and hits[1][:3] == ("mbpp", "v1", "mbpp:3")
+    assert list(find_hits(index, training, min_overlap=0.01)) == [1]  # template grams are not in the index
+    fewer = index_texts(13, [("v1", "mbpp")], items[:-1], list(range(len(tasks) - 1)), tasks[:-1])
+    assert fewer.boilerplate == 0  # below the cut the template stays indexed: a low bar makes it hit,
+    assert set(find_hits(fewer, training, min_overlap=0.01)) == {0, 1}
+    assert list(find_hits(fewer, training)) == [1]  # while the default overlap still needs most of the item
+
+
+def test_overlap_rule_counts_distinct_ngrams_of_one_eval_text():
+    question = "Natalia sold clips to 48 of her friends in April and then she sold half as many clips in May"
+    answer = "In May she sold 48 / 2 = 24 clips so altogether she sold 48 + 24 = 72 clips in April and May"
+    index = index_texts(13, [("v", "gsm8k")], [("gsm8k", "v", "gsm8k:0")], [0, 0], [question, answer])
+    assert index.grams.tolist() == [8, 8] and index.short_texts == 0
+    half = " ".join(question.split()[:16])  # 4 of the question's 8 13-grams
+    less = " ".join(question.split()[:15])  # 3 of 8
+    hits = find_hits(index, [question, "Q: " + answer + " Thanks!", half, less, "nothing in common here"])
+    assert sorted(hits) == [0, 1, 2]
+    assert hits[2][3] == normalize_one(" ".join(question.split()[:13]))

@@ -60,3 +60,30 @@ def test_too_many_duplicates_fail_the_suite(tmp_path, tokenizer_path):
     assert {f["expectation"] for f in failed} == {"expect_column_proportion_of_unique_values_to_be_between"}
     assert all(abs(f["observed"] - 30 / 33) < 1e-9 for f in failed)
     assert catalog.query("SELECT count(*) FROM duplicates WHERE version = ? AND scope = 'within'", [vid])[0][0] == 3
+
+
+def test_generated_tasks_report_duplicates_as_a_warning_unless_bounded(tmp_path, tokenizer_path):
+    """synthetic:derivations repeats easy items by construction: reported, gating only on request."""
+    from corpus.errors import UserError
+    from corpus.sources import get_source
+
+    try:
+        get_source("synthetic:derivations")
+    except UserError:
+        import pytest
+
+        pytest.skip("synthetic:derivations is not registered in this checkout")
+    from corpus.publish import failing_expectations
+
+    tok = tokenizer_path
+    root = tmp_path / "data"
+    args = ("synthetic:derivations", "--count", "400", "--val-ratio", "0", "--max-seq-len", "1024")
+    assert build(root, tok, *args) == 0
+    catalog = Catalog(root)
+    (vid,) = catalog.query("SELECT id FROM versions")[0]
+    assert failing_expectations(catalog, vid) == []
+    warnings = failing_expectations(catalog, vid, severity="warning")
+    assert warnings and all("warning: at most 5% of" in w for w in warnings)
+    n_dups = catalog.query("SELECT count(*) FROM duplicates WHERE version = ?", [vid])[0][0]
+    assert n_dups > 0.05 * 400
+    assert build(root, tok, *args, "--max-dup-rate", "0.05") == 1  # an explicit bound gates
