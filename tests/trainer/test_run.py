@@ -22,6 +22,8 @@ from trainer.metrics import read_metrics
 
 from .conftest import env
 
+pytestmark = pytest.mark.slow  # subprocess runs: ~2 min of CPU in all; `-m "not slow"` skips them
+
 EXACT = ("step", "loss", "lm_loss", "ds_loss", "halt_loss", "lr", "grad_norm", "gate_scale", "gate_mean",
          "gate_min", "gate_max", "halt_sum_mean", "ids_sha", "samples", "tokens", "pad_frac")
 
