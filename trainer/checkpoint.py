@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from corpus.atomic import atomic_path, fsync_dir, sha256_file, write_bytes_atomic
+from corpus.atomic import atomic_path, fsync_dir, fsync_file, sha256_file, write_bytes_atomic
 
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 FINAL = "final.pt"
@@ -104,7 +104,7 @@ class Checkpoints:
             else:
                 (tmp / name).write_bytes(content)
         for p in tmp.iterdir():
-            _fsync(p)
+            fsync_file(p)
         fsync_dir(tmp)
         shutil.rmtree(old, ignore_errors=True)
         if final.exists():
@@ -146,14 +146,6 @@ def _write_torch(path: Path, obj: Any) -> None:
     torch.save(obj, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getbuffer())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _meta_path(path: Path) -> Path:
