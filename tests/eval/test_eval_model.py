@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.eval import tiny_run
-from trainer.eval.datasets import DataSources, EvalItem, Window, _windows_from_text
+from trainer.eval.datasets import DataSources, EvalItem, Window, _raw_examples, _windows_from_text
 from trainer.eval.generation import Sampling, generate_ids, text_generator
 from trainer.eval.load import Evaluable
 from trainer.eval.suites import halting, ppl
@@ -40,7 +40,6 @@ def make_ev(info, gate: float = 0.7, seed: int = 0, **overrides) -> Evaluable:
 
 def test_prompts_and_windows_are_rendered_as_corpus_rows(info):
     from corpus.rows import RowOptions, tokenize_examples
-    from corpus.sources.base import Example
 
     ev = make_ev(info)
     examples = tiny_run.examples()
@@ -50,14 +49,15 @@ def test_prompts_and_windows_are_rendered_as_corpus_rows(info):
     starts = np.concatenate([[0], np.cumsum(b.prompt_lens)])
     for i, ex in enumerate(examples):
         assert ev.encode_prompt(ex.prompt) == b.prompt_tokens[starts[i]:starts[i + 1]].tolist()
-    doc = Example("doc", ASCII_DOC, document=True)
+    path = ev.tokenizer.path.parent / "doc.txt"
+    path.write_text(ASCII_DOC)
+    (doc, _), = _raw_examples("wiki", [str(path)])  # the wiki source's own reading of the file
+    assert doc.document and doc.prompt.strip() == ASCII_DOC.strip()
     rows, _ = tokenize_examples([("d", doc)], info, RowOptions("wiki", 64, 0.0, 0), lambda f: 0)
     b = rows["train"]
     built = [(b.prompt_tokens[a:a + p].tolist() + b.target_tokens[c:c + t].tolist(), int(p)) for a, p, c, t in zip(
         np.concatenate([[0], np.cumsum(b.prompt_lens)[:-1]]), b.prompt_lens,
         np.concatenate([[0], np.cumsum(b.target_lens)[:-1]]), b.target_lens)]
-    path = ev.tokenizer.path.parent / "doc.txt"
-    path.write_text(ASCII_DOC)
     mine = _windows_from_text("wiki", [str(path)], ev, seq_len=64)
     assert [(w.tokens, w.prompt_len) for w in mine] == built and len(mine) >= 3
 

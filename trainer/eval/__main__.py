@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raw files for one dataset: gsm8k, mbpp, humaneval, science_qa, wiki (repeatable)")
     p.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the run's)")
     p.add_argument("--max-new-tokens", type=int, help="override every suite's generation length")
-    p.add_argument("--batch-size", type=int, default=32, help="prompts generated together (default 32)")
+    p.add_argument("--batch-size", type=int, default=64, help="prompts generated together (default 64)")
     p.add_argument("--workers", type=int, default=2, help="sandboxed programs run at a time (default 2)")
     p.add_argument("--arith-seed", type=int, help="holdout seed (default 7000003; must not be a build seed)")
     p.add_argument("--arith-tasks", help="comma-separated synthetic tasks (default: the plan's, else arith)")

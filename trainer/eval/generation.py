@@ -2,8 +2,9 @@
 
     prompts (token ids, any lengths) ─► sorted by length, cut into batches
         batch: prefill each distinct length in the chunked form ─► merge the recurrent states
-               ─► one ``model.step`` per new token for the whole batch (greedy / temperature /
-                  top-k / top-p via ``trainer.model.sampling``) until every row emitted EOS
+               ─► one ``model.step`` per new token for the rows still going (greedy /
+                  temperature / top-k / top-p via ``trainer.model.sampling``); a row that emits
+                  EOS leaves the batch, so finished rows cost nothing
 
 Rows never see padding: each prompt is prefilled on its own length, so a row's tokens are the
 same as ``model.generate`` on that prompt alone (the tests check it). A row's output stops
@@ -43,6 +44,15 @@ def _merge(states: list, memories: list):
     return DecodeState(layers=layers, memory=memory)
 
 
+def _select(state, index: torch.Tensor):
+    """The rows ``index`` of a DecodeState."""
+    from trainer.model import DecodeState
+    from trainer.model.mamba2 import MixerState
+
+    return DecodeState(layers=[MixerState(conv=s.conv[index], ssm=s.ssm[index]) for s in state.layers],
+                       memory=None if state.memory is None else state.memory[index])
+
+
 @torch.no_grad()
 def _generate_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling,
                     eos_id: int | None, gate_scale: float, device: torch.device,
@@ -64,22 +74,19 @@ def _generate_batch(model, prompts: list[list[int]], max_new_tokens: int, sampli
         memories.append(state.memory)
     logits = torch.cat(logits_parts)
     state = _merge(states, memories)
-    b = len(order)
-    finished = torch.zeros(b, dtype=torch.bool, device=device)
-    out = [[] for _ in range(b)]
+    out: list[list[int]] = [[] for _ in order]
+    alive = list(range(len(order)))  # rows of ``out`` still generating, in batch order
     for step in range(max_new_tokens):
         token = sample_next(logits, sampling.temperature, sampling.top_k, sampling.top_p, generator)
-        if eos_id is not None:
-            newly = token == eos_id
-        else:
-            newly = torch.zeros_like(finished)
-        done_before, stopping = finished.tolist(), newly.tolist()
-        for r, t in enumerate(token.tolist()):
-            if not done_before[r] and not stopping[r]:
-                out[r].append(t)
-        finished |= newly
-        if step == max_new_tokens - 1 or bool(finished.all()):
+        tokens = token.tolist()
+        keep = [k for k, t in enumerate(tokens) if t != eos_id]
+        for k in keep:
+            out[alive[k]].append(tokens[k])
+        if step == max_new_tokens - 1 or not keep:
             break
+        if len(keep) < len(alive):  # drop finished rows: later steps cost only what is left
+            index = torch.tensor(keep, device=device)
+            token, state, alive = token[index], _select(state, index), [alive[k] for k in keep]
         logits = model.step(token, state)
     result: list[list[int]] = [[] for _ in prompts]
     for r, i in enumerate(order):

@@ -74,7 +74,7 @@ def compare_table(name_a: str, name_b: str, a: dict[str, Any], b: dict[str, Any]
         if delta is not None:
             leaf = key.rsplit("/", 1)[-1]
             better = delta < 0 if leaf in LOWER_IS_BETTER else delta > 0
-            neutral = delta == 0 or leaf in NEUTRAL
+            neutral = delta == 0 or leaf in NEUTRAL or key.startswith("halting/") or "/status/" in key
             style = "" if neutral else ("green" if better else "red")
             shown = f"[{style}]{delta:+.4g}[/]" if style else f"{delta:+.4g}"
         table.add_row(key, _fmt(va), _fmt(vb), shown)

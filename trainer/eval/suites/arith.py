@@ -11,7 +11,7 @@ Tasks: ``--arith-tasks``, else the plan's ``synthetic:*`` sources, else ``arith`
 training version was built with, else 0-3. ``--limit N``: N items per task, spread over its tiers
 (default 50 per tier).
 Metrics: ``accuracy`` (all items), ``<task>/accuracy``, ``<task>/tier<k>/accuracy`` and ``/n``,
-``dropped_seen``.
+``dropped_seen`` (holdout draws that were training prompts), ``dropped_repeat`` (drawn twice).
 """
 
 from __future__ import annotations
@@ -68,27 +68,31 @@ def training_of(task: str, sources: DataSources) -> Training:
     return out
 
 
-def holdout_items(task: str, tiers: tuple[int, ...], per_tier: int, seed: int,
-                  seen: set[str] | None) -> tuple[list[EvalItem], dict[int, int]]:
-    """``per_tier`` items of each tier whose prompts are neither in ``seen`` nor repeated;
-    returns them and the number dropped per tier."""
+def holdout_items(task: str, tiers: tuple[int, ...], per_tier: int, seed: int, seen: set[str] | None,
+                  ) -> tuple[list[EvalItem], dict[int, int], dict[int, int]]:
+    """``per_tier`` items of each tier whose prompts are neither in ``seen`` (training) nor
+    repeated; returns them and, per tier, how many draws were dropped as seen and as repeats."""
     from corpus.synthetic import iter_items
 
     items: list[EvalItem] = []
-    dropped: dict[int, int] = {}
+    dropped_seen: dict[int, int] = {}
+    dropped_repeat: dict[int, int] = {}
     for tier in tiers:
         kept: set[str] = set()
-        dropped[tier] = 0
+        dropped_seen[tier] = dropped_repeat[tier] = 0
         for item in iter_items(task, per_tier * DRAW_FACTOR, (tier,), seed):
             if len(kept) == per_tier:
                 break
-            if (seen is not None and item.prompt in seen) or item.prompt in kept:
-                dropped[tier] += 1
+            if seen is not None and item.prompt in seen:
+                dropped_seen[tier] += 1
+                continue
+            if item.prompt in kept:
+                dropped_repeat[tier] += 1
                 continue
             kept.add(item.prompt)
             items.append(EvalItem(id=f"synthetic:{task}:{item.native_id}", prompt=item.prompt,
                                   reference=item.target, tier=tier, group=task, meta=dict(item.meta)))
-    return items, dropped
+    return items, dropped_seen, dropped_repeat
 
 
 def evaluate(items: list[EvalItem], generate_fn: GenerateFn) -> SuiteResult:
@@ -125,7 +129,7 @@ def build_items(sources: DataSources, options: Options) -> tuple[list[EvalItem],
         raise ValueError(f"unknown synthetic task {unknown[0]!r}; known: {', '.join(TASKS)}")
     seed = HOLDOUT_SEED if options.arith_seed is None else int(options.arith_seed)
     items: list[EvalItem] = []
-    counts: dict[str, int] = {"seed": seed, "dropped_seen": 0}
+    counts: dict[str, int] = {"seed": seed, "dropped_seen": 0, "dropped_repeat": 0}
     notes: list[str] = []
     for task in tasks:
         training = training_of(task, sources)
@@ -134,11 +138,12 @@ def build_items(sources: DataSources, options: Options) -> tuple[list[EvalItem],
                              f" pass another --arith-seed")
         tiers = training.tiers or TIERS
         per_tier = max(1, math.ceil(options.limit / len(tiers))) if options.limit else DEFAULT_PER_TIER
-        got, dropped = holdout_items(task, tiers, per_tier, seed, training.prompts)
+        got, dropped, repeats = holdout_items(task, tiers, per_tier, seed, training.prompts)
         items += got
         for tier, n in dropped.items():
             counts[f"{task}/tier{tier}/dropped_seen"] = n
             counts["dropped_seen"] += n
+        counts["dropped_repeat"] += sum(repeats.values())
         short = [t for t in tiers if sum(1 for it in got if it.tier == t) < per_tier]
         if short:
             notes.append(f"{task}: tiers {short} ran out of unseen prompts after {DRAW_FACTOR}x draws")

@@ -15,9 +15,9 @@ class Options:
 
     limit: int | None = None  # items per dataset (see each suite)
     max_new_tokens: int | None = None  # None: the suite's default
-    batch_size: int = 32
+    batch_size: int = 64
     workers: int = 2  # sandbox processes at a time (code)
-    code_timeout_s: float = 10.0
+    code_timeout_s: float = 30.0  # wall clock; CPU seconds decide (a busy machine is slow, not wrong)
     code_cpu_s: int = 10
     code_memory_mb: int = 1024
     arith_seed: int | None = None  # None: arith.HOLDOUT_SEED
