@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data quality (docs/quality.md)")
     g.add_argument("--max-dup-rate", type=float, default=None, metavar="R",
                    help="highest share of rows repeating another row's normalized text that the suites accept "
-                        "(default: 0.01 for qa/code/text, 0.05 for image/synthetic)")
+                        "(default: 0.01 for qa/code/text, 0.05 for image; synthetic: 0.05 as a warning only)")
     g.add_argument("--decontaminate", choices=POLICIES, default="drop",
                    help="rows containing most of an eval item: drop (default), flag (keep, list) or off")
     g.add_argument("--ngram", type=int, default=DEFAULT_NGRAM, help=f"word n-gram length (default {DEFAULT_NGRAM})")
