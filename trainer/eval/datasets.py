@@ -200,14 +200,25 @@ def _windows_from_rows(rows, same_tokenizer: bool, ev) -> list[Window]:
 
 
 def _windows_from_text(name: str, paths: list[str], ev, seq_len: int, prompt_ratio: float = 0.5) -> list[Window]:
-    """Documents cut into non-overlapping windows of ``seq_len`` tokens (no bos, like the builder)."""
+    """Documents cut into windows exactly as the builder cuts them (corpus.rows, stride 0)."""
+    import numpy as np
+
+    from corpus.rows import RowOptions, tokenize_examples
+
+    docs = [(f"{name}#{i}", ex) for i, (ex, _tier) in enumerate(_raw_examples(name, paths))]
+    if not docs:
+        return []
+    opts = RowOptions(name, seq_len, val_ratio=0.0, seed=0, prompt_ratio=prompt_ratio)
+    rows, _ = tokenize_examples(docs, ev.tokenizer, opts, lambda features: 0)
     out = []
-    for ex, _ in _raw_examples(name, paths):
-        ids = ev.encode_text(ex.prompt)
-        for k, start in enumerate(range(0, len(ids), seq_len)):
-            chunk = ids[start:start + seq_len]
-            if len(chunk) >= 2:
-                out.append(Window(f"{name}:{ex.native_id}#w{k}", chunk, max(1, int(len(chunk) * prompt_ratio))))
+    for batch in rows.values():
+        p_off = np.concatenate([[0], np.cumsum(batch.prompt_lens)])
+        t_off = np.concatenate([[0], np.cumsum(batch.target_lens)])
+        for i, row_id in enumerate(batch.ids):
+            prompt = batch.prompt_tokens[p_off[i]:p_off[i + 1]].tolist()
+            target = batch.target_tokens[t_off[i]:t_off[i + 1]].tolist()
+            if len(prompt) + len(target) >= 2:
+                out.append(Window(row_id, prompt + target, max(1, len(prompt))))
     return out
 
 
