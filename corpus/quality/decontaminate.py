@@ -62,7 +62,7 @@ class EvalIndex:
     versions: list[tuple[str, str]]            # (eval version id, benchmark = its source)
     hashes: np.ndarray                         # uint64, sorted (a hash may belong to a few texts)
     text_of: np.ndarray                        # int64 per hash: index into ``texts``
-    texts: np.ndarray                          # int64 per text: its item (index into ``items``)
+    text_item: np.ndarray                      # int64 per text: its item (index into ``items``)
     grams: np.ndarray                          # int64 per text: its indexed n-grams
     items: list[tuple[str, str, str]]          # (benchmark, eval version, item id)
     short_texts: int = 0                       # eval texts with fewer than n words
@@ -179,7 +179,8 @@ class Decontaminator:
         if not found:
             return batch
         action = "dropped" if self.policy == "drop" else "flagged"
-        shard = f"{self.shard_dir}/{split}-{shard_idx:05d}.parquet" if self.shard_dir else f"{split}-{shard_idx:05d}.parquet"
+        name = f"{split}-{shard_idx:05d}.parquet"
+        shard = f"{self.shard_dir}/{name}" if self.shard_dir else name
         for row, (benchmark, eval_version, item, ngram) in sorted(found.items()):
             self.hits.append(Hit(split, shard, batch.ids[row], benchmark, eval_version, item, ngram, action))
         if self.policy != "drop":
@@ -238,7 +239,7 @@ def find_hits(index: EvalIndex, texts: list[str], min_overlap: float = DEFAULT_M
         common = pairs[(pairs[:, 0] == r) & (pairs[:, 1] == t), 2]
         example = int(np.flatnonzero((rows == r) & np.isin(grams.view(np.int64), common))[0])  # the earliest
         ngram = " ".join(flat.slice(int(starts[example]), index.n).to_pylist())
-        out[r] = (*index.items[int(index.texts[t])], ngram)
+        out[r] = (*index.items[int(index.text_item[t])], ngram)
     return out
 
 

@@ -51,7 +51,8 @@ class Runner:
             self._suites[name] = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
         return self._suites[name]
 
-    def run(self, suite_name: str, expectations: list, frame, asset: str, index_column: str | None = "id") -> SuiteResult:
+    def run(self, suite_name: str, expectations: list, frame, asset: str,
+            index_column: str | None = "id") -> SuiteResult:
         """Validate ``frame`` (pandas) against the suite ``suite_name`` (created from ``expectations``)."""
         suite = self.suite(suite_name, expectations)
         self._assets += 1
@@ -80,8 +81,8 @@ def failure(r) -> dict[str, Any]:
     config = r.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
     severity = str(config.to_json_dict().get("severity") or "critical")
-    out: dict[str, Any] = {"expectation": config.type, "description": config.description or "", "kwargs": _plain(kwargs),
-                           "severity": severity}
+    out: dict[str, Any] = {"expectation": config.type, "description": config.description or "",
+                           "kwargs": _plain(kwargs), "severity": severity}
     result = r.result or {}
     if "unexpected_count" in result:
         out["unexpected_count"] = int(result["unexpected_count"])

@@ -42,6 +42,7 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True) -
     """Run every suite of ``version_id``; with ``write`` record results, hashes and duplicates."""
     import pandas as pd
 
+    from corpus.paths import safe_name
     from corpus.quality.facts import FactsError, schema_frame, shard_facts
     from corpus.quality.gx import Runner, error_result
     from corpus.quality.suites import (Limits, max_dup_rate, max_tier, rows_expectations, schema_expectations,
@@ -86,7 +87,7 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True) -
         part["shard"] = rel
         part["shard_split"] = shard["split"]
         parts.append(part)
-    version_dir = str(Path(shards[0]["path"]).parent) if shards else f"shards/{v['source']}/{version_id}"
+    version_dir = str(Path(shards[0]["path"]).parent) if shards else f"shards/{safe_name(v['source'])}/{version_id}"
     if not shards:
         outcome.results.append((version_dir, error_result("version.rows", "the version has no shards"), None))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(

@@ -40,7 +40,8 @@ def gsm8k_eval_root(tmp_path_factory, tokenizer_path) -> Path:
 def leaked_training_file(tmp_path: Path) -> tuple[Path, list[dict]]:
     """40 own problems plus 3 GSM8K test problems (reworded whitespace/case must not hide them)."""
     gsm = [json.loads(line) for line in shared_path("gsm8k", "test.jsonl").read_text().splitlines()[10:13]]
-    leaks = [{"id": f"leak{i}", "prompt": "  " + r["question"].upper(), "answer": r["answer"]} for i, r in enumerate(gsm)]
+    leaks = [{"id": f"leak{i}", "prompt": "  " + r["question"].upper(), "answer": r["answer"]}
+             for i, r in enumerate(gsm)]
     return write_jsonl(tmp_path / "train.jsonl", qa_records(40) + leaks), gsm
 
 
@@ -91,7 +92,8 @@ def test_eval_set_from_a_jsonl_and_custom_ngram(tmp_path, tokenizer_path):
     # "near" shares 8 words with e1 ("the owl crossed the old stone bridge before": 1 of e1's 11 8-grams);
     # "copy" holds 17 of e2's 18 words (5 of its 6 13-grams)
     train = qa_records(20) + [
-        {"id": "near", "prompt": "Yesterday the owl crossed the old stone bridge before lunch and rested.", "answer": "x"},
+        {"id": "near", "prompt": "Yesterday the owl crossed the old stone bridge before lunch and rested.",
+         "answer": "x"},
         {"id": "copy", "prompt": "Quote: item 2: the deer crossed the old stone bridge before sunrise carrying 5 "
                                  "lanterns for the festival!", "answer": "yes"},
     ]

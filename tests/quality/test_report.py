@@ -86,7 +86,8 @@ def test_ci_builds_what_is_available_and_notes_the_rest(tmp_path, monkeypatch, c
     (shared / "gsm8k").mkdir(parents=True)
     lines = gsm.read_text().splitlines()[:40] if gsm.exists() else [
         json.dumps({"question": f"Tom has {i} apples and buys {i + 4} more at the busy market near the station "
-                                f"on a rainy day; how many does he have now?", "answer": f"{i} + {i + 4}\n#### {2 * i + 4}"})
+                                f"on a rainy day; how many does he have now?",
+                    "answer": f"{i} + {i + 4}\n#### {2 * i + 4}"})
         for i in range(40)]
     (shared / "gsm8k" / "test.jsonl").write_text("\n".join(lines) + "\n")
     (shared / "wikitext2").mkdir()

@@ -147,8 +147,8 @@ def test_facts_frame_matches_the_rows(qa_root):
 
 def test_documents_get_the_text_suite(tmp_path, tokenizer_path):
     text = tmp_path / "articles.txt"
-    paragraphs = [" ".join(f"In part {p} line {i} the {SUBJECTS[i % 10]} met {p * 100 + i} {THINGS[p]}." for i in range(12))
-                  for p in range(6)]
+    paragraphs = [" ".join(f"In part {p} line {i} the {SUBJECTS[i % 10]} met {p * 100 + i} {THINGS[p]}."
+                           for i in range(12)) for p in range(6)]
     text.write_text("\n\n".join(paragraphs) + "\n")
     root = tmp_path / "data"
     assert build(root, tokenizer_path, "wiki", "--from", str(text), "--max-seq-len", "64", "--val-ratio", "0") == 0
