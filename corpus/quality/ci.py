@@ -1,5 +1,7 @@
 """The CI sample corpus: every source available in ``../shared/data`` plus synthetic tasks.
 
+Builds, then re-hashes every registered file (``corpus.verify``), then reports.
+
 Eval sets are built first (GSM8K test with ``--role eval``, MBPP test, HumanEval, ScienceQA
 test) so every training build after them is decontaminated against them. A source whose input
 is absent, or whose module does not exist yet, is skipped with a note; a build that fails is a
@@ -111,6 +113,11 @@ def run_ci(shared: Path, out: Path, data_dir: Path, echo=print) -> int:
         echo(f"build {' '.join(argv[:3])}: exit {code}" + (f" — {'; '.join(last)}" if last else ""))
         if code != 0:
             build_failures.append(f"{' '.join(argv)} (exit {code})")
+    from corpus.verify import verify
+
+    checked, problems = verify(data_dir)  # every registered file re-hashed: what the report covers is intact
+    echo(f"verify: {checked - len(problems)} of {checked} registered files match the catalog")
+    build_failures += [f"verify: {why}" for why in problems]
     report = write_report(Catalog(data_dir), data_dir, out)
     markdown = report.markdown
     extra = []
