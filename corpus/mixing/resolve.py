@@ -206,7 +206,7 @@ def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok
         if row["source"] != spec.name:
             raise UserError(f"{manifest.where(key)}: version {spec.version} is of source {row['source']!r}, "
                             f"not {spec.name!r}")
-        _check_usable(manifest, key, row, tok)
+        _check_usable(manifest, key, row, tok, catalog)
         return row
     max_len = manifest.data.max_seq_len
     row = latest_version(versions, spec.name, tok.sha256, max_len)
@@ -215,7 +215,7 @@ def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok
         row = latest_version(_versions(catalog, [spec.name], []), spec.name, tok.sha256, max_len)
     if row is None:
         raise UserError(f"{manifest.where(key)}: {_why_no_latest(versions, spec.name, tok.sha256, max_len)}")
-    _check_usable(manifest, key, row, tok)
+    _check_usable(manifest, key, row, tok, catalog)
     return row
 
 
@@ -248,9 +248,13 @@ def _why_no_latest(versions: list[dict], source: str, tokenizer_sha: str, max_se
     return f"no published training version of {source} (only evaluation versions): {hint}"
 
 
-def _check_usable(manifest, key: str, row: dict, tok) -> None:
+def _check_usable(manifest, key: str, row: dict, tok, catalog) -> None:
     if row["status"] != "published":
-        raise UserError(f"{manifest.where(key)}: version {row['id']} is {row['status']}, not published "
+        from corpus.publish import failing_expectations
+
+        failing = failing_expectations(catalog, row["id"], limit=1)
+        why = f": {failing[0]}" if failing else ""
+        raise UserError(f"{manifest.where(key)}: version {row['id']} is {row['status']}, not published{why} "
                         f"(see python -m corpus.quality report)")
     if row["tokenizer_sha"] != tok.sha256:
         raise UserError(f"{manifest.where(key)}: version {row['id']} was built with tokenizer "

@@ -101,4 +101,4 @@ def _text_articles(path: Path) -> Iterator[RawRecord]:
 
 def _trim(text: str) -> str:
     """Drop trailing blank lines, so no window is whitespace only."""
-    return text.rstrip() + "\n"
+    return text.rstrip()
