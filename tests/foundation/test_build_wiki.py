@@ -66,7 +66,7 @@ def test_plain_text_and_jsonl_articles(tmp_path, tokenizer_path):
     text.write_text("First paragraph about foxes.\nStill the first.\n\nSecond paragraph about dogs.\n")
     rows = _build(tmp_path / "a", tokenizer_path, text, "--val-ratio", "0")
     assert sorted(r["prompt"] + r["target"] for r in rows) == [
-        "First paragraph about foxes.\nStill the first.\n", "Second paragraph about dogs.\n"]
+        "First paragraph about foxes.\nStill the first.", "Second paragraph about dogs."]  # trailing blanks trimmed
     jl = tmp_path / "articles.jsonl"
     body = "".join(f"The fox jumps over log {i}. " for i in range(40))  # distinct windows: the suites bound duplicates
     jl.write_text(json.dumps({"id": "a1", "title": "Fox", "body": body}) + "\n")
