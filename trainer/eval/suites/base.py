@@ -82,3 +82,22 @@ class Timer:
 def check_lengths(name: str, prompts: list, outputs: list) -> None:
     if len(outputs) != len(prompts):
         raise ValueError(f"{name}: generate_fn returned {len(outputs)} texts for {len(prompts)} prompts")
+
+
+def run_generative(name: str, source: str, evaluate: Callable, max_new_tokens: int, ev, sources,
+                   options: Options) -> SuiteResult:
+    """Load a source's eval items, generate for them and score with ``evaluate`` (skipped, with
+    the reason, when the data is missing): the CLI path of every generation suite."""
+    from trainer.eval.datasets import DataMissing, load_items
+    from trainer.eval.generation import text_generator
+
+    try:
+        items, where = load_items(source, sources, options.limit)
+    except DataMissing as exc:
+        return skipped(name, str(exc))
+    generate_fn = text_generator(ev, options.max_new_tokens or max_new_tokens, batch_size=options.batch_size,
+                                 progress=options.tick(f"{name} generate"))
+    with Timer() as t:
+        result = evaluate(items, generate_fn)
+    result.data, result.seconds = where, t.seconds
+    return result

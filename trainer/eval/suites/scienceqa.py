@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
-from trainer.eval.datasets import DataMissing, DataSources, EvalItem
-from trainer.eval.suites.base import (GenerateFn, Options, SuiteResult, Timer, check_lengths, grouped_accuracy,
-                                      mean, skipped)
+from trainer.eval.datasets import DataSources, EvalItem
+from trainer.eval.suites.base import (GenerateFn, Options, SuiteResult, check_lengths, grouped_accuracy,
+                                      mean, run_generative)
 
 NAME = "scienceqa"
 MAX_NEW_TOKENS = 256
@@ -56,16 +56,4 @@ def evaluate(items: list[EvalItem], generate_fn: GenerateFn) -> SuiteResult:
 
 
 def run(ev, sources: DataSources, options: Options) -> SuiteResult:
-    from trainer.eval.datasets import load_items
-    from trainer.eval.generation import text_generator
-
-    try:
-        items, where = load_items("science_qa", sources, options.limit)
-    except DataMissing as exc:
-        return skipped(NAME, str(exc))
-    generate_fn = text_generator(ev, options.max_new_tokens or MAX_NEW_TOKENS, batch_size=options.batch_size,
-                                 progress=options.tick("scienceqa generate"))
-    with Timer() as t:
-        result = evaluate(items, generate_fn)
-    result.data, result.seconds = where, t.seconds
-    return result
+    return run_generative(NAME, "science_qa", evaluate, MAX_NEW_TOKENS, ev, sources, options)
