@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -259,14 +258,10 @@ class RunConfig:
 
 def load_config(cmd: CommandLine) -> RunConfig:
     """Read the manifest, apply overrides, validate; every problem is one line."""
+    from corpus.mixing.manifest import read_toml
+
     path = cmd.manifest
-    if not path.is_file():
-        raise UserError(f"manifest not found: {path}")
-    raw = path.read_bytes()
-    try:
-        manifest = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    raw, manifest = read_toml(path)
     owner = flag_sections()
     sections: dict[str, Any] = {}
     for section in ("train", "eval", "model"):

@@ -198,16 +198,22 @@ class Manifest:
         return f"{self.path}: {key}"
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate a manifest file; any problem is one UserError line naming file and key."""
-    path = Path(path)
+def read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """A manifest file's bytes (its sha256 identifies it) and parsed tables, or one UserError line.
+    Shared with the trainer, which validates the ``[train]``/``[eval]``/``[model]`` tables."""
     if not path.is_file():
         raise UserError(f"manifest not found: {path}")
     raw_bytes = path.read_bytes()
     try:
-        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+        return raw_bytes, tomllib.loads(raw_bytes.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest file; any problem is one UserError line naming file and key."""
+    path = Path(path)
+    raw_bytes, raw = read_toml(path)
     try:
         model = ManifestModel.model_validate(raw)
     except ValidationError as exc:
