@@ -59,7 +59,7 @@ def validation_loss(model, batches: Iterable, device: torch.device, gate: float,
             if n == 0:
                 continue
             with autocast():
-                out = model(batch.input_ids.to(device), batch.prompt_lens.to(device),
+                out = model(batch.input_ids.to(device), batch.prompt_lens,
                             batch.labels.to(device), gate_scale=gate)
             total += out.lm_loss.double() * n  # a NaN stays visible: patience counts it as an increase
             tokens += n

@@ -128,10 +128,10 @@ class HRMMamba2LM(nn.Module):
 
     # ------------------------------------------------------------------ HRM
     def read_hrm(self, h_bridge: torch.Tensor, prompt_lens: torch.Tensor,
-                 gate_scale: float) -> HRMReadout:
+                 gate_scale: float, longest_prompt: int | None = None) -> HRMReadout:
         """Run the HRM on the prompt part of the bridge-layer hidden states."""
         cfg = self.cfg
-        injection = self.pool(h_bridge, prompt_lens)
+        injection = self.pool(h_bridge, prompt_lens, longest_prompt)
         gate_raw = self.bridge.gate(injection)
         gate = gate_raw * gate_scale
         every_cycle = cfg.deep_supervision or cfg.use_halting
@@ -185,6 +185,8 @@ class HRMMamba2LM(nn.Module):
         cfg = self.cfg
         gate_scale = float(gate_scale)
         length = input_ids.shape[1]
+        # prompt_lens on the CPU (as the trainer passes them) give the pool its slice without a sync
+        longest = (min(int(prompt_lens.max()), length) if prompt_lens.numel() else 0) if not prompt_lens.is_cuda else None
         prompt_lens = prompt_lens.to(input_ids.device).clamp(0, length)
         split = self._split
         h = self.decoder.run(self.decoder.embed(input_ids), 0, split)
@@ -194,9 +196,9 @@ class HRMMamba2LM(nn.Module):
         if cfg.hrm_enabled:
             if gate_scale == 0.0:
                 with torch.no_grad():  # diagnostics only; the decoder is left untouched
-                    readout = self.read_hrm(h, prompt_lens, 0.0)
+                    readout = self.read_hrm(h, prompt_lens, 0.0, longest)
             else:
-                readout = self.read_hrm(h, prompt_lens, gate_scale)
+                readout = self.read_hrm(h, prompt_lens, gate_scale, longest)
                 h_top = add_memory(h, readout.gate[:, None] * readout.memory, prompt_lens)
         logits = self.decoder.logits(self.decoder.run(h_top, split, cfg.n_layers))
 
