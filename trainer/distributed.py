@@ -102,7 +102,7 @@ def sum_gradients(world: World, model: torch.nn.Module) -> torch.Tensor | None:
     like = next(p.grad for p, ok in zip(params, present) if ok)
     pieces = [p.grad.reshape(-1).to(like.dtype) if ok else like.new_zeros(p.numel())
               for p, ok in zip(params, present)]
-    flags = like.new_tensor([float(ok) for ok in present])
+    flags = torch.tensor([float(ok) for ok in present], dtype=like.dtype).to(like.device, non_blocking=True)
     flat = torch.cat(pieces + [flags])
     dist.all_reduce(flat)
     offset = 0

@@ -75,8 +75,10 @@ def train_step(model, optimizer, scaler, world: dist.World, device: torch.device
     share = shares(world, batch, device)
     cfg = model.cfg
     with autocast():
-        out = model(batch.input_ids.to(device), batch.prompt_lens, batch.labels.to(device),  # lens stay on
-                    gate_scale=gate)  # the CPU: the model reads the longest prompt there, no sync
+        # non_blocking: a plain copy would synchronise the stream; prompt lengths stay on the CPU
+        # (the model reads the longest prompt there and copies them itself)
+        out = model(batch.input_ids.to(device, non_blocking=True), batch.prompt_lens,
+                    batch.labels.to(device, non_blocking=True), gate_scale=gate)
     lm = out.lm_loss * share.lm
     ds = out.ds_loss * share.memory
     lm_mem = out.lm_mem_loss * share.memory

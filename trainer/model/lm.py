@@ -174,7 +174,7 @@ class HRMMamba2LM(nn.Module):
                            expected_cycles(readout.halt_dist.to(gate.dtype)).mean()]
             else:
                 zero = gate.new_zeros(())
-                values += [zero, zero, zero, gate.new_tensor(float(self.cfg.h_cycles))]
+                values += [zero, zero, zero, torch.full_like(zero, float(self.cfg.h_cycles))]  # no copy
             return torch.stack(values)
 
     # ------------------------------------------------------------------ training forward
@@ -187,7 +187,7 @@ class HRMMamba2LM(nn.Module):
         length = input_ids.shape[1]
         # prompt_lens on the CPU (as the trainer passes them) give the pool its slice without a sync
         longest = (min(int(prompt_lens.max()), length) if prompt_lens.numel() else 0) if not prompt_lens.is_cuda else None
-        prompt_lens = prompt_lens.to(input_ids.device).clamp(0, length)
+        prompt_lens = prompt_lens.to(input_ids.device, non_blocking=True).clamp(0, length)
         split = self._split
         h = self.decoder.run(self.decoder.embed(input_ids), 0, split)
 
