@@ -6,6 +6,7 @@ import importlib.util
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from .conftest import REPO, env
@@ -24,8 +25,6 @@ def gpu_check():
 
 def test_without_cuda_every_row_skips_with_the_reason_and_exits_0(tmp_path):
     if torch.cuda.is_available():  # pragma: no cover
-        import pytest
-
         pytest.skip("a CUDA machine runs the real checks")
     out = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--json", str(tmp_path / "r.json")],
                          capture_output=True, text=True, env=env(), timeout=120)

@@ -52,6 +52,12 @@ def test_reference_run_layout(tiny, reference):
     assert [r["gate_scale"] for r in train[3:9]] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
     assert train[-1]["loss"] < train[0]["loss"] and all(r["tokens_per_s"] > 0 for r in train)
     assert all(0 <= r["pad_frac"] < 1 and r["halt_sum_mean"] == 0 for r in train)  # halting off here
+    assert all(0 < r["gate_raw_mean"] < 1 and r["skipped"] == 0 for r in train)  # the head's gate, also while shut
+    assert all(r["lm_mem_loss"] > 0 and r["ds_loss"] == 0 for r in train)  # DS off here
+    from trainer.model import kernels
+
+    if kernels.status()[0] is None:
+        assert f"mixer pure SSD ({kernels.status()[1]})" in " ".join(result.stdout.split())
 
     best = run_dir / "best-model"
     assert sorted(p.name for p in best.iterdir()) == ["config.json", "model.pt", "plan.json", "tokenizer.json"]
@@ -193,6 +199,8 @@ def test_torchrun_two_ranks_match_one_process(tiny):
     assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-6)
     for a, b in zip(one, two):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3) and b["tokens"] == a["tokens"]
+        for key in ("gate_mean", "gate_raw_mean", "gate_min", "gate_max", "lm_mem_loss"):  # over both ranks
+            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-7), key
         assert b["samples"] == a["samples"]
     for a, b in zip(records(single / "tiny", "val"), records(runs / "tiny", "val")):
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3) and b["val_tokens"] == a["val_tokens"]
