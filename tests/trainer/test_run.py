@@ -1,8 +1,9 @@
 """``python -m trainer.run`` end to end on the tiny plan, as subprocesses.
 
-One uninterrupted reference run (12 steps) is compared with: a run killed with SIGKILL after a
-checkpoint and restarted (exact resume), a rerun whose newest checkpoint is corrupt, a rerun on
-another plan (refused, then reset), a run initialised from the reference, and torchrun.
+One uninterrupted reference run (12 steps) is compared with: a run killed with SIGKILL between
+two checkpoints and restarted (exact resume, the whole metrics.jsonl included), a rerun whose
+newest checkpoint is corrupt, a rerun on another plan (refused, then reset), runs initialised
+from the reference (with and without a gate ramp), and torchrun.
 """
 
 from __future__ import annotations
