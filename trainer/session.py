@@ -57,8 +57,9 @@ class Session:
     stream: Any = None
     unigram_entropy: float | None = None
     stopped: bool = False
-    _batch_tokens: float = 0.0
-    _batch_samples: float = 0.0
+    _batch_tokens: int = 0  # this rank's real tokens in the step just taken
+    _batch_samples: int = 0  # the global batch's rows (every rank trains the same number)
+    _pending_tokens: int = 0  # this rank's real tokens not yet summed into ``tokens``
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -82,7 +83,7 @@ class Session:
 
         out, share = train_step(self.model, self.optimizer, self.scaler, self.world, self.device, batch, lr,
                                 gate, self.cfg.train.grad_clip, self.autocast)
-        self._batch_tokens, self._batch_samples = share.tokens, share.samples
+        self._batch_tokens, self._batch_samples = batch.tokens, len(batch.ids) * self.world.world_size
         return out
 
     def gate_at(self, step: int) -> float:
@@ -91,10 +92,18 @@ class Session:
         return gate_scale(step - 1, t.hrm_gate_warmup_steps, t.gate_ramp_steps) if step > 0 else 0.0
 
     def advance(self) -> None:
-        """Count the step just taken (global samples and real tokens, summed over ranks)."""
+        """Count the step just taken: global samples now, real tokens summed over ranks at the
+        next :meth:`sync_counters` (a collective per step would stall the GPU)."""
         self.step += 1
-        self.samples += int(self._batch_samples)
-        self.tokens += int(self._batch_tokens)
+        self.samples += self._batch_samples
+        self._pending_tokens += self._batch_tokens
+
+    def sync_counters(self) -> None:
+        """Sum the tokens trained since the last call over ranks (every rank calls it: at each
+        log line, checkpoint and the end)."""
+        (total,) = dist.all_sum(self.world, [float(self._pending_tokens)], self.device)
+        self.tokens += int(total)
+        self._pending_tokens = 0
 
     def log_window(self) -> "LogWindow":
         return LogWindow(self)
@@ -120,11 +129,13 @@ class Session:
         return stop
 
     def save_checkpoint(self, step: int, stopped: bool = False, final: bool = False) -> None:
+        self.sync_counters()
         if self.world.is_main:
             self.ck.save(self.state(step, stopped), final=final)
         dist.barrier(self.world)
 
     def finish(self) -> None:
+        self.sync_counters()
         if self.world.is_main:
             self.ck.save(self.state(self.step, stopped=self.stopped), final=True)
             self._plot()
@@ -224,6 +235,7 @@ class LogWindow:
 
     def flush(self, step: int) -> None:
         s, n = self.s, max(1, self.steps)
+        s.sync_counters()
         counts = self.acc.new_tensor([float(self.rows), float(self.tokens), float(self.padded)])
         sums = dist.all_sum_tensor(s.world, torch.cat([self.acc, counts]))
         extremes = dist.all_max_tensor(s.world, torch.cat([self.same, self.mismatch[None], self.high, -self.low]))

@@ -40,29 +40,37 @@ class StepOutput:
 
 @dataclass(frozen=True)
 class Shares:
-    """This rank's part of the global batch, per loss term's population."""
+    """This rank's part of the global batch, per loss term's population: python numbers in one
+    process, 0-d device tensors across ranks (all-reduced on the device, never read back)."""
 
-    lm: float
-    memory: float
-    rows: float
-    total_rows: float
-    tokens: float  # global real tokens
-    samples: float  # global rows
+    lm: float | torch.Tensor
+    memory: float | torch.Tensor
+    rows: float | torch.Tensor
+    total_rows: float | torch.Tensor
 
 
 def shares(world: dist.World, batch, device: torch.device) -> Shares:
-    """One collective over counts read from the CPU batch (no device sync)."""
-    local = [float(batch.labelled), float(batch.memory_labelled), float(len(batch.ids)), float(batch.tokens)]
-    n_lm, n_mem, rows, tokens = dist.all_sum(world, local, device)
-    return Shares(local[0] / max(1.0, n_lm), local[1] / max(1.0, n_mem), local[2] / max(1.0, rows),
-                  rows, tokens, rows)
+    """Counts read from the CPU batch; across ranks one device-side all-reduce (no host sync)."""
+    local = [float(batch.labelled), float(batch.memory_labelled), float(len(batch.ids))]
+    if not world.distributed:
+        return Shares(*(1.0 if n else 0.0 for n in local), local[2])
+    counts = torch.tensor(local, dtype=torch.float64).to(device, non_blocking=True)
+    total = dist.all_sum_tensor(world, counts)
+    weights = counts / total.clamp_min(1.0)
+    return Shares(weights[0], weights[1], weights[2], total[2])
 
 
-def global_gate_mean(world: dist.World, out, rows: int, total_rows: float) -> torch.Tensor:
+def scaled(term: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
+    return term * (weight.to(term.dtype) if isinstance(weight, torch.Tensor) else weight)
+
+
+def global_gate_mean(world: dist.World, out, rows: int, total_rows) -> torch.Tensor:
     """The halting penalty's gate factor over the global batch (one device-side all-reduce when
     halting is on across ranks; the model's own batch mean in one process)."""
     local = out.diagnostic_values[0].detach().double() * rows
-    return dist.all_sum_tensor(world, local) / max(1.0, total_rows)
+    if not world.distributed:
+        return local / max(1.0, total_rows)
+    return dist.all_sum_tensor(world, local) / total_rows.clamp_min(1.0)
 
 
 def train_step(model, optimizer, scaler, world: dist.World, device: torch.device, batch, lr: float,
@@ -80,13 +88,13 @@ def train_step(model, optimizer, scaler, world: dist.World, device: torch.device
         # (the model reads the longest prompt there and copies them itself)
         out = model(batch.input_ids.to(device, non_blocking=True), batch.prompt_lens,
                     batch.labels.to(device, non_blocking=True), gate_scale=gate)
-    lm = out.lm_loss * share.lm
-    ds = out.ds_loss * share.memory
-    lm_mem = out.lm_mem_loss * share.memory
+    lm = scaled(out.lm_loss, share.lm)
+    ds = scaled(out.ds_loss, share.memory)
+    lm_mem = scaled(out.lm_mem_loss, share.memory)
     halt = torch.zeros_like(out.halt_penalty)
     if cfg.hrm_enabled and cfg.use_halting and gate != 0.0:
         gate_mean = global_gate_mean(world, out, len(batch.ids), share.total_rows).to(out.halt_penalty.dtype)
-        halt = cfg.halting_weight * gate_mean * out.halt_penalty * share.rows
+        halt = scaled(cfg.halting_weight * gate_mean * out.halt_penalty, share.rows)
     loss = lm + cfg.ds_weight * ds + halt
     (scaler.scale(loss) if scaler else loss).backward()
     mismatch = dist.sum_gradients(world, model)
