@@ -185,7 +185,7 @@ class Session:
         self.ck.save_best(weights, {
             "config.json": json.dumps({**self.cfg.as_dict(), "model_config": asdict(self.model.cfg)}, indent=2).encode(),
             "plan.json": json.dumps(plan_info, indent=2).encode(),
-            "tokenizer.json": Path(self.data.tokenizer.path),
+            **self.data.tokenizer.files("tokenizer.json"),
         })
 
     def _plot(self) -> None:
