@@ -66,6 +66,9 @@ class TrainSection(_Section):
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     init_from: Optional[str] = None  # run name, run dir, best-model dir or checkpoint file
+    tensorboard: bool = True  # event files in RUN/tensorboard (trainer/tracking.py)
+    wandb: Literal["off", "offline", "online"] = "off"  # Weights & Biases, when installed
+    wandb_project: str = "hrm-corpus"
 
     @field_validator("init_from", "run_name", mode="before")
     @classmethod
