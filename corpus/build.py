@@ -339,10 +339,9 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
 
 
 def _progress(args):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from corpus.progress import progress
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=args.quiet or not sys.stderr.isatty(), transient=True)
+    return progress(not args.quiet)
 
 
 def _write_quarantine(path: Path, rejected) -> None:

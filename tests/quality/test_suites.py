@@ -111,6 +111,15 @@ def test_check_on_untouched_data_passes(qa_root, tmp_path, capsys):
     assert "1 of 1 versions pass" in capsys.readouterr().out
 
 
+def test_check_shows_progress_on_a_terminal(qa_root, tmp_path):
+    from tests.foundation.helpers import run_in_terminal
+
+    root = copy_root(qa_root, tmp_path / "data")
+    code, drawn = run_in_terminal("corpus.quality", "check", "--data-dir", str(root))
+    assert code == 0 and "1 of 1 versions pass" in drawn
+    assert "check jsonl v" in drawn and "0/1" in drawn  # the bar, naming the version being checked
+
+
 def test_tampered_sidecar_fails_even_when_parquet_is_intact(qa_root, tmp_path):
     root = copy_root(qa_root, tmp_path / "data")
     vid = the_version(root)
