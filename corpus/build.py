@@ -190,7 +190,22 @@ def _prefetch(fn, items: Iterable, depth: int = 2) -> Iterator:
             yield pending.popleft().result()
 
 
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a build ended with: the version id, its status, and whether it existed already."""
+
+    version_id: str
+    status: str  # published | failed
+    already_built: bool = False
+
+
 def build(args: argparse.Namespace) -> int:
+    """The CLI's exit code for :func:`build_version`: 0 when the version is published."""
+    return 0 if build_version(args).status == "published" else 1
+
+
+def build_version(args: argparse.Namespace) -> BuildOutcome:
+    """Build one version from parsed options (``parse_args``), or find it built already."""
     from corpus.catalog import Catalog
     from corpus.loading import expand_paths
     from corpus.paths import data_root, quarantine_path, version_dir
@@ -223,7 +238,7 @@ def build(args: argparse.Namespace) -> int:
     existing = catalog.version(vid)
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
-        return 0 if existing["status"] == "published" else 1
+        return BuildOutcome(vid, existing["status"], already_built=True)
     if existing:  # an interrupted earlier attempt: forget it and build again
         _forget(catalog, vid)
 
@@ -266,7 +281,7 @@ def build(args: argparse.Namespace) -> int:
     _print_summary(args, vid, stats, rejected, status, failures, time.perf_counter() - started)
     if decontam:
         print(decontam.summary())
-    return 0 if status == "published" else 1
+    return BuildOutcome(vid, status)
 
 
 def _tokenizer_path(args, root: Path, catalog) -> str | Path:

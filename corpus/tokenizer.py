@@ -266,7 +266,8 @@ def tokenizer_for_sha(root: Path, sha: str) -> TokenizerInfo:
 
 # -- training ---------------------------------------------------------------------------------
 
-def _texts_from_file(path: Path, fields: list[str] | None) -> Iterator[str]:
+def texts_from_file(path: Path, fields: list[str] | None = None) -> Iterator[str]:
+    """The strings of a text file (.txt lines, JSON/JSONL and Parquet string fields) to train on."""
     suffixes = "".join(path.suffixes[-2:])
     if path.suffix == ".txt":
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -314,7 +315,8 @@ def train_tokenizer(texts, vocab_size: int, min_frequency: int = 2):
     return tok
 
 
-def _expand(patterns: list[str]) -> list[Path]:
+def expand_inputs(patterns: list[str]) -> list[Path]:
+    """Files, directories (recursively) and globs → files; a pattern that matches nothing is an error."""
     out: list[Path] = []
     for pattern in patterns:
         p = Path(pattern)
@@ -328,7 +330,8 @@ def _expand(patterns: list[str]) -> list[Path]:
     return out
 
 
-def _synthetic_texts(count: int, seed: int) -> Iterator[str]:
+def synthetic_texts(count: int, seed: int = 0) -> Iterator[str]:
+    """Prompts and targets of ``count`` generated items over every synthetic task and tier."""
     from corpus.synthetic import TASKS, generate
 
     for task in sorted(TASKS):
@@ -337,7 +340,8 @@ def _synthetic_texts(count: int, seed: int) -> Iterator[str]:
             yield item.target
 
 
-def _version_texts(root: Path, version_ids: list[str]) -> Iterator[str]:
+def version_texts(root: Path, version_ids: list[str]) -> Iterator[str]:
+    """The prompt and target texts of registered versions (to train a tokenizer on a built corpus)."""
     import pyarrow.parquet as pq
 
     from corpus.catalog import Catalog
@@ -377,30 +381,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from corpus.paths import data_root
-
     if args.command == "info":
         info = load_tokenizer(args.path, parse_specials(args.special_tokens))
         fields = {k: v for k, v in info.__dict__.items() if k != "tokenizer"}
         fields["path"], fields["specials"] = str(info.path), dict(info.specials)
         print(json.dumps(fields, indent=2))
         return 0
-    if not (args.inputs or args.version or args.synthetic):
-        raise UserError("nothing to train on: give --from PATH, --version ID or --synthetic N")
-    paths = _expand(args.inputs)
+    from corpus.api import train_tokenizer as train
 
-    def texts() -> Iterator[str]:
-        for p in paths:
-            yield from _texts_from_file(p, args.field)
-        if args.version:
-            yield from _version_texts(data_root(args.data_dir), args.version)
-        if args.synthetic:
-            yield from _synthetic_texts(args.synthetic, args.seed)
-
-    tok = train_tokenizer(texts(), args.vocab_size, args.min_frequency)
-    with atomic_path(args.out) as tmp:
-        tok.save(str(tmp))
-    info = load_tokenizer(args.out)
+    info = train(args.out, args.inputs or None, synthetic=args.synthetic, vocab_size=args.vocab_size,
+                 min_frequency=args.min_frequency, seed=args.seed, fields=args.field, versions=args.version,
+                 data_dir=args.data_dir)
     print(f"wrote {args.out}  vocab={info.vocab_size}  sha256={info.sha256}")
     note = vocab_shortfall(args.vocab_size, info.vocab_size, args.min_frequency)
     if note:
