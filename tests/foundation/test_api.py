@@ -74,3 +74,15 @@ def test_import_corpus_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}).stdout.strip()
     assert out == "[]"
+
+
+def test_a_version_directory_is_a_plain_parquet_dataset(notebook):
+    """Hugging Face datasets reads a version directory with data_dir= (the sidecars are hidden)."""
+    import datasets
+
+    ns, root = notebook
+    arith = ns["arith"]
+    loaded = datasets.load_dataset("parquet", data_dir=str(arith.directory), cache_dir=str(root.parent / "hf-cache"))
+    assert sorted(loaded) == ["train", "validation"]  # val-*.parquet is datasets' validation split
+    assert sum(len(split) for split in loaded.values()) == arith.rows
+    assert loaded["train"][0]["prompt_ids"] == arith.frame("train").row(0, named=True)["prompt_ids"]
