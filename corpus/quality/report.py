@@ -47,7 +47,7 @@ def write_report(catalog, root: Path, out: Path, versions: list[str] | None = No
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     chosen = select_versions(catalog, versions)
-    docs_index = build_data_docs(catalog, root, out, [v["id"] for v in chosen]) if docs else None
+    docs_index, pages = build_data_docs(catalog, root, out, [v["id"] for v in chosen]) if docs else (None, [])
     markdown, success = summary_markdown(catalog, root, chosen, docs_index.relative_to(out) if docs_index else None)
     summary = out / "summary.md"
     summary.write_text(markdown)
@@ -90,9 +90,15 @@ def write_html_index(out: Path, markdown: str, docs_index: Path | None) -> Path:
 
 # -- Data Docs --------------------------------------------------------------------------------
 
-def build_data_docs(catalog, root: Path, out: Path, version_ids: list[str]) -> Path:
-    """A GX file project in ``out/gx`` holding the stored results; returns the site's index.html."""
+def build_data_docs(catalog, root: Path, out: Path, version_ids: list[str]) -> tuple[Path, list]:
+    """A GX file project in ``out/gx`` holding the stored results, made to render offline.
+
+    Returns the site's index.html and its validation pages (:class:`DocsPage`). Each stored
+    result is given the run name ``<source>-<version>`` and the data asset
+    ``<source> <version> <shard>`` before rendering, so every page names what it validated.
+    """
     from corpus.quality.gx import _quiet_gx
+    from corpus.quality.offline_docs import DocsPage, make_offline
 
     _quiet_gx()
     import great_expectations as gx
@@ -106,24 +112,32 @@ def build_data_docs(catalog, root: Path, out: Path, version_ids: list[str]) -> P
     schema = ExpectationSuiteValidationResultSchema()
     marks = ", ".join("?" for _ in version_ids) or "NULL"
     rows = catalog.query_dicts(
-        f"SELECT v.source, r.version, r.shard, r.suite, r.report_path, r.validated_at FROM validations r "
-        f"JOIN versions v ON v.id = r.version WHERE r.version IN ({marks}) AND r.report_path IS NOT NULL "
+        f"SELECT v.source, r.version, r.shard, r.suite, r.success, r.evaluated, r.failed, r.report_path, "
+        f"r.validated_at FROM validations r JOIN versions v ON v.id = r.version "
+        f"WHERE r.version IN ({marks}) AND r.report_path IS NOT NULL "
         f"ORDER BY v.source, r.version, r.shard, r.suite", version_ids)
+    pages = []
     for row in rows:
         path = root / row["report_path"]
         if not path.is_file():
             continue
-        result = schema.load(json.loads(path.read_text()))
-        run_time = row["validated_at"].replace(tzinfo=timezone.utc) if row["validated_at"] else None
         stem = Path(row["shard"]).stem if row["shard"].endswith(".parquet") else "version"
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=row["suite"]),
-            run_id=RunIdentifier(run_name=f"{row['source']}-{row['version']}", run_time=run_time),
-            batch_identifier=stem)
-        context.validation_results_store.set(key, result)
+        run_time = (row["validated_at"] or datetime.now()).replace(tzinfo=timezone.utc)
+        run_id = RunIdentifier(run_name=f"{row['source']}-{row['version']}", run_time=run_time)
+        data = json.loads(path.read_text())
+        meta = data.setdefault("meta", {})
+        meta["run_id"] = run_id.to_json_dict()
+        meta.setdefault("batch_spec", {})["data_asset_name"] = f"{row['source']} {row['version']} {stem}"
+        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=row["suite"]),
+                                         run_id=run_id, batch_identifier=stem)
+        context.validation_results_store.set(key, schema.load(data))
+        page = Path("validations", *row["suite"].split("."), *key.to_tuple()[-3:]).with_suffix(".html")
+        pages.append(DocsPage(row["source"], row["version"], row["suite"], stem, f"{run_time:%Y-%m-%d %H:%M:%S} UTC",
+                              bool(row["success"]), int(row["evaluated"] or 0), int(row["failed"] or 0), page))
     sites = context.build_data_docs()
     index = Path(sites["local_site"].removeprefix("file://"))
-    return index
+    make_offline(index.parent, pages)
+    return index, pages
 
 
 # -- markdown ---------------------------------------------------------------------------------
