@@ -25,6 +25,8 @@ INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>\s*", re.S | re.I)
 FOOTER = re.compile(r"<footer\b.*?</footer>\s*", re.S | re.I)
 REMOTE_LOGO = re.compile(r'https://great-expectations-web-assets\.[^"\')]*?(logo-long|full_logo_dark)\.png[^"\')]*')
 EMPTY_INDEX_TABLE = re.compile(r'<table\s+id="([^"]*-body-table)"[^>]*data-toggle="table"[^>]*>\s*</table>', re.S)
+STATIC_REF = re.compile(r'((?:src|href)=")(?:\./|(?:\.\./)+)?static/')  # GX miscounts the depth of some pages
+LOCAL_LINK = re.compile(r'<a\b[^>]*\bhref="([^"#:?]+)"[^>]*>(.*?)</a>', re.S)
 CTA_SCRIPT = re.compile(r"sessionStorage|\$\(|jQuery|bootstrapTable|vegaEmbed")
 
 # "Show All" / "Failed Only" on validation pages, without jQuery (same targets as GX's own)
@@ -69,7 +71,7 @@ def make_offline(site: Path, pages: list[DocsPage]) -> None:
         text = offline_html(text, css, static)
         if page == site / "index.html":
             text = EMPTY_INDEX_TABLE.sub(lambda m: index_table(pages, m.group(1)), text, count=1)
-        page.write_text(text)
+        page.write_text(unlink_missing(text, page.parent))
 
 
 def offline_html(text: str, css: str, static: str) -> str:
@@ -79,8 +81,16 @@ def offline_html(text: str, css: str, static: str) -> str:
     text = INLINE_SCRIPT.sub(lambda m: "" if CTA_SCRIPT.search(m.group(1)) else m.group(0), text)
     text = FOOTER.sub("", text)
     text = REMOTE_LOGO.sub(f"{static}/images/logo-long.png", text)
+    text = STATIC_REF.sub(lambda m: f"{m.group(1)}{static}/", text)
     text = text.replace("</head>", f"<style>{css}</style>\n</head>", 1)
     return text.replace("</body>", FILTER_JS + "</body>", 1)
+
+
+def unlink_missing(text: str, folder: Path) -> str:
+    """Links to pages this site does not have (GX links each result to an expectation suite page,
+    and the report stores results only) become plain text instead of a dead end."""
+    return LOCAL_LINK.sub(lambda m: m.group(0) if (folder / m.group(1)).exists() else f"<span>{m.group(2)}</span>",
+                          text)
 
 
 def index_table(pages: list[DocsPage], table_id: str) -> str:

@@ -43,7 +43,8 @@ def select_versions(catalog, versions: list[str] | None = None) -> list[dict]:
 
 
 def write_report(catalog, root: Path, out: Path, versions: list[str] | None = None, docs: bool = True) -> Report:
-    """Write ``out/summary.md``, ``out/decontamination.csv`` and the Data Docs under ``out/gx``."""
+    """Write ``out/summary.md``, ``out/decontamination.csv``, ``out/index.html`` (pictures) and the
+    Data Docs under ``out/gx``; all of it renders with no network."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     chosen = select_versions(catalog, versions)
@@ -52,40 +53,10 @@ def write_report(catalog, root: Path, out: Path, versions: list[str] | None = No
     summary = out / "summary.md"
     summary.write_text(markdown)
     _write_hits_csv(catalog, out / "decontamination.csv", [v["id"] for v in chosen])
-    write_html_index(out, markdown, docs_index)
+    from corpus.quality.index_page import write_index
+
+    write_index(out, markdown, catalog, root, chosen, docs_index, pages)
     return Report(summary, docs_index, success, markdown)
-
-
-def write_html_index(out: Path, markdown: str, docs_index: Path | None) -> Path:
-    """``out/index.html``: the summary as HTML plus a link to every Data Docs validation page.
-
-    GX's own index fills its table with JavaScript from CDNs, which an offline browser (or CI
-    artifact viewer) cannot load; this page needs nothing but the files beside it.
-    """
-    import html
-
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
-    links = []
-    if docs_index is not None:
-        site = docs_index.parent
-        for page in sorted((site / "validations").rglob("*.html")):
-            parts = page.relative_to(site / "validations").parts  # suite..., run name, run time, batch
-            label = f"{parts[-3]} · {'.'.join(parts[:-3])} · {page.stem}"
-            links.append(f'<li><a href="{html.escape(str(page.relative_to(out)))}">{html.escape(label)}</a></li>')
-    docs = ("<h2>Data Docs validation pages</h2><ul>" + "".join(links) + "</ul>"
-            f'<p>GX site index: <a href="{html.escape(str(docs_index.relative_to(out)))}">'
-            f"{html.escape(str(docs_index.relative_to(out)))}</a></p>") if docs_index else ""
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Data quality report</title><style>"
-        "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:.5em 0}"
-        "td,th{border:1px solid #bbb;padding:.2em .5em}th{background:#eee}code{background:#f4f4f4}"
-        "strong{font-size:1.2em}</style></head><body>" + body + docs + "</body></html>"
-    )
-    path = out / "index.html"
-    path.write_text(page)
-    return path
 
 
 # -- Data Docs --------------------------------------------------------------------------------
