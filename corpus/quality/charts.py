@@ -28,7 +28,7 @@ def _pyplot():
 def data_uri(fig) -> str:
     """The figure as ``data:image/png;base64,...``; closes it."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=100)  # every figure is tight_layout()-ed already
     _pyplot().close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -42,16 +42,16 @@ def token_lengths(catalog, root: Path, versions: list[dict]) -> dict[str, "objec
     import numpy as np
     import pyarrow.parquet as pq
 
-    out = {}
-    for v in versions:
-        parts = []
-        for shard in catalog.shards(v["id"]):
-            path = Path(shard["path"]) if Path(shard["path"]).is_absolute() else Path(root) / shard["path"]
-            if path.is_file():
-                parts.append(pq.read_table(path, columns=["n_tokens"]).column("n_tokens").to_numpy())
-        if parts:
-            out[v["id"]] = np.concatenate(parts)
-    return out
+    out: dict[str, list] = {}
+    if not versions:
+        return {}
+    marks = ", ".join("?" for _ in versions)
+    for vid, rel in catalog.query(f"SELECT version, path FROM shards WHERE version IN ({marks}) ORDER BY ALL",
+                                  [v["id"] for v in versions]):
+        path = Path(rel) if Path(rel).is_absolute() else Path(root) / rel
+        if path.is_file():
+            out.setdefault(vid, []).append(pq.read_table(path, columns=["n_tokens"]).column("n_tokens").to_numpy())
+    return {vid: np.concatenate(parts) for vid, parts in out.items()}
 
 
 def length_histograms(lengths: dict, versions: list[dict], standing: dict[str, str]) -> str | None:
@@ -91,11 +91,13 @@ def tier_bars(catalog, versions: list[dict], standing: dict[str, str]) -> str | 
     """One bar per version: the share of its rows in each tier (under the version's tier rule)."""
     plt = _pyplot()
     counts: dict[str, dict[int, int]] = {}
-    for v in versions:
-        for tier, rows in catalog.query(
-                "SELECT tier, sum(rows) FROM tiers WHERE version = ? AND (rule IS NULL OR rule = ?) GROUP BY tier",
-                [v["id"], v["tier_rule"]]):
-            counts.setdefault(v["id"], {})[int(tier)] = int(rows)
+    if versions:
+        marks = ", ".join("?" for _ in versions)
+        for vid, tier, rows in catalog.query(  # one query: each connection costs a catalog open
+                f"SELECT t.version, t.tier, sum(t.rows) FROM tiers t JOIN versions v ON v.id = t.version "
+                f"WHERE t.version IN ({marks}) AND (t.rule IS NULL OR t.rule = v.tier_rule) GROUP BY ALL",
+                [v["id"] for v in versions]):
+            counts.setdefault(vid, {})[int(tier)] = int(rows)
     shown = [v for v in versions if counts.get(v["id"])]
     if not shown:
         return None

@@ -145,7 +145,7 @@ def test_html_report_renders_offline_in_headless_chromium(qa_root, tmp_path):
     pixels = _screenshot(browser, page, tmp_path / "page.png", height=1400)
     dark = (pixels.mean(axis=2) < 128).mean()
     assert 0.005 < dark < 0.5, f"{page.name}: {dark:.3%} dark pixels: blank or broken rendering"
-    assert _green(pixels) > 300, "empty Status column on the validation page"
+    assert _green(pixels) > 100, "empty Status column on the validation page"  # ~20 pixels per tick
     # the report's index.html: its embedded charts are decoded and drawn (the matplotlib blue)
     pixels = _screenshot(browser, out / "index.html", tmp_path / "index.png", height=2000)
     r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
