@@ -180,6 +180,9 @@ def _realized_vs_target(ax, x, realized, target, color, name) -> None:
 def _window_axes(ax, plan: dict, ylabel: str) -> None:
     ax.set_xlabel(f"train window (of {plan['window_size']:,} positions)", fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # room for the legend above the highest line
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, ncol=2, loc="upper right", frameon=False)
@@ -211,6 +214,9 @@ def decontamination_bars(catalog, versions: list[dict], standing: dict[str, str]
                 ax.text(lft + w, y, f" {w:,}", va="center", fontsize=7)
     ax.set_yticks(range(len(bars)), [f"{label(by_id[vid], standing)} vs {bench}" for vid, bench in bars], fontsize=8)
     ax.invert_yaxis()
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training rows sharing an n-gram with the benchmark", fontsize=8)
     ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(actions))
     fig.tight_layout()

@@ -82,6 +82,23 @@ def test_report_pages_load_nothing_from_the_network(qa_root, tmp_path):
     assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', front)) == 2  # lengths, tiers
 
 
+def test_index_draws_every_plan(qa_root, tokenizer_path, tmp_path):
+    from corpus.mixing.plan import make_plan
+    from tests.mixing.helpers import write_manifest
+
+    root = copy_root(qa_root, tmp_path / "data")
+    data = {"tokenizer": str(tokenizer_path), "max_seq_len": 128, "train_samples": 400, "val_samples": 0,
+            "window": 100}
+    make_plan(write_manifest(tmp_path / "qa-mix.toml", data, [{"name": "jsonl", "weight": 1.0,
+                                                                "max_epochs": 10}]), root, log=lambda m: None)
+    (plan_id,) = Catalog(root).query("SELECT id FROM mixes")[0]
+    out = tmp_path / "report"
+    assert quality_main(["report", "--out", str(out), "--data-dir", str(root)]) == 0
+    front = (out / "index.html").read_text()
+    assert f'<img alt="plan qa-mix {plan_id}" src="data:image/png;base64,' in front
+    assert "No mix plan in this data root" not in front
+
+
 def test_superseded_versions_are_told_apart():
     from datetime import datetime
 
