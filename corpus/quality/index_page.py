@@ -83,10 +83,11 @@ def _versions_table(out: Path, versions: list[dict], marks: dict[str, str], docs
                 for p in mine if p.suite == suite)
             for suite in sorted({p.suite for p in mine})) or "—"
         mark = marks[v["id"]]
+        built = f"{v['created_at']:%Y-%m-%d %H:%M}" if v["created_at"] else ""
         rows.append(f'<tr class="row-{html.escape(mark)}"><td>{html.escape(v["source"])}</td><td><code>{v["id"]}</code></td>'
                     f'<td>{html.escape(v["kind"] or "train")}</td><td class="{html.escape(mark)}">{html.escape(mark)}</td>'
                     f'<td>{v["rows"] or 0:,}</td><td>{v["tokens"] or 0:,}</td>'
-                    f'<td class="nowrap">{v["created_at"]:%Y-%m-%d %H:%M}</td><td class="docs">{links}</td></tr>')
+                    f'<td class="nowrap">{built}</td><td class="docs">{links}</td></tr>')
     gx = (f'<p>Great Expectations site: <a href="{html.escape(docs_index.relative_to(out).as_posix())}">'
           f"{html.escape(docs_index.relative_to(out).as_posix())}</a> (renders offline).</p>") if docs_index else ""
     return ("<h2>Versions</h2>"
