@@ -73,9 +73,9 @@ def length_histograms(lengths: dict, versions: list[dict], standing: dict[str, s
         for v in mine:
             data = lengths[v["id"]]
             latest = standing[v["id"]] == "latest"
+            name = f"{v['kind'] or 'train'} {v['id'][:9]} {standing[v['id']]}"
             ax.hist(data, bins=bins, histtype="stepfilled" if latest else "step", alpha=1 if latest else FADED + .3,
-                    linewidth=1.2, label=f"{v['kind'] or 'train'} {v['id'][:9]} {standing[v['id']]}: {len(data):,} rows, "
-                                         f"median {int(np.median(data))}")
+                    linewidth=1.2, label=f"{name}: {len(data):,} rows, median {int(np.median(data))}")
         ax.set_title(source, fontsize=10)
         ax.set_xlabel("tokens per row", fontsize=8)
         ax.set_ylabel("rows", fontsize=8)

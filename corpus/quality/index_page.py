@@ -12,7 +12,8 @@ from pathlib import Path
 
 STYLE = (
     "body{font-family:system-ui,'DejaVu Sans',sans-serif;margin:2em auto;max-width:82em;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:.2em .45em;vertical-align:top;font-size:.92em}.nowrap{white-space:nowrap}"
+    "table{border-collapse:collapse;margin:.5em 0}.nowrap{white-space:nowrap}"
+    "td,th{border:1px solid #bbb;padding:.2em .45em;vertical-align:top;font-size:.92em}"
     "th{background:#eee}code{background:#f4f4f4}strong{font-size:1.2em}img{max-width:100%;display:block;"
     "margin:.5em 0 1.5em}.latest{color:#1e7e34;font-weight:600}.superseded{color:#777}"
     ".failed{color:#c82333;font-weight:600}tr.row-superseded td{background:#f6f6f6;color:#666}"
@@ -46,16 +47,16 @@ def write_index(out: Path, markdown: str, catalog, root: Path, versions: list[di
     ordered = sorted(versions, key=lambda v: (v["source"], v["kind"] or "train", marks[v["id"]] != "latest",
                                               -(v["created_at"].timestamp() if v["created_at"] else 0)))
     parts = [_versions_table(out, ordered, marks, docs_index, pages), "<h2>Pictures</h2>"]
+    lengths = charts.token_lengths(catalog, root, ordered)
     figures = [
-        ("Token length per row, by source", charts.length_histograms(charts.token_lengths(catalog, root, ordered), ordered,
-                                                          marks), "no shards to read"),
+        ("Token length per row, by source", charts.length_histograms(lengths, ordered, marks), "no shards to read"),
         ("Tiers per version", charts.tier_bars(catalog, ordered, marks), "no tier counts"),
         ("Decontamination hits", charts.decontamination_bars(catalog, ordered, marks),
          "no training row shares an n-gram with an evaluation set"),
     ]
     for title, uri, empty in figures:
-        parts.append(f"<h3>{title}</h3>" + (f'<img alt="{title}" src="{uri}">' if uri else f'<p class="note">None: '
-                                                                                           f"{empty}.</p>"))
+        picture = f'<img alt="{title}" src="{uri}">' if uri else f'<p class="note">None: {empty}.</p>'
+        parts.append(f"<h3>{title}</h3>{picture}")
     plans = charts.plan_windows(catalog)
     parts.append("<h3>Plans: realized vs target share per window</h3>")
     parts += [f'<img alt="plan {html.escape(p["name"])} {p["id"]}" src="{uri}">' for p, uri in plans] or [
@@ -84,8 +85,9 @@ def _versions_table(out: Path, versions: list[dict], marks: dict[str, str], docs
             for suite in sorted({p.suite for p in mine})) or "—"
         mark = marks[v["id"]]
         built = f"{v['created_at']:%Y-%m-%d %H:%M}" if v["created_at"] else ""
-        rows.append(f'<tr class="row-{html.escape(mark)}"><td>{html.escape(v["source"])}</td><td><code>{v["id"]}</code></td>'
-                    f'<td>{html.escape(v["kind"] or "train")}</td><td class="{html.escape(mark)}">{html.escape(mark)}</td>'
+        rows.append(f'<tr class="row-{html.escape(mark)}"><td>{html.escape(v["source"])}</td>'
+                    f'<td><code>{v["id"]}</code></td><td>{html.escape(v["kind"] or "train")}</td>'
+                    f'<td class="{html.escape(mark)}">{html.escape(mark)}</td>'
                     f'<td>{v["rows"] or 0:,}</td><td>{v["tokens"] or 0:,}</td>'
                     f'<td class="nowrap">{built}</td><td class="docs">{links}</td></tr>')
     gx = (f'<p>Great Expectations site: <a href="{html.escape(docs_index.relative_to(out).as_posix())}">'
