@@ -45,17 +45,29 @@ def select_versions(catalog, versions: list[str] | None = None) -> list[dict]:
 def write_report(catalog, root: Path, out: Path, versions: list[str] | None = None, docs: bool = True) -> Report:
     """Write ``out/summary.md``, ``out/decontamination.csv``, ``out/index.html`` (pictures) and the
     Data Docs under ``out/gx``; all of it renders with no network."""
+    from corpus.progress import progress_bar
+    from corpus.quality.index_page import write_index
+
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     chosen = select_versions(catalog, versions)
-    docs_index, pages = build_data_docs(catalog, root, out, [v["id"] for v in chosen]) if docs else (None, [])
-    markdown, success = summary_markdown(catalog, root, chosen, docs_index.relative_to(out) if docs_index else None)
-    summary = out / "summary.md"
-    summary.write_text(markdown)
-    _write_hits_csv(catalog, out / "decontamination.csv", [v["id"] for v in chosen])
-    from corpus.quality.index_page import write_index
-
-    write_index(out, markdown, catalog, root, chosen, docs_index, pages)
+    with progress_bar("report", total=3 + bool(docs)) as bar:  # a phase at a time: GX rendering is the long one
+        docs_index, pages = None, []
+        if docs:
+            bar.describe(f"report: Data Docs of {len(chosen)} versions (great-expectations)")
+            docs_index, pages = build_data_docs(catalog, root, out, [v["id"] for v in chosen])
+            bar.advance()
+        bar.describe("report: summary")
+        markdown, success = summary_markdown(catalog, root, chosen, docs_index.relative_to(out) if docs_index else None)
+        summary = out / "summary.md"
+        summary.write_text(markdown)
+        bar.advance()
+        bar.describe("report: decontamination hits")
+        _write_hits_csv(catalog, out / "decontamination.csv", [v["id"] for v in chosen])
+        bar.advance()
+        bar.describe("report: index.html and its charts")
+        write_index(out, markdown, catalog, root, chosen, docs_index, pages)
+        bar.advance()
     return Report(summary, docs_index, success, markdown)
 
 

@@ -121,6 +121,16 @@ def test_check_shows_progress_on_a_terminal(qa_root, tmp_path):
     assert "check jsonl v" in drawn and "0/1" in drawn  # the bar, naming the version being checked
 
 
+def test_report_shows_its_phases_on_a_terminal(qa_root, tmp_path):
+    from tests.foundation.helpers import run_in_terminal
+
+    root = copy_root(qa_root, tmp_path / "data")
+    code, drawn = run_in_terminal("corpus.quality", "report", "--out", str(tmp_path / "rep"), "--data-dir", str(root),
+                                  timeout=300)
+    assert code == 0 and "PASS" in drawn
+    assert "report: Data Docs of 1 versions" in drawn and "report: index.html and its charts" in drawn
+
+
 def test_tampered_sidecar_fails_even_when_parquet_is_intact(qa_root, tmp_path):
     root = copy_root(qa_root, tmp_path / "data")
     vid = the_version(root)
