@@ -78,7 +78,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     cls.add_arguments(full)
     args = full.parse_args(argv)
     args.source_cls = cls
+    if getattr(args, "name", None):  # a generic source registered under the user's own name
+        _check_source_name(args.name, source_names())
+        args.source = args.name
     return args
+
+
+def _check_source_name(name: str, built_in: list[str]) -> None:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.:-]{0,63}", name):
+        raise UserError(f"--name {name!r}: use 1-64 lowercase letters, digits and _ . : - (starting with a letter or digit)")
+    if name in built_in:
+        raise UserError(f"--name {name!r} is a built-in source; pick another name for these records")
 
 
 @dataclass

@@ -145,7 +145,7 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
     from corpus.sources import source_names
 
     catalog = Catalog(root)
-    known = set(source_names())
+    known = set(source_names()) | _named_sources(catalog)
     for i, spec in enumerate(manifest.data.sources):
         if spec.name not in known:
             raise UserError(f"{manifest.where(f'data.sources[{i}].name')}: unknown source {spec.name!r}; "
@@ -160,6 +160,14 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
             _check_tier_rule(manifest, catalog, i, spec, row)
         components.append(Component(i, spec, row))
     return ResolvedMix(manifest, root, tok, components)
+
+
+def _named_sources(catalog) -> set[str]:
+    """Sources registered under a user's name (``corpus.build jsonl --name squad``)."""
+    if not catalog.path.exists():
+        return set()
+    with catalog.connect(read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT DISTINCT source FROM versions").fetchall()}
 
 
 def _check_tier_rule(manifest: Manifest, catalog, i: int, spec: SourceSpec, row: dict) -> None:
