@@ -29,12 +29,16 @@ class MetricsLog:
         self.console = console
         self.enabled = enabled
         self._file = None
+        self.trackers: list = []  # trainer.tracking: TensorBoard / W&B, fed each record after the log
 
     def cut_after(self, step: int) -> int:
-        """Drop the records past ``step`` (see the module docstring); returns how many."""
+        """Drop the records past ``step`` (see the module docstring); returns how many. Only the
+        file handle is closed (reopened on the next write); trackers stay."""
         if not self.enabled:
             return 0
-        self.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         return truncate_after(self.path, step)
 
     def write(self, record: dict[str, Any]) -> None:
@@ -45,10 +49,15 @@ class MetricsLog:
             self._file = open(self.path, "ab")
         self._file.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
         self._file.flush()
+        for tracker in self.trackers:
+            tracker.log(record)
 
     def train(self, record: dict[str, Any]) -> None:
         self.write({"kind": "train", **record})
-        self.print(TRAIN_LINE.format(**record))
+        line = TRAIN_LINE.format(**record)
+        if "tokens" in record and "eta_s" in record:
+            line += f"  {record['tokens']:,} tok seen  ETA {format_eta(record['eta_s'])}"
+        self.print(line)
 
     def val(self, record: dict[str, Any]) -> None:
         self.write({"kind": "val", **record})
@@ -65,6 +74,17 @@ class MetricsLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+        for tracker in self.trackers:
+            tracker.close()
+        self.trackers = []
+
+
+def format_eta(seconds: float) -> str:
+    """``3h07m``, ``12m05s``, ``41s``: what is left of a run at its current pace."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

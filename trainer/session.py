@@ -180,7 +180,7 @@ class Session:
         self.ck.save_best(weights, {
             "config.json": json.dumps({**self.cfg.as_dict(), "model_config": asdict(self.model.cfg)}, indent=2).encode(),
             "plan.json": json.dumps(plan_info, indent=2).encode(),
-            "tokenizer.json": Path(self.data.tokenizer.path),
+            **self.data.tokenizer.files("tokenizer.json"),
         })
 
     def _plot(self) -> None:
@@ -261,6 +261,7 @@ class LogWindow:
                 "pad_frac": 1.0 - tokens / max(1.0, padded), "gate_scale": self.gate_scale, **diag,
                 "skipped": int(skipped), "samples": s.samples, "tokens": s.tokens,
                 "ids_sha": self.ids.hexdigest()[:16], "elapsed_s": time.perf_counter() - s.started,
+                "eta_s": (s.total_steps - step) * seconds / n,  # at this window's pace, validations aside
             })
         self._reset()
 
@@ -360,6 +361,11 @@ def start(cfg: RunConfig) -> Session | None:
             s.say(f"metrics.jsonl: dropped {dropped} records written after step {s.step}")
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         (cfg.run_dir / "config.json").write_text(json.dumps(cfg.as_dict(), indent=2))
+        from trainer.tracking import open_trackers
+
+        metrics.trackers = open_trackers(cfg.run_dir, t, cfg.run_name, cfg.as_dict(),
+                                         s.step if begin.kind == "resume" else None,
+                                         warn=lambda m: s.say(f"[yellow]{m}[/]"))
         s.unigram_entropy = data.unigram_entropy()
         metrics.write({"kind": "event", "step": s.step, "event": begin.kind, "plan_id": plan.id,
                        "unigram_entropy": s.unigram_entropy, "total_steps": total_steps})

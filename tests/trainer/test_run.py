@@ -77,8 +77,8 @@ def test_reference_run_layout(tiny, reference):
 
 
 def whole_log(run_dir):
-    """Every record of metrics.jsonl but wall-clock fields and the resume's own start event."""
-    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")}
+    """Every record of metrics.jsonl but wall-clock fields (rate, elapsed, ETA) and the resume's own start event."""
+    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s", "eta_s")}
             for r in read_metrics(run_dir / "metrics.jsonl") if not (r["kind"] == "event" and r["event"] == "resume")]
 
 
