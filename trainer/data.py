@@ -62,6 +62,14 @@ class Batch:
     def labelled(self) -> int:
         return int((self.labels != IGNORE_INDEX).sum())
 
+    @property
+    def memory_labelled(self) -> int:
+        """Labelled positions that receive the HRM's memory: deep supervision's population."""
+        from trainer.model.bridge import receives_memory
+
+        receiving = receives_memory(self.prompt_lens, self.labels.shape[1])
+        return int(((self.labels != IGNORE_INDEX) & receiving).sum())
+
 
 def collate(rows: Sequence[Row], pad_id: int, max_seq_len: int, loss_on_prompt: bool = True) -> Batch:
     """Right-pad ``rows`` to the longest (truncated to ``max_seq_len``) and build labels."""

@@ -62,21 +62,57 @@ def all_max(world: World, value: float, device: torch.device) -> float:
     return float(t.item())
 
 
-def sum_gradients(world: World, model: torch.nn.Module) -> None:
-    """Sum every parameter's gradient over ranks in one flat buffer (missing grads count as 0)."""
+def all_sum_tensor(world: World, t: torch.Tensor) -> torch.Tensor:
+    """Sum a device tensor over ranks without leaving the device (a copy; ``t`` is untouched)."""
     if not world.distributed:
-        return
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t
+
+
+def all_max_tensor(world: World, t: torch.Tensor) -> torch.Tensor:
+    if not world.distributed:
+        return t
+    t = t.clone()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
+def sum_gradients(world: World, model: torch.nn.Module) -> torch.Tensor | None:
+    """Sum every parameter's gradient over ranks in one flat buffer.
+
+    A parameter without a gradient keeps ``grad = None``, as in one process. That matters:
+    AdamW skips a ``None`` gradient but applies weight decay and advances its step count on a
+    zero one, so filling in zeros shrank the HRM side every step the gate was shut (issue 12:
+    0.994 of the single-process norm after 6 steps at lr 0.01, wd 0.1).
+
+    Which parameters have a gradient follows from the model's switches and the gate, never from
+    the data, so it is the same on every rank and each rank decides from its own flags without
+    a host sync. The flags travel in the same all-reduce as the gradients (a missing gradient
+    contributes zeros, so the buffer has one size on every rank); the returned 0-d device tensor
+    is 1 when some rank disagreed, and the caller checks it once per log line.
+    """
+    if not world.distributed:
+        return None
     params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    present = [p.grad is not None for p in params]
+    if not any(present):
+        raise RuntimeError("sum_gradients: no parameter has a gradient")
+    like = next(p.grad for p, ok in zip(params, present) if ok)
+    pieces = [p.grad.reshape(-1).to(like.dtype) if ok else like.new_zeros(p.numel())
+              for p, ok in zip(params, present)]
+    flags = torch.tensor([float(ok) for ok in present], dtype=like.dtype).to(like.device, non_blocking=True)
+    flat = torch.cat(pieces + [flags])
     dist.all_reduce(flat)
     offset = 0
-    for p in params:
+    for p, ok in zip(params, present):
         n = p.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+        if ok:
+            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
         offset += n
+    counts = flat[offset:]
+    return ((counts != 0) & (counts != world.world_size)).any().float()
 
 
 def barrier(world: World) -> None:

@@ -2,8 +2,10 @@
 
 Records are ``{"kind": "train" | "val" | "event", "step": N, ...}``, one JSON object a line,
 flushed as written, so a killed run loses at most the line being written. On resume the file
-is cut back to the checkpoint's step (:func:`truncate_after`), so a resumed run's log equals an
-uninterrupted one's.
+is cut back to the checkpoint's step (:meth:`MetricsLog.cut_after`), so a resumed run's log
+equals an uninterrupted one's. The cut replaces the file by a rename, so the append handle is
+opened only after it (on the first write): a handle opened before would keep writing into the
+unlinked old file, which is how a resumed run once lost every record after its restart.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import orjson
 
 from corpus.atomic import atomic_path
 
-TRAIN_LINE = ("[bold]step {step:>6}[/]  loss {loss:.4f} (lm {lm_loss:.4f} ds {ds_loss:.4f} halt {halt_loss:.4f})"
-              "  lr {lr:.2e}  |g| {grad_norm:.2f}  {tokens_per_s:,.0f} tok/s  pad {pad_frac:.0%}"
-              "  gate μ {gate_mean:.3f} [{gate_min:.2f},{gate_max:.2f}] (s {gate_scale:.2f})"
+TRAIN_LINE = ("[bold]step {step:>6}[/]  loss {loss:.4f} (lm {lm_loss:.4f} ds {ds_loss:.4f} (lm@mem {lm_mem_loss:.4f})"
+              " halt {halt_loss:.4f})  lr {lr:.2e}  |g| {grad_norm:.2f}  {tokens_per_s:,.0f} tok/s  pad {pad_frac:.0%}"
+              "  gate μ {gate_mean:.3f} [{gate_min:.2f},{gate_max:.2f}] (s {gate_scale:.2f}, head {gate_raw_mean:.3f})"
               "  halt Σ {halt_sum_mean:.2f} [{halt_sum_min:.2f},{halt_sum_max:.2f}]")
 
 
@@ -28,13 +30,23 @@ class MetricsLog:
         self.enabled = enabled
         self._file = None
         self.trackers: list = []  # trainer.tracking: TensorBoard / W&B, fed each record after the log
-        if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "ab")
+
+    def cut_after(self, step: int) -> int:
+        """Drop the records past ``step`` (see the module docstring); returns how many. Only the
+        file handle is closed (reopened on the next write); trackers stay."""
+        if not self.enabled:
+            return 0
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return truncate_after(self.path, step)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab")
         self._file.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
         self._file.flush()
         for tracker in self.trackers:

@@ -22,10 +22,12 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float,
-                    betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.Optimizer:
+                    betas: tuple[float, float] = (0.9, 0.95), fused: bool = False) -> torch.optim.Optimizer:
+    """``fused`` (the trainer's choice on CUDA): torch's fused AdamW, which also skips a
+    non-finite update on the device (trainer/step.py) instead of syncing the host."""
     groups = param_groups(model, weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8)
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, fused=fused or None)
     if name == "adamw_8bit":
         try:
             import bitsandbytes as bnb

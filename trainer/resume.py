@@ -14,6 +14,7 @@ valid checkpoint. This is how stage B starts from stage A with a new mix and the
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -57,7 +58,30 @@ def decide(ck: Checkpoints, plan_id: str, manifest_sha: str, reset_progress: boo
 
 
 def _weights(state: dict) -> dict:
-    return {"model": state["model"], "model_config": state.get("model_config")}
+    return {"model": state["model"], "model_config": state.get("model_config"),
+            "gate_scale": state.get("gate_scale"), "step": state.get("step"), "config": state.get("config")}
+
+
+def source_gate(state: dict | None, source: Path | None) -> float | None:
+    """The gate scale the source weights were last trained with: recorded in checkpoints and
+    best models since issue 12, else recomputed from the source run's schedule and step (the
+    checkpoint's own config, or the ``config.json`` beside a ``best-model/model.pt``)."""
+    from trainer.schedule import gate_scale
+
+    if not state:
+        return None
+    if state.get("gate_scale") is not None:
+        return float(state["gate_scale"])
+    config = state.get("config")
+    if config is None and source is not None and (Path(source).parent / "config.json").is_file():
+        config = (Path(source).parent / "config.json").read_text()
+    step = state.get("step")
+    if not config or step is None:
+        return None
+    train = json.loads(config).get("train", {})
+    if int(step) < 1:
+        return 0.0
+    return gate_scale(int(step) - 1, int(train.get("hrm_gate_warmup_steps", 0)), int(train.get("gate_ramp_steps", 0)))
 
 
 def resolve_init_from(name: str, runs_dir: Path) -> Path:

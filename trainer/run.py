@@ -31,9 +31,9 @@ def train(cfg: RunConfig) -> int:
         batch = s.stream.next_batch()
         lr = lr_at(step, t.learning_rate, s.total_steps, t.warmup_steps, t.lr_scheduler, t.lr_min_ratio)
         gate = gate_scale(step, t.hrm_gate_warmup_steps, t.gate_ramp_steps)
-        out, grad_norm = s.train_step(batch, lr, gate)
+        out = s.train_step(batch, lr, gate)
         s.advance()
-        log.add(out, batch, grad_norm, lr, gate)
+        log.add(out, batch, lr, gate)
         done = step + 1
         if done % t.log_steps == 0 or done == s.total_steps:
             log.flush(done)

@@ -11,23 +11,29 @@ import math
 
 def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int = 0,
           scheduler: str = "cosine", min_ratio: float = 0.0) -> float:
-    """Learning rate for optimizer step ``step`` (0-based).
+    """Learning rate for optimizer step ``step`` (0-based; a run takes steps 0 .. total_steps - 1).
 
-    Linear warmup from ``base_lr / warmup_steps`` to ``base_lr`` over ``warmup_steps``, then
-    ``cosine`` or ``linear`` decay to ``base_lr * min_ratio`` at ``total_steps``, or ``constant``.
+    Linear warmup from ``base_lr / warmup_steps`` at step 0 to ``base_lr`` at step
+    ``warmup_steps - 1``, the one peak step (step 0 without warmup); then ``cosine`` or ``linear``
+    decay that reaches ``base_lr * min_ratio`` exactly at the last step, ``total_steps - 1``, and
+    stays there; or ``constant``. The edges are returned as written, not as the end points of a
+    floating-point formula, so the peak is hit at exactly one step and the end is the minimum.
     """
-    if warmup_steps > 0 and step < warmup_steps:
+    if scheduler not in ("cosine", "linear", "constant"):
+        raise ValueError(f"unknown lr_scheduler {scheduler!r} (cosine, linear, constant)")
+    peak = max(0, warmup_steps - 1)
+    if step < peak:
         return base_lr * (step + 1) / warmup_steps
-    if scheduler == "constant":
+    last = total_steps - 1
+    if scheduler == "constant" or step == peak:
         return base_lr
-    decay_steps = max(1, total_steps - warmup_steps)
-    progress = min(1.0, max(0.0, (step - warmup_steps) / decay_steps))
+    if step >= last:
+        return base_lr * min_ratio
+    progress = (step - peak) / (last - peak)  # in (0, 1) strictly here
     if scheduler == "cosine":
         shape = 0.5 * (1.0 + math.cos(math.pi * progress))
-    elif scheduler == "linear":
-        shape = 1.0 - progress
     else:
-        raise ValueError(f"unknown lr_scheduler {scheduler!r} (cosine, linear, constant)")
+        shape = 1.0 - progress
     return base_lr * (min_ratio + (1.0 - min_ratio) * shape)
 
 

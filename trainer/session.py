@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import time
 from contextlib import nullcontext
@@ -25,7 +24,10 @@ from corpus.errors import UserError
 from trainer import distributed as dist
 from trainer.checkpoint import Checkpoints, rng_state, set_rng_state
 from trainer.config import RunConfig, build_model_config
-from trainer.metrics import MetricsLog, truncate_after
+from trainer.metrics import MetricsLog
+from trainer.model.lm import DIAGNOSTIC_KEYS
+from trainer.schedule import gate_scale
+from trainer.step import TERMS, StepOutput
 from trainer.validate import Patience, validation_loss
 
 # ModelConfig fields a run may change on the same weights (they create no parameters)
@@ -55,8 +57,9 @@ class Session:
     stream: Any = None
     unigram_entropy: float | None = None
     stopped: bool = False
-    _batch_tokens: float = 0.0
-    _batch_samples: float = 0.0
+    _batch_tokens: int = 0  # this rank's real tokens in the step just taken
+    _batch_samples: int = 0  # the global batch's rows (every rank trains the same number)
+    _pending_tokens: int = 0  # this rank's real tokens not yet summed into ``tokens``
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -74,44 +77,33 @@ class Session:
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if mp == "bf16" else torch.float16)
 
     # ------------------------------------------------------------------ the loop's verbs
-    def train_step(self, batch, lr: float, gate: float):
-        """Forward, backward, sum gradients over ranks, clip, step. Each rank's loss is weighted
-        by its share of the global batch's labelled tokens, so the update is the token mean of
-        the whole global batch, as in a single process."""
-        from trainer.optim import set_lr
+    def train_step(self, batch, lr: float, gate: float) -> StepOutput:
+        """One update (trainer/step.py): the same over any number of ranks, no host sync."""
+        from trainer.step import train_step
 
-        set_lr(self.optimizer, lr)
-        n_local = batch.labelled
-        n_global, self._batch_tokens, self._batch_samples = dist.all_sum(
-            self.world, [float(n_local), float(batch.tokens), float(len(batch.ids))], self.device)
-        weight = n_local / max(1.0, n_global)
-        with self.autocast():
-            out = self.model(batch.input_ids.to(self.device), batch.prompt_lens.to(self.device),
-                             batch.labels.to(self.device), gate_scale=gate)
-        loss = out.loss * weight
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
-        dist.sum_gradients(self.world, self.model)
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        clip = self.cfg.train.grad_clip or float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-        if self.scaler:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        elif math.isfinite(grad_norm):
-            self.optimizer.step()
-        else:
-            self.say(f"[yellow]step {self.step}: non-finite gradient norm, update skipped[/]")
-        self.optimizer.zero_grad(set_to_none=True)
-        terms = torch.stack([out.loss.detach(), out.lm_loss.detach(), out.ds_loss.detach(),
-                             out.halt_loss.detach()]).float() * weight
-        return {"terms": terms.tolist(), "diagnostics": out.diagnostics}, grad_norm
+        out, share = train_step(self.model, self.optimizer, self.scaler, self.world, self.device, batch, lr,
+                                gate, self.cfg.train.grad_clip, self.autocast)
+        self._batch_tokens, self._batch_samples = batch.tokens, len(batch.ids) * self.world.world_size
+        return out
+
+    def gate_at(self, step: int) -> float:
+        """The gate scale that trained the weights last when ``step`` steps are done."""
+        t = self.cfg.train
+        return gate_scale(step - 1, t.hrm_gate_warmup_steps, t.gate_ramp_steps) if step > 0 else 0.0
 
     def advance(self) -> None:
-        """Count the step just taken (global samples and real tokens, summed over ranks)."""
+        """Count the step just taken: global samples now, real tokens summed over ranks at the
+        next :meth:`sync_counters` (a collective per step would stall the GPU)."""
         self.step += 1
-        self.samples += int(self._batch_samples)
-        self.tokens += int(self._batch_tokens)
+        self.samples += self._batch_samples
+        self._pending_tokens += self._batch_tokens
+
+    def sync_counters(self) -> None:
+        """Sum the tokens trained since the last call over ranks (every rank calls it: at each
+        log line, checkpoint and the end)."""
+        (total,) = dist.all_sum(self.world, [float(self._pending_tokens)], self.device)
+        self.tokens += int(total)
+        self._pending_tokens = 0
 
     def log_window(self) -> "LogWindow":
         return LogWindow(self)
@@ -137,11 +129,13 @@ class Session:
         return stop
 
     def save_checkpoint(self, step: int, stopped: bool = False, final: bool = False) -> None:
+        self.sync_counters()
         if self.world.is_main:
             self.ck.save(self.state(step, stopped), final=final)
         dist.barrier(self.world)
 
     def finish(self) -> None:
+        self.sync_counters()
         if self.world.is_main:
             self.ck.save(self.state(self.step, stopped=self.stopped), final=True)
             self._plot()
@@ -173,13 +167,14 @@ class Session:
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "rng": rng_state(),
             "patience": self.patience.state_dict(),
+            "gate_scale": self.gate_at(step),
             "stopped": stopped,
             "config": json.dumps(self.cfg.as_dict()),
         }
 
     def _save_best(self, step: int, loss: float) -> None:
         weights = {"model": self.model.state_dict(), "model_config": asdict(self.model.cfg),
-                   "step": step, "val_loss": loss, "plan_id": self.plan.id}
+                   "step": step, "val_loss": loss, "plan_id": self.plan.id, "gate_scale": self.gate_at(step)}
         plan_info = {"plan_id": self.plan.id, "manifest_sha": self.cfg.manifest_sha,
                      "tokenizer_sha": self.plan.tokenizer_sha, "step": step, "val_loss": loss}
         self.ck.save_best(weights, {
@@ -197,52 +192,74 @@ class Session:
             pass
 
 
+MEAN_KEYS = [i for i, k in enumerate(DIAGNOSTIC_KEYS) if k.endswith("_mean") or k == "expected_cycles"]
+MIN_KEYS = [i for i, k in enumerate(DIAGNOSTIC_KEYS) if k.endswith("_min")]
+MAX_KEYS = [i for i, k in enumerate(DIAGNOSTIC_KEYS) if k.endswith("_max")]
+
+
 class LogWindow:
-    """Accumulates steps between two log lines; one all-reduce per line."""
+    """Accumulates steps between two log lines on the device; per line, one all-reduce for the
+    sums, one for the extremes and one host sync (nothing per step)."""
 
     def __init__(self, s: Session):
         self.s = s
         self._reset()
 
     def _reset(self) -> None:
-        self.steps = 0
-        self.terms = [0.0, 0.0, 0.0, 0.0]
-        self.grad_norm = 0.0
-        self.tokens = 0
-        self.padded = 0
-        self.gate = [0.0, math.inf, -math.inf]
-        self.halt = [0.0, math.inf, -math.inf]
+        self.steps = self.rows = self.tokens = self.padded = 0
+        self.acc: torch.Tensor | None = None  # loss terms, row-weighted diagnostic means
+        self.same: torch.Tensor | None = None  # grad norm, skipped updates
+        self.mismatch: torch.Tensor | None = None
+        self.low: torch.Tensor | None = None  # diagnostic minima
+        self.high: torch.Tensor | None = None  # diagnostic maxima
         self.ids = hashlib.sha256()
         self.t0 = time.perf_counter()
         self.lr = self.gate_scale = 0.0
 
-    def add(self, out: dict, batch, grad_norm: float, lr: float, gate_scale: float) -> None:
-        d = out["diagnostics"]
+    def add(self, out: StepOutput, batch, lr: float, gate_scale: float) -> None:
+        d = out.diagnostics.double()
+        mismatch = out.rank_mismatch if out.rank_mismatch is not None else out.skipped * 0
+        summed = torch.cat([out.terms.double(), d[MEAN_KEYS] * out.rows])  # differ per rank: summed
+        same = torch.stack([out.grad_norm, out.skipped]).double()  # equal on every rank: not summed
+        self.acc = summed if self.acc is None else self.acc + summed
+        self.same = same if self.same is None else self.same + same
+        self.mismatch = mismatch.double() if self.mismatch is None else torch.maximum(self.mismatch, mismatch.double())
+        self.low = d[MIN_KEYS] if self.low is None else torch.minimum(self.low, d[MIN_KEYS])
+        self.high = d[MAX_KEYS] if self.high is None else torch.maximum(self.high, d[MAX_KEYS])
         self.steps += 1
-        self.terms = [a + b for a, b in zip(self.terms, out["terms"])]
-        self.grad_norm += grad_norm
+        self.rows += out.rows
         self.tokens += batch.tokens
         self.padded += batch.padded
-        for acc, key in ((self.gate, "gate"), (self.halt, "halt_sum")):
-            acc[0] += d[f"{key}_mean"]
-            acc[1] = min(acc[1], d[f"{key}_min"])
-            acc[2] = max(acc[2], d[f"{key}_max"])
         self.ids.update("\n".join(batch.ids).encode() + b"\n")
         self.lr, self.gate_scale = lr, gate_scale
 
     def flush(self, step: int) -> None:
         s, n = self.s, max(1, self.steps)
-        sums = dist.all_sum(s.world, self.terms + [float(self.tokens), float(self.padded)], s.device)
+        s.sync_counters()
+        counts = self.acc.new_tensor([float(self.rows), float(self.tokens), float(self.padded)])
+        sums = dist.all_sum_tensor(s.world, torch.cat([self.acc, counts]))
+        extremes = dist.all_max_tensor(s.world, torch.cat([self.same, self.mismatch[None], self.high, -self.low]))
+        values = torch.cat([sums, extremes]).tolist()  # the one host sync of the window
+        k, m = len(TERMS), len(MEAN_KEYS)
+        terms, means, (rows, tokens, padded) = values[:k], values[k:k + m], values[k + m:k + m + 3]
+        grad_norm, skipped, mismatch = values[k + m + 3:k + m + 6]
+        high = values[k + m + 6:k + m + 6 + len(MAX_KEYS)]
+        low = [-x for x in values[k + m + 6 + len(MAX_KEYS):]]
+        if mismatch:
+            raise RuntimeError(f"steps up to {step}: the ranks disagreed on which parameters have a gradient")
         seconds = max(1e-9, time.perf_counter() - self.t0)
+        diag = {DIAGNOSTIC_KEYS[i]: v / max(1.0, rows) for i, v in zip(MEAN_KEYS, means)}
+        diag.update({DIAGNOSTIC_KEYS[i]: v for i, v in zip(MIN_KEYS, low)})
+        diag.update({DIAGNOSTIC_KEYS[i]: v for i, v in zip(MAX_KEYS, high)})
         if s.world.is_main:
-            loss, lm, ds, halt = (x / n for x in sums[:4])
+            if skipped:
+                s.say(f"[yellow]steps {step - self.steps + 1}-{step}: {int(skipped)} updates skipped "
+                      f"(non-finite gradient norm)[/]")
             s.metrics.train({
-                "step": step, "loss": loss, "lm_loss": lm, "ds_loss": ds, "halt_loss": halt,
-                "lr": self.lr, "grad_norm": self.grad_norm / n, "tokens_per_s": sums[4] / seconds,
-                "pad_frac": 1.0 - sums[4] / max(1.0, sums[5]),
-                "gate_scale": self.gate_scale, "gate_mean": self.gate[0] / n, "gate_min": self.gate[1],
-                "gate_max": self.gate[2], "halt_sum_mean": self.halt[0] / n, "halt_sum_min": self.halt[1],
-                "halt_sum_max": self.halt[2], "samples": s.samples, "tokens": s.tokens,
+                "step": step, **{name: v / n for name, v in zip(TERMS, terms)},
+                "lr": self.lr, "grad_norm": grad_norm / n, "tokens_per_s": tokens / seconds,
+                "pad_frac": 1.0 - tokens / max(1.0, padded), "gate_scale": self.gate_scale, **diag,
+                "skipped": int(skipped), "samples": s.samples, "tokens": s.tokens,
                 "ids_sha": self.ids.hexdigest()[:16], "elapsed_s": time.perf_counter() - s.started,
                 "eta_s": (s.total_steps - step) * seconds / n,  # at this window's pace, validations aside
             })
@@ -270,7 +287,7 @@ def start(cfg: RunConfig) -> Session | None:
 
     from trainer import resume
     from trainer.data import RunData
-    from trainer.model import HRMMamba2LM
+    from trainer.model import HRMMamba2LM, kernels
     from trainer.optim import build_optimizer
 
     t = cfg.train
@@ -291,7 +308,8 @@ def start(cfg: RunConfig) -> Session | None:
     _seed(t.seed)
     model_cfg = build_model_config(cfg.model, data.tokenizer.vocab_size)
     model = HRMMamba2LM(model_cfg).to(device)
-    optimizer = build_optimizer(model, t.optimizer, t.learning_rate, t.weight_decay, (t.beta1, t.beta2))
+    optimizer = build_optimizer(model, t.optimizer, t.learning_rate, t.weight_decay, (t.beta1, t.beta2),
+                                fused=device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda") if t.mixed_precision == "fp16" else None
     total_steps = data.total_steps()
     ck = Checkpoints(cfg.run_dir, t.checkpoint_limit, warn=lambda m: console.print(f"[yellow]{m}[/]"))
@@ -322,17 +340,26 @@ def start(cfg: RunConfig) -> Session | None:
         set_rng_state(st["rng"])
     if begin.note:
         s.say(begin.note)
+    if begin.kind in ("init_from", "reset"):
+        warning = hard_reopen_warning(begin, t)
+        if warning:
+            s.say(f"[yellow]{warning}[/]")
     if s.step >= total_steps:
         s.say(f"already at step {s.step} of {total_steps}: nothing to do (raise --steps to continue)")
         return None
-    _header(s, model_cfg)
+    try:
+        path = kernels.describe_path(model_cfg, device)
+    except ValueError as exc:
+        raise UserError(f"[model].{exc}") from None
+    _header(s, model_cfg, path)
     if t.dry_run:
         _dry_run(s)
         return None
     if world.is_main:
-        dropped = truncate_after(metrics.path, s.step)
+        dropped = metrics.cut_after(s.step)
         if dropped:
             s.say(f"metrics.jsonl: dropped {dropped} records written after step {s.step}")
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
         (cfg.run_dir / "config.json").write_text(json.dumps(cfg.as_dict(), indent=2))
         from trainer.tracking import open_trackers
 
@@ -367,27 +394,39 @@ def _load_weights(s: Session, begin) -> None:
         raise UserError(f"{begin.source}: weights do not fit the model: {str(exc).splitlines()[1].strip()}") from None
 
 
-def _header(s: Session, model_cfg) -> None:
+def hard_reopen_warning(begin, t) -> str | None:
+    """Stage B/C start from weights trained with the gate open: closing it and reopening at full
+    strength in one step is a shock the decoder has to absorb. Warn unless the gate ramps."""
+    from trainer.resume import source_gate
+
+    before = source_gate(begin.state, begin.source)
+    if not before or t.gate_ramp_steps > 0:
+        return None
+    if t.hrm_gate_warmup_steps == 0 and before >= 1.0:
+        return None  # the gate stays where the source left it
+    start = f"closes the gate for {t.hrm_gate_warmup_steps} steps and reopens it" if t.hrm_gate_warmup_steps else "opens the gate"
+    return (f"{begin.source} was trained with the gate open (scale {before:.2f}); this run {start} at full strength "
+            f"in one step: set gate_ramp_steps (e.g. 500) to ramp it")
+
+
+def _header(s: Session, model_cfg, mixer_path: str) -> None:
     t, d = s.cfg.train, s.data
     params = sum(p.numel() for p in s.model.parameters())
     s.say(f"[bold]{s.cfg.run_name}[/]  plan {s.plan.id}  train positions {d.n_train:,}  val {d.n_val:,}  "
           f"max_seq_len {d.max_seq_len}  vocab {model_cfg.vocab_size}")
     s.say(f"model {params / 1e6:.2f}M params (d_model {model_cfg.d_model}, layers {model_cfg.n_layers}, "
           f"h_cycles {model_cfg.h_cycles} x l_steps {model_cfg.l_steps})  device {s.device}  ranks {s.world.world_size}  "
-          f"optimizer {t.optimizer}  precision {t.mixed_precision}")
+          f"optimizer {t.optimizer}  precision {t.mixed_precision}  mixer {mixer_path}")
     s.say(f"steps {s.step} -> {s.total_steps}  batch {t.batch_size}  lr {t.learning_rate:g} {t.lr_scheduler}"
           f"  gate closed until step {t.hrm_gate_warmup_steps}, ramp {t.gate_ramp_steps}  run dir {s.cfg.run_dir}")
 
 
 def _dry_run(s: Session) -> None:
     """One forward/backward on the first batch, nothing written: checks data, model and memory."""
-    from trainer.schedule import gate_scale
-
     stream = s.data.train_stream(s.step, s.total_steps)
     batch = stream.next_batch()
-    gate = gate_scale(s.step, s.cfg.train.hrm_gate_warmup_steps, s.cfg.train.gate_ramp_steps)
-    out, grad_norm = s.train_step(batch, 0.0, gate)
+    out = s.train_step(batch, 0.0, s.gate_at(s.step + 1))
     s.say(f"dry run: one batch {tuple(batch.input_ids.shape)} (pad {batch.pad_fraction:.0%}), "
-          f"loss {out['terms'][0]:.4f}, grad norm {grad_norm:.3f}; nothing written")
+          f"loss {float(out.terms[0]):.4f}, grad norm {float(out.grad_norm):.3f}; nothing written")
     stream.close()
     dist.shutdown(s.world)

@@ -52,17 +52,17 @@ def validation_loss(model, batches: Iterable, device: torch.device, gate: float,
     caller sums both over ranks and divides."""
     was_training = model.training
     model.eval()
-    total, tokens = 0.0, 0.0
+    total, tokens = torch.zeros((), dtype=torch.float64, device=device), 0.0
     try:
         for batch in batches:
-            n = int((batch.labels != -100).sum())
+            n = batch.labelled  # counted on the CPU batch: no device sync per batch
             if n == 0:
                 continue
             with autocast():
-                out = model(batch.input_ids.to(device), batch.prompt_lens.to(device),
+                out = model(batch.input_ids.to(device), batch.prompt_lens,
                             batch.labels.to(device), gate_scale=gate)
-            total += float(out.lm_loss) * n  # a NaN stays visible: patience counts it as an increase
+            total += out.lm_loss.double() * n  # a NaN stays visible: patience counts it as an increase
             tokens += n
     finally:
         model.train(was_training)
-    return total, tokens
+    return float(total), tokens

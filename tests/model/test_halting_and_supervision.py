@@ -95,3 +95,64 @@ def test_ignored_labels_do_not_count():
     expected = torch.nn.functional.cross_entropy(logits.reshape(-1, 7), labels.reshape(-1))
     assert torch.isclose(token_cross_entropy(logits, labels), expected)
     assert token_cross_entropy(logits, torch.full((2, 4), -100)) == 0
+
+
+def lm_batch(make_batch):
+    """Every next-token position labelled (loss_on_prompt = true), so some labelled positions lie
+    before prompt_len - 1 and never receive memory."""
+    ids, lens, _ = make_batch()
+    return ids, lens, torch.cat([ids[:, 1:], torch.full((ids.shape[0], 1), -100)], dim=1)
+
+
+def test_deep_supervision_scores_exactly_the_positions_that_receive_memory(make_model, make_batch):
+    model = make_model(deep_supervision=True, ds_weight=0.3, h_cycles=3, l_steps=1)
+    ids, lens, labels = lm_batch(make_batch)
+    out = model(ids, lens, labels, gate_scale=0.8)
+    receiving = torch.arange(ids.shape[1])[None, :] >= (lens[:, None] - 1)
+    assert (~receiving & (labels != -100)).sum() > 0, "the batch must have prompt positions to leave out"
+    memory_labels = labels.masked_fill(~receiving, -100)
+    h = model.decoder.run(model.decoder.embed(ids), 0, model.cfg.bridge_index)
+    readout = model.read_hrm(h, lens, 0.8)
+    per_cycle = [token_cross_entropy(model.decoder.logits(model.decoder.run(
+        add_memory(h, readout.gate[:, None] * m, lens), model.cfg.bridge_index, model.cfg.n_layers)),
+        memory_labels) for m in readout.cycle_memories]
+    assert torch.isclose(out.ds_loss, torch.stack(per_cycle).mean(), rtol=1e-12)
+    # the log's reference: the main decode's loss on those same positions, and on all of them
+    assert torch.isclose(out.lm_mem_loss, token_cross_entropy(out.logits, memory_labels), rtol=1e-12)
+    assert torch.isclose(out.lm_loss, token_cross_entropy(out.logits, labels), rtol=1e-12)
+    assert out.lm_mem_loss != out.lm_loss
+
+    # the prompt positions' targets do not reach ds_loss at all
+    scrambled = labels.clone()
+    scrambled[~receiving & (labels != -100)] = 0
+    again = model(ids, lens, scrambled, gate_scale=0.8)
+    assert torch.equal(again.ds_loss, out.ds_loss) and torch.equal(again.lm_mem_loss, out.lm_mem_loss)
+    assert again.lm_loss != out.lm_loss
+
+
+def test_halting_penalty_trains_the_halting_head_only(make_model, make_batch):
+    """The penalty regularises a diagnostic sum: it must not reshape the HRM core, the pool or the
+    decoder's residual stream below the bridge (docs/training.md)."""
+    model = make_model(use_halting=True, h_cycles=3, l_steps=1, halting_weight=1.0, halt_target=0.2)
+    ids, lens, labels = make_batch()
+    out = model(ids, lens, labels, gate_scale=1.0)
+    assert out.halt_loss > 0
+    out.halt_loss.backward()
+    assert model.halting.proj.weight.grad.abs().sum() > 0
+    others = [p for name, p in model.named_parameters() if not name.startswith("halting.")]
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in others)
+    model.zero_grad(set_to_none=True)
+    out = model(ids, lens, labels, gate_scale=1.0)
+    out.lm_loss.backward()  # the LM loss still teaches the head through the halting-weighted memory
+    assert model.halting.proj.weight.grad.abs().sum() > 0 and model.core.H.blocks[0].mlp.down.weight.grad.abs().sum() > 0
+
+
+def test_raw_gate_is_logged_beside_the_scheduled_gate(make_model, make_batch):
+    model = make_model()
+    ids, lens, labels = make_batch()
+    closed = model(ids, lens, labels, gate_scale=0.0).diagnostics
+    half = model(ids, lens, labels, gate_scale=0.5).diagnostics
+    assert closed["gate_mean"] == 0.0 and 0.0 < closed["gate_raw_mean"] < 1.0
+    assert half["gate_raw_mean"] == closed["gate_raw_mean"]
+    assert abs(half["gate_mean"] - 0.5 * half["gate_raw_mean"]) < 1e-12
+    assert closed["gate_raw_min"] <= closed["gate_raw_mean"] <= closed["gate_raw_max"]

@@ -81,7 +81,7 @@ def test_initial_dt_and_A_lie_in_their_ranges(make_config):
 
 def test_cpu_tensors_never_take_the_kernel_path(make_config, monkeypatch):
     m = mixer(make_config)
-    monkeypatch.setattr(kernels, "mamba_split_conv1d_scan_combined", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(kernels, "status", lambda: (lambda *a, **k: 1 / 0, "a kernel that must not run"))
     assert kernels.kernels_available()
     assert not kernels.use_fused_path(m, torch.zeros(1, 2, 32, dtype=torch.float64))
     m(torch.randn(1, 5, 32, dtype=torch.float64))  # would raise if it took the kernel
@@ -115,7 +115,7 @@ def test_kernel_path_hands_the_same_parameters_over(make_config, monkeypatch):
     """Plumbing only: the fused call, fed by our parameters, computes our function. The real
     kernel itself runs only on CUDA (unchecked until a GPU run, see BENCHMARKS.md)."""
     m = mixer(make_config)
-    monkeypatch.setattr(kernels, "mamba_split_conv1d_scan_combined", reference_split_conv1d_scan)
+    monkeypatch.setattr(kernels, "status", lambda: (reference_split_conv1d_scan, "the reference"))
     u = torch.randn(2, 11, 32, dtype=torch.float64)
     fused = kernels.fused_mixer_forward(m, u)
     assert (fused - m(u)).abs().max() <= 1e-10

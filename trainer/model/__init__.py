@@ -22,13 +22,18 @@ Decisions the trainer relies on:
   position ever sees the token it predicts (tests change target tokens and compare).
 * ``gate_scale == 0`` skips the addition: logits are bit-identical to ``hrm_enabled=False`` with
   the same decoder weights; the HRM runs without grad (diagnostics only) and deep supervision and
-  the halting penalty are zero. HRM parameters then get no gradient -- under DDP use
-  ``find_unused_parameters=True`` (also needed when halting is off: its head is unused).
+  the halting penalty are zero. HRM parameters then get no gradient (``grad`` stays None; the
+  trainer's all-reduce keeps it None, so AdamW neither decays nor counts them; under DDP use
+  ``find_unused_parameters=True``, also needed when halting is off: its head is unused).
 * One-step gradient: only the last L and the last H update carry gradient (``hrm_bptt_steps`` > 1
   for more). With deep supervision or halting every cycle's output is used, and each cycle is a
-  gradient segment of its own (HRM's deep-supervision rule), states detached between cycles.
+  gradient segment of its own (HRM's deep-supervision rule), states detached between cycles
+  unless the BPTT tail reaches back across the boundary (tests/model/test_hrm_segments.py).
+* Deep supervision scores only labelled positions that receive memory (t >= prompt_len - 1);
+  ``lm_mem_loss`` is the main loss on the same positions.
 * Halting weights the memory: memory = sum_c p_c * memory_c with ACT's p; halt sum = sum_c lambda_c
-  pulled to ``halt_target``; penalty = halting_weight * mean gate (detached) * mean (sum - target)^2.
+  pulled to ``halt_target``; penalty = halting_weight * mean gate (detached) * mean (sum - target)^2,
+  read from detached states so it trains the halting head only.
   In eval mode with ``halt_epsilon > 0`` the cycles stop once every sample is halted within eps.
 * Switches and cycle counts create no parameters: a checkpoint loads strictly under any of them,
   and ``set_cycles`` changes h_cycles / l_steps between runs of the same weights.

@@ -97,7 +97,10 @@ class HRMCore(nn.Module):
                every_cycle: bool = False) -> Iterator[torch.Tensor]:
         """Yields z_H after each cycle. The caller may stop early (halting at inference).
 
-        ``every_cycle``: each yielded state carries its own one-step gradient (segments).
+        ``every_cycle``: each yielded state carries its own one-step gradient (segments): the
+        state handed to cycle c is detached unless the BPTT tail (the last ``bptt_steps`` L
+        updates) starts before cycle c. Which module applications lie on each yielded state's
+        autograd path is spelled out, for a grid of settings, in tests/model/test_hrm_segments.py.
         """
         b = injection.shape[0]
         dtype = injection.dtype
@@ -106,8 +109,10 @@ class HRMCore(nn.Module):
         grad = torch.is_grad_enabled()
         total_l = h_cycles * l_steps
         for cycle in range(h_cycles):
-            if every_cycle and cycle * l_steps < total_l - bptt_steps:
-                z_L, z_H = z_L.detach(), z_H.detach()  # segment boundary outside the BPTT tail
+            if every_cycle and cycle * l_steps <= total_l - bptt_steps:
+                # segment boundary: no L update before this cycle is among the last bptt_steps,
+                # so nothing earlier may reach this cycle's state
+                z_L, z_H = z_L.detach(), z_H.detach()
             for step in range(l_steps):
                 index = cycle * l_steps + step
                 with_grad = index >= total_l - bptt_steps or (every_cycle and step == l_steps - 1)

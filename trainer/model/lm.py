@@ -12,13 +12,13 @@ diagnostics stay meaningful during the trainer's gate warm-up, and deep supervis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.model.bridge import Bridge, add_memory
+from trainer.model.bridge import Bridge, add_memory, receives_memory
 from trainer.model.config import ModelConfig
 from trainer.model.decoder import Mamba2Decoder
 from trainer.model.halting import (HaltingHead, expected_cycles, halting_distribution,
@@ -31,8 +31,10 @@ from trainer.model.sampling import sample_next
 from trainer.model.summary import parameter_summary
 
 IGNORE_INDEX = -100
-DIAGNOSTIC_KEYS = ("gate_mean", "gate_min", "gate_max", "halt_sum_mean", "halt_sum_min",
-                   "halt_sum_max", "expected_cycles")
+# gate_*: the gate the decoder receives (sigmoid x gate_scale); gate_raw_*: the gate head's own
+# sigmoid, what it has learned, also while the schedule still holds the gate shut
+DIAGNOSTIC_KEYS = ("gate_mean", "gate_min", "gate_max", "gate_raw_mean", "gate_raw_min",
+                   "gate_raw_max", "halt_sum_mean", "halt_sum_min", "halt_sum_max", "expected_cycles")
 
 
 @dataclass
@@ -42,7 +44,16 @@ class ModelOutput:
     lm_loss: torch.Tensor | None = None
     ds_loss: torch.Tensor | None = None  # unweighted; zero when deep supervision is off
     halt_loss: torch.Tensor | None = None  # already scaled by halting_weight x mean gate
-    diagnostics: dict[str, float] = field(default_factory=dict)
+    # the main LM loss on the positions deep supervision scores (labelled and receiving memory),
+    # so ``ds_loss - lm_mem_loss`` reads "how much worse the intermediate cycles decode"
+    lm_mem_loss: torch.Tensor | None = None
+    halt_penalty: torch.Tensor | None = None  # unscaled mean (halt sum - target)^2; 0 when off
+    diagnostic_values: torch.Tensor | None = None  # [len(DIAGNOSTIC_KEYS)] on the model's device
+
+    @property
+    def diagnostics(self) -> dict[str, float]:
+        """The diagnostics as floats (one device sync; the trainer keeps the tensor instead)."""
+        return dict(zip(DIAGNOSTIC_KEYS, self.diagnostic_values.tolist()))
 
 
 @dataclass
@@ -54,6 +65,10 @@ class HRMReadout:
     cycle_memories: list[torch.Tensor]  # per cycle run (only filled when deep supervision needs them)
     halt_probs: torch.Tensor | None  # [b, cycles run], None when halting is off
     halt_dist: torch.Tensor | None
+    gate_raw: torch.Tensor | None = None  # [b]: the gate head's sigmoid before gate_scale
+    # [b, cycles run]: the same probabilities read from detached states; the halting penalty
+    # uses these, so it trains the halting head only (docs/training.md, "halting penalty")
+    penalty_probs: torch.Tensor | None = None
 
 
 @dataclass
@@ -69,6 +84,18 @@ def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     total = F.cross_entropy(at_least_fp32(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1),
                             ignore_index=IGNORE_INDEX, reduction="sum")
     return total / (labels != IGNORE_INDEX).sum().clamp_min(1)
+
+
+def lm_losses(logits: torch.Tensor, labels: torch.Tensor, subset: torch.Tensor,
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean loss over labelled positions, mean over labelled positions in ``subset`` [b, t]):
+    one cross entropy over the logits for both."""
+    per_token = F.cross_entropy(at_least_fp32(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                ignore_index=IGNORE_INDEX, reduction="none").view(labels.shape)
+    labelled = labels != IGNORE_INDEX
+    both = labelled & subset
+    return (per_token.sum() / labelled.sum().clamp_min(1),
+            torch.where(both, per_token, 0.0).sum() / both.sum().clamp_min(1))
 
 
 class HRMMamba2LM(nn.Module):
@@ -101,11 +128,12 @@ class HRMMamba2LM(nn.Module):
 
     # ------------------------------------------------------------------ HRM
     def read_hrm(self, h_bridge: torch.Tensor, prompt_lens: torch.Tensor,
-                 gate_scale: float) -> HRMReadout:
+                 gate_scale: float, longest_prompt: int | None = None) -> HRMReadout:
         """Run the HRM on the prompt part of the bridge-layer hidden states."""
         cfg = self.cfg
-        injection = self.pool(h_bridge, prompt_lens)
-        gate = self.bridge.gate(injection) * gate_scale
+        injection = self.pool(h_bridge, prompt_lens, longest_prompt)
+        gate_raw = self.bridge.gate(injection)
+        gate = gate_raw * gate_scale
         every_cycle = cfg.deep_supervision or cfg.use_halting
         stop_early = cfg.use_halting and cfg.halt_epsilon > 0 and not self.training
         states, halts = [], []
@@ -119,9 +147,11 @@ class HRMMamba2LM(nn.Module):
                     unhalted = (1.0 - halts[-1]) * (1.0 if unhalted is None else unhalted)
                     if bool((unhalted < cfg.halt_epsilon).all()):
                         break
-        halt_probs = halt_dist = None
+        halt_probs = halt_dist = penalty_probs = None
         if cfg.use_halting:
             halt_probs = torch.stack(halts, dim=1)
+            penalty_probs = (torch.stack([self.halting(z.detach()) for z in states], dim=1)
+                             if torch.is_grad_enabled() else halt_probs)
             halt_dist = halting_distribution(halt_probs)
             mixed = (torch.stack(states, dim=1) * halt_dist[:, :, None, None].to(states[0].dtype)).sum(1)
             memory = self.bridge.memory(mixed)  # linear: mix of memories == memory of the mix
@@ -129,23 +159,23 @@ class HRMMamba2LM(nn.Module):
             memory = self.bridge.memory(states[-1])
         cycle_memories = ([self.bridge.memory(z) for z in states[:-1]]
                           if cfg.deep_supervision else [])
-        return HRMReadout(memory, gate, cycle_memories, halt_probs, halt_dist)
+        return HRMReadout(memory, gate, cycle_memories, halt_probs, halt_dist, gate_raw, penalty_probs)
 
-    def _diagnostics(self, readout: HRMReadout | None) -> dict[str, float]:
+    def _diagnostics(self, readout: HRMReadout | None, like: torch.Tensor) -> torch.Tensor:
+        """[len(DIAGNOSTIC_KEYS)] on the device, no host sync (the trainer syncs per log line)."""
         if readout is None:
-            return dict.fromkeys(DIAGNOSTIC_KEYS, 0.0)
+            return at_least_fp32(like.new_zeros(len(DIAGNOSTIC_KEYS)))
         with torch.no_grad():
-            gate = readout.gate
-            values = [gate.mean(), gate.min(), gate.max()]
+            gate, raw = readout.gate, readout.gate_raw
+            values = [gate.mean(), gate.min(), gate.max(), raw.mean(), raw.min(), raw.max()]
             if readout.halt_probs is not None:
                 sums = readout.halt_probs.to(gate.dtype).sum(1)
                 values += [sums.mean(), sums.min(), sums.max(),
                            expected_cycles(readout.halt_dist.to(gate.dtype)).mean()]
             else:
                 zero = gate.new_zeros(())
-                values += [zero, zero, zero, gate.new_tensor(float(self.cfg.h_cycles))]
-            numbers = torch.stack(values).tolist()  # one device sync for all of them
-        return dict(zip(DIAGNOSTIC_KEYS, numbers))
+                values += [zero, zero, zero, torch.full_like(zero, float(self.cfg.h_cycles))]  # no copy
+            return torch.stack(values)
 
     # ------------------------------------------------------------------ training forward
     def forward(self, input_ids: torch.Tensor, prompt_lens: torch.Tensor,
@@ -155,7 +185,9 @@ class HRMMamba2LM(nn.Module):
         cfg = self.cfg
         gate_scale = float(gate_scale)
         length = input_ids.shape[1]
-        prompt_lens = prompt_lens.to(input_ids.device).clamp(0, length)
+        # prompt_lens on the CPU (as the trainer passes them) give the pool its slice without a sync
+        longest = (min(int(prompt_lens.max()), length) if prompt_lens.numel() else 0) if not prompt_lens.is_cuda else None
+        prompt_lens = prompt_lens.to(input_ids.device, non_blocking=True).clamp(0, length)
         split = self._split
         h = self.decoder.run(self.decoder.embed(input_ids), 0, split)
 
@@ -164,27 +196,32 @@ class HRMMamba2LM(nn.Module):
         if cfg.hrm_enabled:
             if gate_scale == 0.0:
                 with torch.no_grad():  # diagnostics only; the decoder is left untouched
-                    readout = self.read_hrm(h, prompt_lens, 0.0)
+                    readout = self.read_hrm(h, prompt_lens, 0.0, longest)
             else:
-                readout = self.read_hrm(h, prompt_lens, gate_scale)
+                readout = self.read_hrm(h, prompt_lens, gate_scale, longest)
                 h_top = add_memory(h, readout.gate[:, None] * readout.memory, prompt_lens)
         logits = self.decoder.logits(self.decoder.run(h_top, split, cfg.n_layers))
 
         zero = at_least_fp32(logits.new_zeros(()))
-        halt_loss = zero
+        halt_loss = halt_penalty = zero
         if readout is not None and readout.halt_probs is not None and gate_scale != 0.0:
-            halt_loss = (cfg.halting_weight * readout.gate.mean().detach()
-                         * halting_penalty(readout.halt_probs, cfg.halt_target))
-        out = ModelOutput(logits=logits, halt_loss=halt_loss, diagnostics=self._diagnostics(readout))
+            halt_penalty = halting_penalty(readout.penalty_probs, cfg.halt_target)
+            halt_loss = cfg.halting_weight * readout.gate.mean().detach() * halt_penalty
+        out = ModelOutput(logits=logits, halt_loss=halt_loss, halt_penalty=halt_penalty,
+                          diagnostic_values=self._diagnostics(readout, logits))
         if labels is None:
             return out
 
-        out.lm_loss = token_cross_entropy(logits, labels)
+        # deep supervision scores only positions that receive memory: before prompt_len - 1 an
+        # intermediate decode is the main decode bit for bit, and would dilute ds_loss
+        receiving = receives_memory(prompt_lens, length)
+        memory_labels = labels.masked_fill(~receiving, IGNORE_INDEX)
+        out.lm_loss, out.lm_mem_loss = lm_losses(logits, labels, receiving)
         out.ds_loss = zero
         if readout is not None and readout.cycle_memories and gate_scale != 0.0:
             # same gate, same decoder top half, memory of each intermediate cycle
             losses = [token_cross_entropy(self.decoder.logits(self.decoder.run(
-                add_memory(h, readout.gate[:, None] * m, prompt_lens), split, cfg.n_layers)), labels)
+                add_memory(h, readout.gate[:, None] * m, prompt_lens), split, cfg.n_layers)), memory_labels)
                 for m in readout.cycle_memories]
             out.ds_loss = torch.stack(losses).mean()
         out.loss = out.lm_loss + cfg.ds_weight * out.ds_loss + halt_loss

@@ -26,9 +26,11 @@ class PromptPool(nn.Module):
         self.queries = nn.Parameter(torch.randn(cfg.hrm_slots, cfg.d_hrm) / math.sqrt(cfg.d_hrm))
         self.out_norm = RMSNorm(cfg.d_hrm, eps=cfg.norm_eps)
 
-    def forward(self, h: torch.Tensor, prompt_lens: torch.Tensor) -> torch.Tensor:
-        """h: [b, t, d_model]; prompt_lens: [b] -> injection [b, slots, d_hrm]."""
-        longest = int(prompt_lens.max()) if prompt_lens.numel() else 0
+    def forward(self, h: torch.Tensor, prompt_lens: torch.Tensor, longest: int | None = None) -> torch.Tensor:
+        """h: [b, t, d_model]; prompt_lens: [b] -> injection [b, slots, d_hrm]. ``longest``: the
+        longest prompt when the caller knows it from CPU data (else read here: a device sync)."""
+        if longest is None:
+            longest = int(prompt_lens.max()) if prompt_lens.numel() else 0
         h = h[:, :max(longest, 1)]  # positions past every prompt never contribute
         hn = self.norm(h)
         keys, values = self.key(hn), self.value(hn)
