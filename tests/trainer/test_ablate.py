@@ -1,0 +1,180 @@
+"""``python -m trainer.ablate``: a scaled-down copy of specs/ablation_hrm.toml, end to end.
+
+Three arms, one seed, a few dozen steps on the tiny data root: the base arm, an arm identical to it
+by construction (``ds_weight`` does nothing while deep supervision is off) and the plain decoder.
+It checks the table, the intervals (the identical arm's difference is exactly 0 and its interval
+covers 0), the per-tier rows, parameter counts and FLOPs, the plot, and that a rerun reuses
+every run and evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.trainer.conftest import REPO, env
+from trainer.ablate.spec import arm_manifest, load_spec
+from trainer.ablate.stats import difference, estimate, t975
+from trainer.ablate.toml_text import dumps
+from corpus.errors import UserError
+
+SPEC = """
+[ablation]
+name = "tiny"
+manifest = "{manifest}"
+runs_dir = "{runs}"
+seeds = [0]
+
+[common]
+train = {{ steps = 24 }}
+eval = {{ val_every = 12, dev_suites = ["arith"], dev_limit = 4 }}
+
+[evaluation]
+suites = ["arith"]
+limit = 8
+max_new_tokens = 24
+batch_size = 16
+
+[[arms]]
+name = "hrm"
+
+[[arms]]
+name = "same"
+description = "identical to hrm by construction"
+model = {{ ds_weight = 0.5 }}
+
+[[arms]]
+name = "no-hrm"
+model = {{ hrm_enabled = false }}
+"""
+
+
+def _ablate(spec: Path, root: Path, *flags: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "trainer.ablate", str(spec), "--data_dir", str(root), *flags]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=spec.parent, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_scaled_down_ablation(tiny):
+    spec = tiny.base / "ablate-tiny.toml"
+    runs = tiny.base / "ablate-runs"
+    spec.write_text(SPEC.format(manifest=tiny.manifest, runs=runs))
+    first = _ablate(spec, tiny.root)
+    out = runs / "report"
+    rep = json.loads((out / "ablation.json").read_text())
+    assert rep["arms"] == ["hrm", "same", "no-hrm"] and rep["seeds"] == [0]
+
+    # every run is a normal trainer run of the same length
+    for arm in rep["arms"]:
+        assert (runs / f"{arm}-s0" / "checkpoints" / "final.pt").is_file()
+        assert rep["costs"][arm]["steps"] == 24
+    assert rep["costs"]["hrm"]["tokens"] == rep["costs"]["same"]["tokens"] == rep["costs"]["no-hrm"]["tokens"]
+
+    acc = rep["metrics"]["arith/accuracy"]
+    base = acc["hrm"]["estimate"]
+    assert base["items"] == 8 and base["seeds"] == 1 and base["lo"] <= base["mean"] <= base["hi"]
+    assert acc["hrm"]["vs_base"] is None
+    same = acc["same"]["vs_base"]
+    assert same["mean"] == 0.0 and same["lo"] <= 0.0 <= same["hi"]
+    for metric in ("final_val_loss", "final_train_loss"):
+        d = rep["metrics"][metric]["same"]["vs_base"]
+        assert d["mean"] == 0.0 and d["lo"] <= 0.0 <= d["hi"]
+    # the plain decoder is a different model: another loss, fewer parameters, fewer FLOPs
+    assert rep["metrics"]["final_val_loss"]["no-hrm"]["vs_base"]["mean"] != 0.0
+    assert rep["costs"]["no-hrm"]["hrm_params"] == 0 < rep["costs"]["hrm"]["hrm_params"]
+    assert rep["costs"]["no-hrm"]["params"] == rep["costs"]["hrm"]["params"] - rep["costs"]["hrm"]["hrm_params"]
+    assert 0 < rep["costs"]["no-hrm"]["train_flops"] < rep["costs"]["hrm"]["train_flops"]
+    assert rep["costs"]["same"]["train_flops"] == rep["costs"]["hrm"]["train_flops"]
+
+    # per tier: the tiny sources are tiers 0-1 of arith and counting, 4 items each per task
+    tiers = sorted(m for m in rep["metrics"] if "/tier" in m)
+    assert tiers == ["arith/arith/tier0/accuracy", "arith/arith/tier1/accuracy",
+                     "arith/counting/tier0/accuracy", "arith/counting/tier1/accuracy"]
+    text = (out / "ablation.md").read_text()
+    assert "| arith/accuracy |" in text and "| arith/counting/tier1 | 2 |" in text and "| no-hrm |" in text
+    assert text in first.stdout
+    png = (out / "ablation.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+    # the curves are the runs' own metrics
+    curves = rep["curves"]["hrm-s0"]
+    assert [r["step"] for r in curves["val"]] == [12, 24] and len(curves["dev"]) == 2
+
+    # a rerun trains nothing and evaluates nothing
+    again = _ablate(spec, tiny.root)
+    assert again.stdout.count("finished earlier, reused") == 3 and "evaluated" not in again.stdout
+    assert json.loads((out / "ablation.json").read_text())["metrics"] == rep["metrics"]
+
+
+def test_interval_arithmetic_against_a_direct_computation():
+    rng = np.random.default_rng(0)
+    x = (rng.random((3, 50)) < 0.4).astype(float)
+    e = estimate(x)
+    per_seed, per_item = x.mean(axis=1), x.mean(axis=0)
+    seed_term = 4.303 * per_seed.std(ddof=1) / np.sqrt(3)
+    item_term = 1.959964 * per_item.std(ddof=1) / np.sqrt(50)
+    assert e.mean == pytest.approx(x.mean())
+    assert e.hi - e.mean == pytest.approx(np.hypot(seed_term, item_term))
+    assert e.mean - e.lo == pytest.approx(np.hypot(seed_term, item_term))
+    assert difference(x, x).as_dict() == {"mean": 0.0, "lo": 0.0, "hi": 0.0, "seeds": 3, "items": 50,
+                                          "seed_term": 0.0, "item_term": 0.0}
+    with pytest.raises(ValueError, match="unpaired"):
+        difference(x, x[:, :10])
+
+
+def test_same_distribution_arms_cover_zero_and_a_real_gap_does_not():
+    """Coverage: two arms drawn from one distribution; the interval covers 0 in ~95% of trials."""
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(400):
+        p_item = rng.random(60)  # item difficulty, shared (the same items for both arms)
+        a = (rng.random((3, 60)) < p_item).astype(float)
+        b = (rng.random((3, 60)) < p_item).astype(float)
+        covered += difference(a, b).covers(0.0)
+    assert covered / 400 >= 0.93
+    p = rng.random(200) * 0.5
+    better = (rng.random((3, 200)) < p + 0.3).astype(float)
+    worse = (rng.random((3, 200)) < p).astype(float)
+    assert difference(better, worse).lo > 0.15
+
+
+def test_t_quantiles():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 5, 10, 30):
+        assert t975(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), abs=1e-3)
+
+
+def test_arm_manifests_merge_and_refuse(tmp_path):
+    base = REPO / "manifests" / "ablation_arith.toml"
+    spec_path = tmp_path / "s.toml"
+    spec_path.write_text(f'[ablation]\nname = "x"\nmanifest = "{base}"\nseeds = [0]\n'
+                         '[[arms]]\nname = "a"\n[[arms]]\nname = "b"\nmodel = { hrm_enabled = false }\n'
+                         'data = { sources = { "synthetic:arith" = { tiers = [0.5, 0.5] } } }\n')
+    spec = load_spec(spec_path)
+    doc = tomllib.loads(base.read_text())
+    b = arm_manifest(spec, spec.arm("b"), doc)
+    assert b["model"] == {"preset": "demo", "hrm_enabled": False}
+    assert b["data"]["sources"][0]["tiers"] == [0.5, 0.5] and b["data"]["sources"][0]["weight"] == 1.0
+    assert {k: v for k, v in b["data"].items() if k != "sources"} == {k: v for k, v in doc["data"].items() if k != "sources"}
+    assert tomllib.loads(dumps(b)) == b and dumps(b) == dumps(arm_manifest(spec, spec.arm("b"), doc))
+
+    def refused(arms: str, match: str):
+        spec_path.write_text(f'[ablation]\nname = "x"\nmanifest = "{base}"\nseeds = [0]\n[[arms]]\nname = "a"\n' + arms)
+        with pytest.raises(UserError, match=match):
+            s = load_spec(spec_path)
+            arm_manifest(s, s.arms[1], doc)
+
+    refused('[[arms]]\nname = "b"\ntrain = { steps = 9 }\n', r"arms\[b\]\.train\.steps: the training budget")
+    refused('[[arms]]\nname = "b"\ntrain = { seed = 9 }\n', r"train\.seed: set by the ablation")
+    refused('[[arms]]\nname = "b"\ndata = { sources = { "synthetic:nope" = { weight = 1 } } }\n',
+            r"no source 'synthetic:nope'")
+    refused('[[arms]]\nname = "a"\n', "used twice")
+    refused('[[arms]]\nname = "b c"\n', "arm name")
+    refused('[[arms]]\nname = "b"\nmodle = {}\n', r"arms\.1\.modle")
