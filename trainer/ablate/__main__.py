@@ -1,4 +1,4 @@
-"""``python -m trainer.ablate SPEC [--jobs N] [--data_dir DIR] [--report-only]``.
+"""``python -m trainer.ablate SPEC [--jobs N] [--data_dir DIR] [--report-only [--partial]]``.
 
 Trains every unfinished (arm, seed) run, evaluates every run on the same items, and writes
 ``<out>/ablation.{md,json,png}`` (docs/ablations.md). Rerunning reuses finished runs and cached
@@ -28,8 +28,16 @@ def ablate(args: argparse.Namespace) -> int:
     say(f"ablation {spec.name}: {len(spec.arms)} arms x {len(spec.seeds)} seeds = {len(jobs)} runs under {spec.runs_dir}")
     if args.report_only:
         missing = [j.name for j in jobs if not j.finished()]
+        if missing and not args.partial:
+            raise UserError(f"--report-only: runs not finished: {', '.join(missing)} (--partial: report the "
+                            f"seeds every arm has finished)")
         if missing:
-            raise UserError(f"--report-only: runs not finished: {', '.join(missing)}")
+            done = [s for s in spec.seeds if all(j.finished() for j in jobs if j.seed == s)]
+            if not done:
+                raise UserError(f"--partial: no seed is finished for every arm (unfinished: {', '.join(missing)})")
+            say(f"--partial: reporting seeds {done} of {spec.seeds} (unfinished: {', '.join(missing)})")
+            spec.seeds = done
+            jobs = [j for j in jobs if j.seed in done]
     else:
         train_all(jobs, args.data_dir, parallel=args.jobs, say=say)
     root = data_root(args.data_dir)
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs trained at a time (default 1)")
     p.add_argument("--data_dir", "--data-dir", default=None, help="data root (default $HRM_DATA_DIR or ./data)")
     p.add_argument("--report-only", action="store_true", help="train nothing; fail if a run is unfinished")
+    p.add_argument("--partial", action="store_true", help="with --report-only: use the seeds every arm has finished")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.jobs < 1:

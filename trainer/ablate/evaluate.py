@@ -4,7 +4,8 @@
                   trained on (arms with different [data] have different plans, so the per-run
                   ``arith`` suite would drop different items); other suites read fixed test sets
     per run:      final.pt (equal training budget for every arm, not the best-val checkpoint)
-                  ─► the suites ─► per item {id, group, tier, correct} + metrics
+                  ─► the suites ─► per item {id, group, tier, values: {accuracy}} + metrics
+                  ─► with arith: teacher-forced target NLL and token accuracy per item (teacher.py)
                   ─► cached in <run>/ablation/eval-<key>.json (key: checkpoint sha, items, options)
     training:     metrics.jsonl ─► final val loss, tokens and samples seen, gate μ and halt Σ curves
 """
@@ -69,7 +70,8 @@ def common_arith_items(spec: Spec, plan_ids: list[str], data_root: Path):
 def _key(job: RunJob, suites: list[str], items_sha: str, spec: Spec) -> str:
     meta = json.loads((job.run_dir / "checkpoints" / "final.pt.meta.json").read_text())
     ev = spec.evaluation
-    blob = json.dumps([meta.get("sha256"), suites, items_sha, ev.limit, ev.max_new_tokens, ev.arith_seed], default=str)
+    blob = json.dumps([meta.get("sha256"), suites, items_sha, ev.limit, ev.max_new_tokens, ev.arith_seed,
+                       ev.teacher_forced], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -106,6 +108,10 @@ def evaluate_run(job: RunJob, spec: Spec, arith_items, data_dir: str | None, say
         if result.status != "ok":
             raise UserError(f"{job.name}: suite {name} {result.status}: {result.reason}")
         out["suites"][name] = {"metrics": result.metrics, "items": _item_verdicts(result.records)}
+        if name == "arith" and ev_opts.teacher_forced:
+            from trainer.ablate.teacher import teacher_forced
+
+            out["suites"]["teacher"] = {"metrics": {}, "items": teacher_forced(ev, arith_items, ev_opts.batch_size)}
     training = training_record(job)
     out["training"] = training
     cfg = ev.config.get("train", {})
@@ -124,7 +130,7 @@ def _item_verdicts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if flag is None or "id" not in r:
             continue
         out.append({"id": r["id"], "group": r.get("task") or r.get("dataset") or "", "tier": r.get("tier"),
-                    "correct": bool(r[flag])})
+                    "values": {"accuracy": float(bool(r[flag]))}})
     return out
 
 

@@ -22,34 +22,37 @@ from trainer.ablate.spec import Spec
 from trainer.ablate.stats import Estimate, difference, estimate
 
 RUN_METRICS = ("final_val_loss", "final_train_loss")  # one value per run, from metrics.jsonl
-_TIER = re.compile(r"/tier(\d+)/accuracy$")
+_TIER = re.compile(r"/tier\d+/")
 
 
 def item_matrices(spec: Spec, evals: dict[tuple[str, int], dict]) -> dict[str, dict[str, np.ndarray]]:
-    """metric -> arm -> (seeds x items) 0/1 matrix, items in the base arm's order."""
+    """metric -> arm -> (seeds x items) matrix, items in the base arm's order. Metrics:
+    ``<suite>/<value>`` over all items, ``<suite>/<group>/<value>`` and ``<suite>/<group>/tier<k>/<value>``."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    for suite in spec.evaluation.suites:
-        ref = evals[(spec.base, spec.seeds[0])]["suites"][suite]["items"]
+    ref_run = evals[(spec.base, spec.seeds[0])]["suites"]
+    for suite, ref_suite in ref_run.items():
+        ref = ref_suite["items"]
         if not ref:
             continue
         ids = [it["id"] for it in ref]
-        groups: dict[str, list[int]] = {f"{suite}/accuracy": list(range(len(ids)))}
+        fields = list(ref[0]["values"])
+        groups: dict[str, list[int]] = {"": list(range(len(ids)))}
         for j, it in enumerate(ref):
             if it["group"]:
-                groups.setdefault(f"{suite}/{it['group']}/accuracy", []).append(j)
+                groups.setdefault(f"{it['group']}/", []).append(j)
                 if it["tier"] is not None:
-                    groups.setdefault(f"{suite}/{it['group']}/tier{it['tier']}/accuracy", []).append(j)
+                    groups.setdefault(f"{it['group']}/tier{it['tier']}/", []).append(j)
         for arm in (a.name for a in spec.arms):
-            rows = []
+            cube = []
             for seed in spec.seeds:
                 items = evals[(arm, seed)]["suites"][suite]["items"]
-                got = {it["id"]: it["correct"] for it in items}
                 if [it["id"] for it in items] != ids:
                     raise UserError(f"{arm}-s{seed}: suite {suite} scored other items than {spec.base}-s{spec.seeds[0]}")
-                rows.append([float(got[i]) for i in ids])
-            full = np.array(rows)
-            for metric, cols in groups.items():
-                out.setdefault(metric, {})[arm] = full[:, cols]
+                cube.append([[it["values"][f] for f in fields] for it in items])
+            full = np.array(cube)  # seeds x items x fields
+            for k, name in enumerate(fields):
+                for prefix, cols in groups.items():
+                    out.setdefault(f"{suite}/{prefix}{name}", {})[arm] = full[:, cols, k]
     return out
 
 
@@ -97,10 +100,14 @@ def _last(run: dict, key: str, window: int = 3) -> float:
 # -- markdown --------------------------------------------------------------------------------------
 
 def _ci(e: dict, digits: int) -> str:
+    if e["seeds"] < 2 and e["items"] < 2:
+        return f"{e['mean']:.{digits}f} (1 seed: no interval)"
     return f"{e['mean']:.{digits}f} [{e['lo']:.{digits}f}, {e['hi']:.{digits}f}]"
 
 
 def _sig(e: dict) -> str:
+    if e["seeds"] < 2 and e["items"] < 2:
+        return ""
     return "" if e["lo"] <= 0 <= e["hi"] else (" ▲" if e["lo"] > 0 else " ▼")
 
 
@@ -110,6 +117,8 @@ def markdown(rep: dict[str, Any]) -> str:
              "", f"Base arm: `{base}`. Seeds: {', '.join(map(str, rep['seeds']))}. Intervals: 95%, over seeds and "
              "items (trainer/ablate/stats.py); Δ is arm − base, paired over seeds and items; ▲/▼ = interval excludes 0.",
              ""]
+    if len(rep["seeds"]) < 2:
+        lines += ["* One seed: item-level intervals hold the item term only; run-level metrics get none.", ""]
     lines += [f"* {n}" for n in rep["notes"]]
     lines += ["", "## Cost per arm (mean over seeds)", "",
               "| arm | params | HRM params | steps | samples | tokens | train FLOPs | vs base | s/run | gate μ (end) | halt Σ (end) |",
@@ -123,7 +132,7 @@ def markdown(rep: dict[str, Any]) -> str:
     headline = [m for m in rep["metrics"] if not _TIER.search(m)]
     lines += ["", "## Metrics", "", "| metric | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
     for m in headline:
-        digits = 4 if "loss" in m else 3
+        digits = 4 if ("loss" in m or "nll" in m) else 3
         cells = []
         for arm in arms:
             r = rep["metrics"][m][arm]
@@ -134,7 +143,7 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     tiers = [m for m in rep["metrics"] if _TIER.search(m)]
     if tiers:
-        lines += ["", "## Accuracy per tier", "", "| task / tier | n | " + " | ".join(arms) + " |",
+        lines += ["", "## Per tier", "", "| metric | n | " + " | ".join(arms) + " |",
                   "|---|---|" + "---|" * len(arms)]
         for m in tiers:
             first = rep["metrics"][m][base]["estimate"]
@@ -143,7 +152,7 @@ def markdown(rep: dict[str, Any]) -> str:
                 r = rep["metrics"][m][arm]
                 cells.append(_ci(r["estimate"], 3) + ("" if r["vs_base"] is None else
                                                      f"<br>Δ {_ci(r['vs_base'], 3)}{_sig(r['vs_base'])}"))
-            lines.append(f"| {m.removesuffix('/accuracy')} | {first['items']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {m} | {first['items']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -88,6 +88,7 @@ class Evaluation(_Strict):
     batch_size: int = Field(default=64, ge=1)
     arith_tasks: Optional[list[str]] = None
     arith_seed: Optional[int] = None
+    teacher_forced: bool = True  # with arith: target NLL and token accuracy per item (teacher.py)
 
     @field_validator("suites")
     @classmethod
