@@ -205,4 +205,4 @@ def test_arm_manifests_merge_and_refuse(tmp_path):
             r"no source 'synthetic:nope'")
     refused('[[arms]]\nname = "a"\n', "used twice")
     refused('[[arms]]\nname = "b c"\n', "arm name")
-    refused('[[arms]]\nname = "b"\nmodle = {}\n', r"arms\.1\.modle")
+    refused('[[arms]]\nname = "b"\nmodle = {}\n', r"arms\[1\] \(b\)\.modle: unknown key")

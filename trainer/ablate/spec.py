@@ -132,16 +132,14 @@ class Spec:
 
 def load_spec(path: str | Path) -> Spec:
     """Read and check a spec; every problem is one line naming the file and the field."""
-    from corpus.mixing.manifest import read_toml
+    from corpus.mixing.manifest import describe_error, read_toml
 
     path = Path(path)
     raw, doc = read_toml(path)
     try:
         parsed = SpecFile.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise UserError(f"{path}: {describe_error(exc, doc)}") from None
     spec = Spec(path, parsed, raw)
     names = [a.name for a in spec.arms]
     dupes = sorted({n for n in names if names.count(n) > 1})
