@@ -206,3 +206,43 @@ def test_arm_manifests_merge_and_refuse(tmp_path):
     refused('[[arms]]\nname = "a"\n', "used twice")
     refused('[[arms]]\nname = "b c"\n', "arm name")
     refused('[[arms]]\nname = "b"\nmodle = {}\n', r"arms\[1\] \(b\)\.modle: unknown key")
+
+
+def test_report_over_three_seeds_pairs_items_and_seeds(tmp_path):
+    """build_report on hand-made evaluations: arm b answers every item on seeds 1-2 and equals a on
+    seed 0, so its gain is large on average but, with three seeds, not certain; on every seed it
+    would be."""
+    from trainer.ablate.report import build_report, markdown, plot
+
+    base = REPO / "manifests" / "ablation_arith.toml"
+    spec_path = tmp_path / "s.toml"
+    spec_path.write_text(f'[ablation]\nname = "x"\nmanifest = "{base}"\nseeds = [0, 1, 2]\n'
+                         '[[arms]]\nname = "a"\n[[arms]]\nname = "b"\n')
+    spec = load_spec(spec_path)
+    rng = np.random.default_rng(3)
+    a = (rng.random((3, 40)) < 0.3).astype(float)
+    b = a.copy()
+    b[1:] = 1.0
+    evals = {}
+    for arm, x in (("a", a), ("b", b)):
+        for s in range(3):
+            items = [{"id": f"i{j}", "group": "arith", "tier": j % 2, "values": {"accuracy": x[s, j]}} for j in range(40)]
+            curves = {"train": [{"step": 10, "loss": 2.0 - s, "gate_mean": 0.1, "halt_sum_mean": 0.0}],
+                      "val": [{"step": 10, "val_loss": 1.5}], "dev": [{"step": 10, "dev/arith/accuracy": 0.1}]}
+            evals[(arm, s)] = {"step": 10, "suites": {"arith": {"metrics": {}, "items": items}},
+                               "training": {"tokens": 100, "samples": 10, "final_val_loss": 1.0 + 0.1 * s + (arm == "b"),
+                                            "final_train_loss": 1.0, "elapsed_s": 5.0, "curves": curves},
+                               "cost": {"params": 10, "hrm_params": 2, "flops_per_step": 7, "train_flops": 70.0}}
+    rep = build_report(spec, evals, ["a note"], "python -m trainer.ablate s.toml")
+    acc = rep["metrics"]["arith/accuracy"]
+    assert acc["a"]["estimate"]["mean"] == pytest.approx(a.mean()) and acc["a"]["estimate"]["seeds"] == 3
+    assert acc["b"]["vs_base"] == difference(b, a).as_dict() and acc["b"]["vs_base"]["lo"] < 0 < acc["b"]["vs_base"]["mean"]
+    assert difference(np.ones_like(a), a).lo > 0
+    tier1 = rep["metrics"]["arith/arith/tier1/accuracy"]["b"]["vs_base"]
+    assert tier1 == difference(b[:, 1::2], a[:, 1::2]).as_dict()
+    val = rep["metrics"]["final_val_loss"]["b"]["vs_base"]  # exactly +1 on every seed: a zero-width interval
+    assert val["mean"] == pytest.approx(1.0) and val["hi"] - val["lo"] == pytest.approx(0.0, abs=1e-12)
+    assert val["items"] == 0 and rep["metrics"]["final_val_loss"]["a"]["estimate"]["seed_term"] > 0
+    text = markdown(rep)
+    assert "| arith/arith/tier1/accuracy | 20 |" in text and "▲" in text and "* a note" in text  # ▲: the val loss
+    assert plot(rep, tmp_path / "p.png").stat().st_size > 10_000
