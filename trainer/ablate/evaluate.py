@@ -84,8 +84,8 @@ def evaluate_run(job: RunJob, spec: Spec, arith_items, data_dir: str | None, say
     suites = spec.evaluation.suites
     key = _key(job, suites, items_digest(arith_items or []), spec)
     cache = job.run_dir / "ablation" / f"eval-{key}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    if cache.is_file():  # the training record is re-read: it is cheap and never stale
+        return {**json.loads(cache.read_text()), "training": training_record(job)}
     from trainer.ablate.cost import parameter_counts, training_flops
     from trainer.eval.generation import text_generator
     from trainer.eval.load import load_evaluable
@@ -151,7 +151,8 @@ def training_record(job: RunJob) -> dict[str, Any]:
         "final_val_loss": val[-1]["val_loss"] if val else None,
         "final_train_loss": last["loss"], "elapsed_s": last.get("elapsed_s"),
         "curves": {
-            "train": [{k: r.get(k) for k in ("step", "loss", "lm_loss", "gate_mean", "halt_sum_mean")} for r in train],
+            "train": [{k: r.get(k) for k in ("step", "loss", "lm_loss", "gate_mean", "gate_max", "halt_sum_mean")}
+                      for r in train],
             "val": [{"step": r["step"], "val_loss": r["val_loss"]} for r in val],
             "dev": [{k: v for k, v in r.items() if k == "step" or (k.endswith("accuracy") and k.count("/") == 2)}
                     for r in dev],

@@ -86,10 +86,28 @@ def build_report(spec: Spec, evals: dict[tuple[str, int], dict], notes: list[str
                       "train_seconds": float(np.mean([r["training"]["elapsed_s"] or 0 for r in runs])),
                       "final_gate_mean": float(np.mean([_last(r, "gate_mean") for r in runs])),
                       "final_halt_sum": float(np.mean([_last(r, "halt_sum_mean") for r in runs]))}
-    return {"spec": str(spec.path), "spec_sha": spec.sha, "command": command, "name": spec.name,
+    gate = {arm: _gate_phases([evals[(arm, s)] for s in spec.seeds]) for arm in arms}
+    return {"spec": str(spec.path), "spec_sha": spec.sha, "gate": gate, "command": command, "name": spec.name,
             "base": spec.base, "arms": arms, "descriptions": {a.name: a.description for a in spec.arms},
             "seeds": spec.seeds, "notes": notes, "metrics": metrics, "costs": costs,
             "curves": {f"{arm}-s{s}": evals[(arm, s)]["training"]["curves"] for arm in arms for s in spec.seeds}}
+
+
+PHASES = (0.25, 0.5, 0.75, 1.0)
+
+
+def _gate_phases(runs: list[dict]) -> dict[str, Any]:
+    """Gate μ at a quarter, half, three quarters and the end of training, averaged over seeds."""
+    at = []
+    for frac in PHASES:
+        values = []
+        for r in runs:
+            rows = r["training"]["curves"]["train"]
+            last = rows[-1]["step"]
+            values.append(min(rows, key=lambda row: abs(row["step"] - frac * last))["gate_mean"] or 0.0)
+        at.append(float(np.mean(values)))
+    ends = [max((row.get("gate_max") or 0.0) for row in r["training"]["curves"]["train"][-3:]) for r in runs]
+    return {"phases": list(PHASES), "gate_mean": at, "gate_max_end": float(np.mean(ends))}
 
 
 def _last(run: dict, key: str, window: int = 3) -> float:
@@ -129,6 +147,13 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {arm} | {c['params']:,} | {c['hrm_params']:,} | {c['steps']} | {c['samples']:,.0f} | "
                      f"{c['tokens']:,.0f} | {c['train_flops']:.3g} | {c['train_flops'] / fb:.2f}x | {c['train_seconds']:.0f} | "
                      f"{c['final_gate_mean']:.3f} | {c['final_halt_sum']:.2f} |")
+    lines += ["", "## HRM gate μ and halt Σ over training (mean over seeds; training log windows)", "",
+              "| arm | " + " | ".join(f"{int(f * 100)}%" for f in PHASES) + " | gate max (end) | halt Σ (end) |",
+              "|---|" + "---|" * (len(PHASES) + 2)]
+    for arm in arms:
+        g = rep["gate"][arm]
+        lines.append(f"| {arm} | " + " | ".join(f"{v:.4f}" for v in g["gate_mean"]) +
+                     f" | {g['gate_max_end']:.3f} | {rep['costs'][arm]['final_halt_sum']:.2f} |")
     headline = [m for m in rep["metrics"] if not _TIER.search(m)]
     lines += ["", "## Metrics", "", "| metric | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
     for m in headline:
