@@ -207,6 +207,7 @@ def plot(rep: dict[str, Any], path: Path) -> Path:
                     if xs:
                         ax.plot(xs, ys, color=colour, linewidth=1.0, alpha=0.8,
                                 label=(arm if j == 0 else None), marker="o" if kind != "train" else None, markersize=3)
+    axes[0][0].set_yscale("log")  # the first steps fall from the vocabulary's entropy
     for ax, kind, key, title in panels:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
