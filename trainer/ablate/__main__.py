@@ -45,6 +45,9 @@ def ablate(args: argparse.Namespace) -> int:
     items = None
     if "arith" in spec.evaluation.suites:
         items, notes = common_arith_items(spec, [plan_id_of(j) for j in jobs], root)
+    if len({j.data_key for j in jobs}) > 1:
+        notes.append("final_val_loss and final_train_loss are measured on each arm's own plan (val split, training "
+                     "batches): arms with other [data] are compared on the common items only")
     evals = {(j.arm, j.seed): evaluate_run(j, spec, items, args.data_dir, say=say) for j in jobs}
     command = "python -m trainer.ablate " + " ".join(shlex.quote(a) for a in args.argv)
     rep = build_report(spec, evals, notes, command)
