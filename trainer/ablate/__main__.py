@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    if args.partial and not args.report_only:
+        p.error("--partial goes with --report-only")
     args.argv = argv
     return run_cli(lambda: ablate(args))
 
