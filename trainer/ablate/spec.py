@@ -135,6 +135,8 @@ def load_spec(path: str | Path) -> Spec:
     from corpus.mixing.manifest import describe_error, read_toml
 
     path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ablation spec not found: {path}")
     raw, doc = read_toml(path)
     try:
         parsed = SpecFile.model_validate(doc)
