@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.trainer.conftest import REPO, env
+from corpus.errors import UserError
 from trainer.ablate.spec import arm_manifest, load_spec
 from trainer.ablate.stats import difference, estimate, t975
 from trainer.ablate.toml_text import dumps
-from corpus.errors import UserError
+
+from .conftest import REPO, env
 
 SPEC = """
 [ablation]
