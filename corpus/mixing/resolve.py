@@ -2,12 +2,12 @@
 
 "latest" means the newest published training version of the source built with the manifest's
 tokenizer, whatever its row lengths: the plan applies the manifest's ``max_seq_len`` and overlong
-policy, so one version serves plans at 256 and at 2048. What is missing is made when the manifest
+policy (corpus.mixing.overlong), so one version serves plans at 256 and at 2048. What is missing is made when the manifest
 says how: ``[data.tokenizer_train]`` trains the tokenizer, a source's ``build = {...}`` runs
 ``corpus.build`` in-process. So a fresh machine goes from nothing to a plan with one command.
 
 The plan id is a hash of what decides the plan's content (tokenizer sha, versions, weights,
-tiers, max_seq_len, sizes, seed, window, algorithm), not of ``[model]``/``[train]``/``[eval]``: changing the
+tiers, overlong policies, max_seq_len, sizes, seed, window, algorithm), not of ``[model]``/``[train]``/``[eval]``: changing the
 learning rate does not re-plan, changing a weight does.
 """
 
@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from corpus.errors import UserError
 from corpus.mixing.manifest import Manifest, SourceSpec
+from corpus.mixing.overlong import policy_for
 
 PLAN_ALGORITHM = "stratified-window@1"
 RESERVED_BUILD_KEYS = {"tokenizer", "max_seq_len", "max-seq-len", "data_dir", "data-dir", "source"}
@@ -36,6 +37,7 @@ class Component:
     index: int
     spec: SourceSpec
     version: dict[str, Any]
+    overlong: str = "skip"  # the policy for rows longer than data.max_seq_len (corpus.mixing.overlong)
 
     @property
     def name(self) -> str:
@@ -73,6 +75,7 @@ class ResolvedMix:
             "window": d.window,
             "sources": [
                 {"name": c.name, "version": c.version_id, "weight": c.weight, "tiers": tiers_json(c.spec),
+                 "overlong": c.overlong,
                  **({"tier_rule": c.spec.tier_rule} if c.spec.tier_rule else {})}
                 for c in self.components
             ],
@@ -161,7 +164,7 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
         row = _resolve_version(manifest, root, catalog, versions, i, spec, tok, build_missing, log)
         if spec.tier_rule and spec.tier_rule != row["tier_rule"]:
             _check_tier_rule(manifest, catalog, i, spec, row)
-        components.append(Component(i, spec, row))
+        components.append(Component(i, spec, row, policy_for(spec.overlong, manifest.data.overlong, row)))
     return ResolvedMix(manifest, root, tok, components)
 
 
