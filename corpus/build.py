@@ -57,9 +57,10 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--role", choices=["train", "eval"], help="register as training data or as an evaluation set "
                    "(default: the source's; e.g. gsm8k --split test --role eval)")
-    from corpus.quality import decontaminate
+    from corpus.quality import decontaminate, eval_guard
 
     decontaminate.add_arguments(p)
+    eval_guard.add_arguments(p)
     return p
 
 
@@ -236,6 +237,10 @@ def build(args: argparse.Namespace) -> int:
         "options": source.options(), "role": kind,
         "decontamination": decontam.config if decontam else None, "quality": {"max_dup_rate": args.max_dup_rate},
     }
+    if kind != "eval":
+        from corpus.quality.eval_guard import refuse_eval_inputs
+
+        refuse_eval_inputs(args, source, files, fingerprint, catalog)
     vid = version_id(args.source, fingerprint, config, tok.sha256, code_version())
     existing = catalog.version(vid)
     if existing and existing["status"] in ("published", "failed"):
@@ -251,7 +256,12 @@ def build(args: argparse.Namespace) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam)
+        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind)
+        from corpus.quality.eval_guard import NOT_DECONTAMINATED, not_decontaminated
+
+        unchecked = not_decontaminated(source, kind, decontam)
+        if unchecked:
+            stats.counters[NOT_DECONTAMINATED] = 1
         bad = len(rejected)
         if stats.records == 0:
             raise UserError(f"no records read from {', '.join(map(str, files or [hub]))}")
@@ -283,6 +293,8 @@ def build(args: argparse.Namespace) -> int:
     _print_summary(args, source, vid, stats, rejected, status, failures, time.perf_counter() - started)
     if decontam:
         print(decontam.summary())
+    if unchecked:
+        print(unchecked)
     return 0 if status == "published" else 1
 
 
@@ -298,7 +310,7 @@ def _tokenizer_path(args, root: Path, catalog) -> Path:
                     + ": train one with python -m corpus.tokenizer train ...")
 
 
-def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
+def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train"):
     from corpus.shards import ShardWriter
 
     records = source.records([str(f) for f in files] if files else None, args.split, args.limit)
@@ -329,7 +341,8 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
                 rejected.extend(bad)
                 for split, batch in by_split.items():
                     if split not in writers:
-                        writers[split] = ShardWriter(staging, args.source, split, tok.token_dtype, with_image)
+                        writers[split] = ShardWriter(staging, args.source, split, tok.token_dtype, with_image,
+                                                     kind=kind)
                     if decontam:  # before the shard: shards are immutable once written
                         batch = decontam.apply(batch, split, len(writers[split].written))
                     writers[split].add(batch)
@@ -454,7 +467,9 @@ def _print_summary(args, source, vid, stats: BuildStats, rejected, status, failu
     q = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common()) or "none"
     console.print(f"quarantined {len(rejected)} of {stats.records} records ({q})")
     if stats.counters:
-        console.print("counted: " + ", ".join(f"{name}: {n}" for name, n in sorted(stats.counters.items())))
+        counted = {name: n for name, n in stats.counters.items() if name != "not decontaminated"}  # printed below
+        if counted:
+            console.print("counted: " + ", ".join(f"{name}: {n}" for name, n in sorted(counted.items())))
     console.print(f"{seconds:.1f} s, {total_tokens / max(seconds, 1e-9):,.0f} tokens/s")
     console.print(f"version {vid}: {status}" + (f" — failing: {'; '.join(failures)}" if failures else ""))
 

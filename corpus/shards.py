@@ -1,7 +1,7 @@
 """Parquet token shards and their memory-map sidecars (docs/design.md, "Shard rows").
 
 A :class:`ShardWriter` receives finished rows (already tokenized) as column batches and cuts
-them into ``{split}-{NNNNN}.parquet`` files plus ``.tokens.npy``/``.index.npy`` sidecars. Every
+them into ``{split}-{NNNNN}.parquet`` files (``eval-{split}-{NNNNN}`` for evaluation versions) plus ``.tokens.npy``/``.index.npy`` sidecars. Every
 file goes through write-temp, fsync, rename; the caller registers the returned
 :class:`ShardFile` records only once the whole version is complete.
 """
@@ -130,8 +130,11 @@ class ShardWriter:
     """Accumulates rows of one split and writes shards of bounded size into ``directory``."""
 
     def __init__(self, directory: Path, source: str, split: str, token_dtype: str, with_image: bool = False,
-                 rows_per_shard: int = ROWS_PER_SHARD, tokens_per_shard: int = TOKENS_PER_SHARD):
+                 rows_per_shard: int = ROWS_PER_SHARD, tokens_per_shard: int = TOKENS_PER_SHARD,
+                 kind: str = "train"):
         self.directory = Path(directory)
+        # evaluation versions are recognisable from their files: eval-<split>-NNNNN, never train-NNNNN
+        self.stem = f"eval-{split}" if kind == "eval" else split
         self.source = source
         self.split = split
         self.token_dtype = np.dtype(token_dtype)
@@ -162,7 +165,7 @@ class ShardWriter:
         batches, self.pending = self.pending, []
         self.pending_rows = self.pending_tokens = 0
         idx = len(self.written)
-        stem = f"{self.split}-{idx:05d}"
+        stem = f"{self.stem}-{idx:05d}"
         table = self._table(batches)
         parquet = self.directory / f"{stem}.parquet"
         with atomic_path(parquet) as tmp:
