@@ -130,7 +130,7 @@ def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: in
                                                                        "with --val-ratio > 0)" if split == "val" else ""))
         picked = np.empty(len(positions), dtype=np.int64)
         if split == "train" and c.spec.tiers:
-            _check_tiers_present(resolved, c, pool)
+            _check_tiers_present(resolved, c, pool, st)
             x = (positions + 0.5) / n
             draw_tiers = tier_sequence(c.spec.tiers, x)
             st.epochs = 0.0
@@ -162,14 +162,16 @@ def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: in
     return SplitPlan(split, component, shard, row, tier, n_tokens, epoch, stats, targets)
 
 
-def _check_tiers_present(resolved: ResolvedMix, c: Component, pool: RowPool) -> None:
+def _check_tiers_present(resolved: ResolvedMix, c: Component, pool: RowPool, st: SplitStats) -> None:
     have = pool.tier_rows()
+    skipped = (f"; {st.skipped_rows:,} rows longer than data.max_seq_len {resolved.manifest.data.max_seq_len} "
+               f"skipped (overlong = \"{st.overlong}\")") if st.skipped_rows else ""
     for knot in c.spec.tiers:
         for t, w in knot.weights.items():
             if w > 0 and not have.get(t):
                 raise UserError(f"{resolved.manifest.where(c.key('tiers'))}: tier {t} has weight {w:g} but version "
                                 f"{c.version_id} has no train rows of tier {t} (tiers present: "
-                                f"{', '.join(f'{k}: {v:,}' for k, v in sorted(have.items()))})")
+                                f"{', '.join(f'{k}: {v:,}' for k, v in sorted(have.items()))}{skipped})")
 
 
 def _check_epochs(resolved: ResolvedMix, c: Component, split: str, draws: int, rows: int, t: int | None) -> None:

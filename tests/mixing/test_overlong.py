@@ -164,3 +164,20 @@ def test_default_policy_follows_the_version_layout():
     assert policy_for(None, None, windows) == "truncate" and policy_for(None, None, old_qa) == "skip"
     assert policy_for(None, "cut_target", windows) == "cut_target"
     assert policy_for("skip", "cut_target", windows) == "skip"
+
+
+def test_a_tier_emptied_by_skipping_says_why(mix_root, tmp_path):
+    arith = Catalog(mix_root).query_dicts("SELECT v.id, s.path FROM versions v JOIN shards s ON s.version = v.id "
+                                          "WHERE v.source = 'synthetic:arith' AND s.split = 'train'")
+    cols = [pq.read_table(mix_root / r["path"], columns=["tier", "n_tokens"]).to_pydict() for r in arith]
+    top = max(t for c in cols for t in c["tier"])
+    limit = min(n for c in cols for t, n in zip(c["tier"], c["n_tokens"]) if t == top) - 1
+    skipped = sum(n > limit for c in cols for n in c["n_tokens"])
+    assert 0 < skipped < sum(len(c["tier"]) for c in cols)
+    sources = [{**PLAIN[0], "tiers": {str(top): 1.0}}] + PLAIN[1:]
+    path = write_manifest(tmp_path / "tier.toml", {**DATA, "max_seq_len": limit, "overlong": "skip"}, sources)
+    with pytest.raises(UserError) as info:
+        make_plan(path, mix_root, log=quiet)
+    text = str(info.value)
+    assert f"(synthetic:arith).tiers: tier {top} has weight 1 but version" in text
+    assert f"; {skipped:,} rows longer than data.max_seq_len {limit} skipped (overlong = \"skip\"))" in text
