@@ -113,6 +113,16 @@ MIGRATIONS: list[tuple[int, str]] = [
             positions BIGINT, tokens BIGINT);
         """,
     ),
+    (
+        6,
+        # rows longer than the plan's max_seq_len per (plan, split, source): the policy, the rows
+        # it skipped (never drawn) and the positions it cut (docs/mixing.md; view mix_overlong)
+        """
+        CREATE TABLE mix_length_counts (
+            mix VARCHAR, split VARCHAR, source VARCHAR, policy VARCHAR, max_seq_len INTEGER, rows BIGINT,
+            skipped_rows BIGINT, cut_rows BIGINT, positions BIGINT, cut_positions BIGINT, cut_tokens BIGINT);
+        """,
+    ),
 ]
 
 

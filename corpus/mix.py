@@ -120,7 +120,10 @@ def _report(result) -> dict:
             "train_rows": tr.rows, "epochs": tr.epochs,
             "val_share": va.draws / max(1, out["val_samples"]), "val_draws": va.draws, "val_rows": va.rows,
             "val_epochs": va.epochs, "tier_draws": {str(k): v for k, v in sorted(tr.tier_draws.items())},
+            "overlong": tr.overlong, "skipped_rows": tr.skipped_rows, "cut_positions": tr.cut_draws,
+            "val_skipped_rows": va.skipped_rows, "val_cut_positions": va.cut_draws,
         })
+    out["max_seq_len"] = result.resolved.manifest.data.max_seq_len
     return out
 
 
@@ -132,16 +135,21 @@ def _print(report: dict) -> None:
     state = "planned" if report["created"] else "already planned"
     table = Table(title=f"plan {report['plan']} ({state}, {report['seconds']:.1f} s)", show_edge=False)
     for col in ("source", "version", "target", "train share", "draws", "rows", "epochs", "val share",
-                "val epochs", "tiers drawn (train)"):
-        table.add_column(col, justify="left" if col in ("source", "version", "tiers drawn (train)") else "right")
+                "val epochs", "overlong", "skipped rows", "cut positions", "tiers drawn (train)"):
+        table.add_column(col, justify="left" if col in ("source", "version", "overlong", "tiers drawn (train)")
+                         else "right")
     for s in report["sources"]:
         total = max(1, s["train_draws"])
         tiers = " ".join(f"t{t}:{n / total:.0%}" for t, n in s["tier_draws"].items())
         table.add_row(s["name"], s["version"], f"{s['weight']:.4f}", f"{s['train_share']:.4f}",
                       f"{s['train_draws']:,}", f"{s['train_rows']:,}", f"{s['epochs']:.2f}",
-                      f"{s['val_share']:.4f}", f"{s['val_epochs']:.2f}", tiers)
+                      f"{s['val_share']:.4f}", f"{s['val_epochs']:.2f}", s["overlong"],
+                      f"{s['skipped_rows']:,}", f"{s['cut_positions']:,}", tiers)
     console.print(table)
     console.print(f"{report['train_samples']:,} train + {report['val_samples']:,} val positions → {report['dir']}")
+    console.print(f"rows longer than max_seq_len {report['max_seq_len']} (train): " + "; ".join(
+        f"{s['name']} {s['overlong']}: {s['skipped_rows']:,} rows skipped, {s['cut_positions']:,} positions cut"
+        for s in report["sources"]) + " (per split: SELECT * FROM mix_overlong)", soft_wrap=True)
     if "export" in report:
         console.print(f"exported JSONL to {report['export']['dir']}")
 

@@ -1,9 +1,10 @@
 """Parquet token shards and their memory-map sidecars (docs/design.md, "Shard rows").
 
 A :class:`ShardWriter` receives finished rows (already tokenized) as column batches and cuts
-them into ``{split}-{NNNNN}.parquet`` files plus ``.mmap/{split}-{NNNNN}.{tokens,index}.npy``
-sidecars. The sidecars sit in a hidden folder so a version directory is a plain Parquet dataset
-to other tools (``datasets.load_dataset("parquet", data_dir=...)`` skips hidden paths). Every
+them into ``{split}-{NNNNN}.parquet`` files (``eval-{split}-{NNNNN}`` for evaluation versions)
+plus ``.mmap/<stem>.{tokens,index}.npy`` sidecars. The sidecars sit in a hidden folder so a
+version directory is a plain Parquet dataset to other tools (``datasets.load_dataset("parquet",
+data_dir=...)`` skips hidden paths). Every
 file goes through write-temp, fsync, rename; the caller registers the returned
 :class:`ShardFile` records only once the whole version is complete.
 """
@@ -133,8 +134,11 @@ class ShardWriter:
     """Accumulates rows of one split and writes shards of bounded size into ``directory``."""
 
     def __init__(self, directory: Path, source: str, split: str, token_dtype: str, with_image: bool = False,
-                 rows_per_shard: int = ROWS_PER_SHARD, tokens_per_shard: int = TOKENS_PER_SHARD):
+                 rows_per_shard: int = ROWS_PER_SHARD, tokens_per_shard: int = TOKENS_PER_SHARD,
+                 kind: str = "train"):
         self.directory = Path(directory)
+        # evaluation versions are recognisable from their files: eval-<split>-NNNNN, never train-NNNNN
+        self.stem = f"eval-{split}" if kind == "eval" else split
         self.source = source
         self.split = split
         self.token_dtype = np.dtype(token_dtype)
@@ -165,7 +169,7 @@ class ShardWriter:
         batches, self.pending = self.pending, []
         self.pending_rows = self.pending_tokens = 0
         idx = len(self.written)
-        stem = f"{self.split}-{idx:05d}"
+        stem = f"{self.stem}-{idx:05d}"
         table = self._table(batches)
         parquet = self.directory / f"{stem}.parquet"
         with atomic_path(parquet) as tmp:

@@ -1,9 +1,9 @@
 """Mix manifests (TOML, DESIGN §6): load, validate, and say exactly which key is wrong.
 
     [run]                 name
-    [data]                tokenizer, max_seq_len, train_samples, val_samples, seed, window
+    [data]                tokenizer, max_seq_len, train_samples, val_samples, seed, window, overlong
     [data.tokenizer_train]  optional: how to train the tokenizer when its file does not exist
-    [[data.sources]]      name, version ("latest" | id), weight, tiers, tier_rule, max_epochs, build
+    [[data.sources]]      name, version ("latest" | id), weight, tiers, tier_rule, max_epochs, overlong, build
     [model] [train] [eval]  tables owned by the trainer (checked there, only as tables here)
 
 Every problem is one line ``<file>: <key>: <what is wrong>`` (a :class:`UserError`). This module
@@ -18,13 +18,15 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from corpus.errors import UserError
 
 WEIGHT_TOLERANCE = 1e-6
+# what a row longer than data.max_seq_len becomes (corpus.mixing.overlong; default by version layout)
+Overlong = Literal["skip", "cut_target", "truncate"]
 MAX_TIER = 127  # tiers are int8 in the shards
 
 
@@ -106,6 +108,7 @@ class SourceSpec(_Strict):
     tiers: Optional[list[TierKnot]] = None
     tier_rule: Optional[str] = Field(default=None, min_length=1)  # re-tiered rule id; default: the build rule
     max_epochs: Optional[float] = Field(default=None, gt=0)
+    overlong: Optional[Overlong] = None  # default: [data] overlong, else by layout (skip / truncate)
     build: Optional[dict[str, Any]] = None  # corpus.build options used when no published version exists
 
     @field_validator("tiers", mode="before")
@@ -149,6 +152,7 @@ class DataSection(_Strict):
     val_samples: int = Field(default=0, ge=0)
     seed: int = 0
     window: int = Field(default=1000, ge=1)
+    overlong: Optional[Overlong] = None  # for every source without its own
     sources: list[SourceSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

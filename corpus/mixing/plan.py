@@ -6,10 +6,14 @@
         ▼
     data/mixes/<mix>/<plan-id>/plan-train.parquet, plan-val.parquet, plan.json   (atomic)
         ▼
-    catalog: mixes, mix_components, mix_tier_targets, mix_window_counts, files(role 'plan'), audit views
+    catalog: mixes, mix_components, mix_tier_targets, mix_window_counts, mix_length_counts,
+             files(role 'plan'), audit views
 
 A plan row per position: ``plan, split, position, source, version, shard, row, tier, n_tokens,
-epoch``. The same payload always gives the same bytes, so the plan id names the content.
+epoch``; ``n_tokens`` is what the reader delivers, ``min(row length, max_seq_len)``. Rows longer
+than ``max_seq_len`` follow each source's overlong policy (corpus.mixing.overlong): skipped rows
+are left out of the pool before drawing, cut rows are drawn and cut. The same payload always
+gives the same bytes, so the plan id names the content.
 """
 
 from __future__ import annotations
@@ -26,29 +30,39 @@ import numpy as np
 
 from corpus.errors import UserError
 from corpus.mixing.manifest import Manifest, load_manifest
+from corpus.mixing.overlong import drawable
 from corpus.mixing.pool import RowPool, load_pool
 from corpus.mixing.resolve import Component, ResolvedMix, resolve, tiers_json
 from corpus.mixing.stratify import epoch_draws, seeded_rng, source_schedule, tier_sequence, tier_weight_matrix
 
 ROW_GROUP = 65_536
+LENGTH_FIELDS = ("overlong", "skipped_rows", "cut_rows", "cut_draws", "cut_tokens")
 SPLITS = ("train", "val")
-PLAN_TABLES = (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix"), ("mix_window_counts", "mix"))
+PLAN_TABLES = (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix"), ("mix_window_counts", "mix"),
+               ("mix_length_counts", "mix"))
 
 
 @dataclass
 class SplitStats:
     """What one source contributes to one split."""
 
-    rows: int = 0
+    rows: int = 0  # rows drawn from (after skipping the overlong ones)
     draws: int = 0
     epochs: float = 0.0  # draws per row of the most repeated pool (a tier's, with tier weights)
     tier_rows: dict[int, int] = field(default_factory=dict)
     tier_draws: dict[int, int] = field(default_factory=dict)
+    overlong: str = "skip"  # the source's policy for rows longer than max_seq_len
+    skipped_rows: int = 0  # rows of the version never drawn: longer than max_seq_len under the policy
+    cut_rows: int = 0  # drawable rows longer than max_seq_len (cut when drawn)
+    cut_draws: int = 0  # positions whose row is cut to max_seq_len
+    cut_tokens: int = 0  # tokens of those rows past max_seq_len (not delivered)
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "draws": self.draws, "epochs": round(self.epochs, 6),
                 "tier_rows": {str(k): v for k, v in sorted(self.tier_rows.items())},
-                "tier_draws": {str(k): v for k, v in sorted(self.tier_draws.items())}}
+                "tier_draws": {str(k): v for k, v in sorted(self.tier_draws.items())},
+                "overlong": self.overlong, "skipped_rows": self.skipped_rows, "cut_rows": self.cut_rows,
+                "cut_draws": self.cut_draws, "cut_tokens": self.cut_tokens}
 
 
 @dataclass
@@ -82,8 +96,10 @@ class PlanResult:
 # -- computing ---------------------------------------------------------------------------------
 
 def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: int) -> SplitPlan:
-    """The plan of one split: ``n`` positions over the components' pools of that split."""
+    """The plan of one split: ``n`` positions over the components' pools of that split, each pool
+    first restricted to the rows its overlong policy draws at ``max_seq_len``."""
     d = resolved.manifest.data
+    limit = d.max_seq_len
     comps = resolved.components
     component = source_schedule([c.weight for c in comps], n, d.window)
     shard = np.zeros(n, dtype=np.int32)
@@ -96,17 +112,25 @@ def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: in
     bounds = np.searchsorted(component[order], np.arange(len(comps) + 1))
     for c, pool in zip(comps, pools):
         positions = order[bounds[c.index]:bounds[c.index + 1]]  # ascending
-        st = SplitStats(rows=len(pool), draws=len(positions), tier_rows=pool.tier_rows())
+        keep = drawable(pool.n_tokens, pool.prompt_len, c.overlong, limit)
+        skipped = len(pool) - int(keep.sum())
+        pool = pool.subset(keep) if skipped else pool
+        st = SplitStats(rows=len(pool), draws=len(positions), tier_rows=pool.tier_rows(), overlong=c.overlong,
+                        skipped_rows=skipped, cut_rows=int((pool.n_tokens > limit).sum()))
         stats.append(st)
         if len(positions) == 0:
             continue
+        if len(pool) == 0 and skipped:
+            raise UserError(f"{resolved.manifest.where(c.key('overlong'))}: no {split} row of {c.version_id} fits "
+                            f"data.max_seq_len {limit} under overlong = \"{c.overlong}\" ({skipped:,} skipped): "
+                            f"raise max_seq_len or set overlong = \"truncate\"")
         if len(pool) == 0:
             raise UserError(f"{resolved.manifest.where(c.key())}: version {c.version_id} has no {split} rows "
                             f"but the plan needs {len(positions):,}" + (" (set data.val_samples = 0 or rebuild "
                                                                        "with --val-ratio > 0)" if split == "val" else ""))
         picked = np.empty(len(positions), dtype=np.int64)
         if split == "train" and c.spec.tiers:
-            _check_tiers_present(resolved, c, pool)
+            _check_tiers_present(resolved, c, pool, st)
             x = (positions + 0.5) / n
             draw_tiers = tier_sequence(c.spec.tiers, x)
             st.epochs = 0.0
@@ -129,20 +153,25 @@ def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: in
         shard[positions] = pool.shard[picked]
         row[positions] = pool.row[picked]
         tier[positions] = pool.tier[picked]
-        n_tokens[positions] = pool.n_tokens[picked]
+        lengths = pool.n_tokens[picked]
+        n_tokens[positions] = np.minimum(lengths, limit)  # what the reader delivers
+        st.cut_draws = int((lengths > limit).sum())
+        st.cut_tokens = int(np.maximum(lengths - limit, 0).sum())
         got_tiers, got_counts = np.unique(tier[positions], return_counts=True)
         st.tier_draws = {int(t): int(k) for t, k in zip(got_tiers, got_counts)}
     return SplitPlan(split, component, shard, row, tier, n_tokens, epoch, stats, targets)
 
 
-def _check_tiers_present(resolved: ResolvedMix, c: Component, pool: RowPool) -> None:
+def _check_tiers_present(resolved: ResolvedMix, c: Component, pool: RowPool, st: SplitStats) -> None:
     have = pool.tier_rows()
+    skipped = (f"; {st.skipped_rows:,} rows longer than data.max_seq_len {resolved.manifest.data.max_seq_len} "
+               f"skipped (overlong = \"{st.overlong}\")") if st.skipped_rows else ""
     for knot in c.spec.tiers:
         for t, w in knot.weights.items():
             if w > 0 and not have.get(t):
                 raise UserError(f"{resolved.manifest.where(c.key('tiers'))}: tier {t} has weight {w:g} but version "
                                 f"{c.version_id} has no train rows of tier {t} (tiers present: "
-                                f"{', '.join(f'{k}: {v:,}' for k, v in sorted(have.items()))})")
+                                f"{', '.join(f'{k}: {v:,}' for k, v in sorted(have.items()))}{skipped})")
 
 
 def _check_epochs(resolved: ResolvedMix, c: Component, split: str, draws: int, rows: int, t: int | None) -> None:
@@ -308,7 +337,8 @@ def _stats_from_json(directory: Path) -> dict[str, list[SplitStats]]:
             s = comp[split]
             out[split].append(SplitStats(s["rows"], s["draws"], s["epochs"],
                                          {int(k): v for k, v in s["tier_rows"].items()},
-                                         {int(k): v for k, v in s["tier_draws"].items()}))
+                                         {int(k): v for k, v in s["tier_draws"].items()},
+                                         **{k: s[k] for k in LENGTH_FIELDS if k in s}))
     return out
 
 
@@ -360,6 +390,12 @@ def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits
                     "INSERT INTO mix_components VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [plan_id, c.index, c.name, c.version_id, c.weight, json.dumps(tiers_json(c.spec)),
                      c.spec.max_epochs, tr.rows, va.rows, tr.draws, va.draws, tr.epochs, va.epochs])
+            for split, sp in splits.items():
+                for c in resolved.components:
+                    st = sp.stats[c.index]
+                    con.execute("INSERT INTO mix_length_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [plan_id, split, c.name, st.overlong, d.max_seq_len, st.rows + st.skipped_rows,
+                                 st.skipped_rows, st.cut_rows, st.draws, st.cut_draws, st.cut_tokens])
             con.register("_hrm_tier_targets", targets)
             con.execute("INSERT INTO mix_tier_targets SELECT * FROM _hrm_tier_targets")
             con.unregister("_hrm_tier_targets")

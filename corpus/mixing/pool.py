@@ -1,7 +1,7 @@
 """A version's rows as the mixer sees them: where each row lives, its tier and its length.
 
-Only two narrow reads per shard: the ``tier`` column of the Parquet file and the ``n_tokens``
-column of the index sidecar (memory-mapped). :func:`shard_tiers` is the one place tiers are
+Only two narrow reads per shard: the ``tier`` column of the Parquet file and the ``prompt_len`` and
+``n_tokens`` columns of the index sidecar (memory-mapped). :func:`shard_tiers` is the one place tiers are
 looked up, so a re-tiering rule (tiers stored beside the shard) plugs in there.
 """
 
@@ -43,9 +43,15 @@ class RowPool:
     row: np.ndarray  # int32: row inside that shard
     tier: np.ndarray  # int8
     n_tokens: np.ndarray  # int32
+    prompt_len: np.ndarray  # int32
 
     def __len__(self) -> int:
         return len(self.row)
+
+    def subset(self, keep: np.ndarray) -> "RowPool":
+        """The rows where ``keep`` is true, in pool order (e.g. the rows an overlong policy draws)."""
+        return RowPool(self.version, self.split, self.shard[keep], self.row[keep], self.tier[keep],
+                       self.n_tokens[keep], self.prompt_len[keep])
 
     def tier_rows(self) -> dict[int, int]:
         tiers, counts = np.unique(self.tier, return_counts=True)
@@ -57,7 +63,7 @@ def load_pool(root: Path, version: str, split: str, shards: list[dict], rule: st
     tiers under ``rule`` (None: the build rule)."""
     from corpus.shards import open_sidecars
 
-    parts: dict[str, list[np.ndarray]] = {"shard": [], "row": [], "tier": [], "n_tokens": []}
+    parts: dict[str, list[np.ndarray]] = {"shard": [], "row": [], "tier": [], "n_tokens": [], "prompt_len": []}
     for shard in shards:
         tiers = shard_tiers(root, shard, rule)
         _, index = open_sidecars(root / shard["path"])
@@ -69,5 +75,7 @@ def load_pool(root: Path, version: str, split: str, shards: list[dict], rule: st
         parts["row"].append(np.arange(n, dtype=np.int32))
         parts["tier"].append(tiers)
         parts["n_tokens"].append(np.asarray(index[:, 2], dtype=np.int32))
+        parts["prompt_len"].append(np.asarray(index[:, 1], dtype=np.int32))
     cat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int32)) for k, v in parts.items()}
-    return RowPool(version, split, cat["shard"], cat["row"], cat["tier"].astype(np.int8), cat["n_tokens"])
+    return RowPool(version, split, cat["shard"], cat["row"], cat["tier"].astype(np.int8), cat["n_tokens"],
+                   cat["prompt_len"])

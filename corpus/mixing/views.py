@@ -1,5 +1,6 @@
 """SQL views for auditing plans: realized vs target share per source and tier, per window and
-overall, and "what will positions i..j see".
+overall, and "what will positions i..j see", and what rows longer than ``max_seq_len`` became
+(``mix_overlong``).
 
 ``mix_positions`` (and ``mix_range``) read every plan's Parquet in place
 (``<root>/mixes/*/*/plan-*.parquet``); DuckDB needs the glob as a constant, so the views are
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-VIEW_NAMES = ("mix_positions", "mix_share", "mix_share_window", "mix_tier_share", "mix_tier_window")
+VIEW_NAMES = ("mix_positions", "mix_share", "mix_share_window", "mix_tier_share", "mix_tier_window", "mix_overlong")
 
 
 def plan_glob(root: Path) -> str:
@@ -62,6 +63,12 @@ def view_sql(root: Path) -> list[str]:
                t.target / sum(c.positions) OVER (PARTITION BY c.plan, c.split, c.window_idx, c.source) AS target_share
         FROM {counts} c LEFT JOIN mix_tier_targets t ON t.mix = c.plan AND t.split = c.split
              AND t.window_idx = c.window_idx AND t.source = c.source AND t.tier = c.tier""",
+        # rows longer than the plan's max_seq_len, per plan/split/source: skipped (never drawn) or cut
+        """CREATE OR REPLACE VIEW mix_overlong AS
+        SELECT mix AS plan, split, source, max_seq_len, policy, rows, skipped_rows,
+               skipped_rows / greatest(rows, 1) AS skipped_share, cut_rows, positions, cut_positions,
+               cut_positions / greatest(positions, 1) AS cut_share, cut_tokens
+        FROM mix_length_counts""",
         # what positions first..last of a plan's train split will see, with the shard file to open
         """CREATE OR REPLACE MACRO mix_range(plan_id, first_pos, last_pos) AS TABLE
         SELECT p.position, p.source, p.version, p.shard, p."row", p.tier, p.n_tokens, p.epoch, s.path AS shard_path

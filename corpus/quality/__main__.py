@@ -88,7 +88,13 @@ def _check(catalog, root: Path, wanted: list[str]) -> int:
             failed += status != "published"
             bar.advance()
     print(f"{len(versions) - failed} of {len(versions)} versions pass")
-    return 1 if failed or not versions else 0
+    from corpus.quality.eval_guard import train_eval_overlaps
+
+    # over every version, not only the selected ones: the other half of a pair may be anywhere
+    overlaps = train_eval_overlaps(catalog, select_versions(catalog, None))
+    for line in overlaps:
+        print(f"failed: {line}")
+    return 1 if failed or overlaps or not versions else 0
 
 
 if __name__ == "__main__":

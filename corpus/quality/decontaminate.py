@@ -1,8 +1,9 @@
 """Decontamination: training rows that contain most of an evaluation text.
 
-Evaluation sets are the catalog's published versions of kind ``eval`` (GSM8K test built with
-``--role eval``, MBPP/ScienceQA test splits, HumanEval, ...). Each item's prompt and its target
-are indexed as two texts of normalized word n-grams (default 13, ``--ngram``). N-grams found in
+Evaluation sets are the catalog's published versions of kind ``eval`` (GSM8K/MBPP/ScienceQA test
+splits, HumanEval, any build with ``--role eval``). Each item's prompt and its target (less what
+its source says is not the item: ScienceQA's shared lectures, ``Source.identity_texts``) are
+indexed as texts of normalized word n-grams (default 13, ``--ngram``). N-grams found in
 ``BOILERPLATE_ITEMS`` or more items are a template (MBPP's "You are an expert Python programmer,
 and here is your task: ..."), not a benchmark item, and are left out; texts shorter than ``n``
 words have no n-gram (counted in :attr:`EvalIndex.short_texts`).
@@ -101,18 +102,30 @@ def eval_versions(catalog, against: list[str] | None) -> list[dict]:
 
 
 def build_index(root: Path, catalog, versions: list[dict], n: int) -> EvalIndex:
-    """Index the prompt and target of every row of ``versions`` as word n-grams."""
+    """Index the texts that make each row of ``versions`` that item (its source's
+    ``identity_texts``: prompt and target, less stock text such as ScienceQA lectures) as word n-grams."""
+    import json
+
     import pyarrow.parquet as pq
+
+    from corpus.sources import get_source
+    from corpus.sources.base import Source
 
     items: list[tuple[str, str, str]] = []
     owners: list[int] = []
     texts: list[str] = []
     for v in versions:
+        try:
+            identity = get_source(v["source"]).identity_texts
+        except UserError:  # a source this code no longer knows: index prompt and target
+            identity = Source.identity_texts
         for shard in catalog.shards(v["id"]):
-            table = pq.read_table(root / shard["path"], columns=["id", "prompt", "target"])
-            for row_id, prompt, target in zip(*(table.column(c).to_pylist() for c in ("id", "prompt", "target"))):
-                owners += [len(items), len(items)]
-                texts += [prompt or "", target or ""]
+            table = pq.read_table(root / shard["path"], columns=["id", "prompt", "target", "meta"])
+            for row_id, prompt, target, meta in zip(*(table.column(c).to_pylist()
+                                                      for c in ("id", "prompt", "target", "meta"))):
+                for text in identity(prompt or "", target or "", json.loads(meta or "{}")):
+                    owners.append(len(items))
+                    texts.append(text)
                 items.append((v["source"], v["id"], row_id))
     return index_texts(n, [(v["id"], v["source"]) for v in versions], items, owners, texts)
 

@@ -184,11 +184,16 @@ def _facts(catalog, ids: list[str]) -> dict[str, dict]:
     for vid, scope, n in catalog.query(
             f"SELECT version, scope, count(*) FROM duplicates WHERE version IN ({marks}) GROUP BY ALL", ids):
         out[vid][f"dup_{scope}"] = n
+    for (vid,) in catalog.query(f"SELECT version FROM version_counters WHERE version IN ({marks}) "
+                                f"AND name = 'not decontaminated'", ids):
+        out[vid]["hits"]["not decontaminated"] = 1
     return out
 
 
 def _hits_cell(hits: Counter) -> str:
-    return ", ".join(f"{n} {action}" for action, n in sorted(hits.items())) or "none"
+    """``3 dropped``; a benchmark's training version checked against no eval set of its own says so."""
+    return ", ".join(action if action == "not decontaminated" else f"{n} {action}"
+                     for action, n in sorted(hits.items())) or "none"
 
 
 def _version_section(catalog, v: dict, f: dict) -> list[str]:

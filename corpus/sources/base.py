@@ -87,6 +87,9 @@ class Source:
     ``hub_id`` is the Hugging Face dataset id used when no ``--from`` is given (``hub_config`` its
     config name). ``role`` is ``"train"`` or ``"eval"`` (eval sources feed decontamination and the
     evaluation suite). ``requires_target`` makes an empty target a quarantine reason.
+``windows`` marks sources of documents, cut into ``--max-seq-len`` windows when built; every
+other source stores whole examples and the mix plan decides what a row longer than the run's
+``max_seq_len`` becomes (docs/mixing.md, "Rows longer than max_seq_len").
     """
 
     name: ClassVar[str]
@@ -94,6 +97,8 @@ class Source:
     hub_config: ClassVar[str | None] = None
     role: ClassVar[str] = "train"
     requires_target: ClassVar[bool] = True
+    windows: ClassVar[bool] = False  # documents cut into --max-seq-len windows at build time
+    benchmark: ClassVar[bool] = False  # has an evaluation split that must stay out of training
     tier_rule: ClassVar[TierRule]
 
     def __init__(self, args: argparse.Namespace):
@@ -126,6 +131,13 @@ class Source:
         indexes those. Sources whose test split lives beside the training data override this.
         """
         return self.role == "eval"
+
+    @classmethod
+    def identity_texts(cls, prompt: str, target: str, meta: dict[str, Any]) -> list[str]:
+        """The texts that make an evaluation item that item, indexed for decontamination. Default:
+        its prompt and its target; a source whose items share stock text (ScienceQA's lectures)
+        leaves that out, so sharing it is not contamination."""
+        return [prompt, target]
 
     def count(self, name: str, n: int = 1) -> None:
         """Count an event worth reporting that is not a rejection (e.g. ``image missing``)."""

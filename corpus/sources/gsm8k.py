@@ -20,6 +20,7 @@ ANSWER = re.compile(r"####\s*(.+?)\s*$")
 
 class GSM8K(Source):
     name = "gsm8k"
+    benchmark = True
     hub_id = "openai/gsm8k"
     hub_config = "main"
     tier_rule = threshold_rule("gsm8k-steps", 1, "steps", [3, 4, 6],
@@ -32,6 +33,10 @@ class GSM8K(Source):
 
     def options(self) -> dict:
         return {"strip_calculator": bool(self.args.strip_calculator)}
+
+    def is_eval_split(self, split: str) -> bool:
+        """GSM8K's test split is the benchmark: evaluation data whatever ``--role`` says."""
+        return split == "test" or super().is_eval_split(split)
 
     def normalize(self, record: RawRecord) -> Example:
         question = require(record.data, "question").strip()

@@ -22,6 +22,7 @@ SPLITS = ("test", "all", "train")  # "train" is only the build's default flag va
 
 class HumanEval(Source):
     name = "humaneval"
+    benchmark = True
     hub_id = "openai/openai_humaneval"
     role = "eval"
     tier_rule = threshold_rule(

@@ -53,6 +53,7 @@ def requested_splits(split: str) -> list[str]:
 
 class MBPP(Source):
     name = "mbpp"
+    benchmark = True
     hub_id = "google-research-datasets/mbpp"
     hub_config = "full"
     tier_rule = threshold_rule(

@@ -45,6 +45,7 @@ def canonical_split(split: str) -> str:
 
 class ScienceQA(Source):
     name = "science_qa"
+    benchmark = True
     hub_id = "derek-thomas/ScienceQA"
     has_images = True
     tier_rule = threshold_rule(
@@ -127,8 +128,17 @@ class ScienceQA(Source):
             "answer_text": choices[answer], "choices": choices, "grade": problem.get("grade"),
             **{k: problem.get(k) for k in ("subject", "topic", "category", "skill", "task") if k in problem},
             "image_ref": image_ref, "caption": caption or None, "ref": record.ref,
+            "lecture_chars": len(lecture),  # the target's leading lecture: shared by many problems
         }
         return ex
+
+    @classmethod
+    def identity_texts(cls, prompt: str, target: str, meta: dict) -> list[str]:
+        """The question with its options and context, and the solution with its answer: not the
+        lecture, which many problems of a topic share word for word (it would make a training
+        problem "contain" a test problem that only shares its lecture)."""
+        cut = int(meta.get("lecture_chars") or 0)
+        return [prompt, target[cut:].lstrip() if 0 < cut <= len(target) else target]
 
     def _attach_image(self, ex: Example, wrapped: dict, features: dict) -> str | None:
         """Decode the problem's image into ``ex``; returns where it came from (for meta)."""

@@ -23,7 +23,7 @@ def gsm8k_root(tmp_path_factory, tokenizer_path):
     root = tmp_path_factory.mktemp("gsm")
     src = shared("gsm8k", "test.jsonl")
     assert build_main(["gsm8k", "--from", str(src), "--tokenizer", str(tokenizer_path),
-                       "--data-dir", str(root), "--max-seq-len", "1024", "--quiet"]) == 0
+                       "--data-dir", str(root), "--max-seq-len", "1024", "--allow-eval-data", "--quiet"]) == 0
     return root, src
 
 
@@ -47,7 +47,7 @@ def test_rebuild_says_already_built_and_writes_nothing(gsm8k_root, tokenizer_pat
     before = _tree(root)
     (vid,), = Catalog(root).query("SELECT id FROM versions")
     proc = run_cli("corpus.build", "gsm8k", "--from", str(src), "--tokenizer", str(tokenizer_path),
-                   "--data-dir", str(root), "--max-seq-len", "1024")
+                   "--data-dir", str(root), "--max-seq-len", "1024", "--allow-eval-data")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().startswith(f"already built: {vid}")
     assert _tree(root) == before
