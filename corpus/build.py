@@ -26,6 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
+
 from corpus.errors import BadRecord, UserError
 
 
@@ -40,14 +42,16 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="source split to read (default: train)")
     p.add_argument("--limit", type=int, help="read at most N records")
     p.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the catalog's only tokenizer)")
-    p.add_argument("--max-seq-len", type=int, default=512)
+    p.add_argument("--max-seq-len", type=int, default=512,
+                   help="window length of document sources (wiki, plain text); examples are stored whole "
+                        "and the mix manifest's max_seq_len decides at read time")
     p.add_argument("--val-ratio", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes for normalize + tokenize")
     p.add_argument("--threads", "--tokenizer-num-threads", type=int, default=os.cpu_count() or 1,
                    help="tokenizer threads per process")
     p.add_argument("--batch-size", "--tokenizer-batch-size", type=int, default=8192)
-    p.add_argument("--overlong", choices=["quarantine", "truncate"], default="quarantine")
+    p.add_argument("--overlong", help=argparse.SUPPRESS)  # moved to the mix manifest: refused with a hint
     p.add_argument("--max-bad-ratio", type=float, default=0.01)
     p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,6 +89,19 @@ class BuildStats:
     tiers: Counter = field(default_factory=Counter)
     quarantined: list = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)  # source.count(...) events, e.g. "image missing"
+    lengths: dict = field(default_factory=dict)  # split -> [n_tokens arrays], for the length percentiles
+
+    def length_percentiles(self, split: str) -> dict[str, int]:
+        """p50/p95/p99/max tokens per row of ``split``: what a user reads to pick a context length."""
+        parts = self.lengths.get(split) or []
+        n = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if not len(n):
+            return {}
+        p50, p95, p99 = np.percentile(n, [50, 95, 99], method="higher")
+        return {"p50": int(p50), "p95": int(p95), "p99": int(p99), "max": int(n.max())}
+
+    def longest(self) -> int:
+        return max((int(a.max()) for parts in self.lengths.values() for a in parts if len(a)), default=0)
 
 
 # -- worker side ------------------------------------------------------------------------------
@@ -101,7 +118,7 @@ def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int) ->
     _WORKER["tok"] = load_tokenizer(tokenizer_path)
     _WORKER["opts"] = RowOptions(
         source=args.source, max_seq_len=args.max_seq_len, val_ratio=args.val_ratio, seed=args.seed,
-        overlong=args.overlong, stride=getattr(args, "stride", 0) or 0,
+        stride=getattr(args, "stride", 0) or 0,
         prompt_ratio=getattr(args, "prompt_ratio", 0.5),
     )
 
@@ -129,13 +146,12 @@ def _prepare(batch):
 
 
 def _finish(prepared):
-    """Turn a prepared batch into rows per split (windows, tiers, split, overlong policy)."""
+    """Turn a prepared batch into rows per split (windows, tiers, split); examples stay whole."""
     from corpus.rows import tokenize_examples
 
     items, rejected, n_records, counters, encoded = prepared
     source, tok, opts = _WORKER["source"], _WORKER["tok"], _WORKER["opts"]
-    by_split, too_long = tokenize_examples(items, tok, opts, source.tier, encoded)
-    return by_split, rejected + too_long, n_records, counters
+    return tokenize_examples(items, tok, opts, source.tier, encoded), rejected, n_records, counters
 
 
 def _process(batch):
@@ -193,6 +209,10 @@ def build(args: argparse.Namespace) -> int:
     from corpus.tokenizer import install_tokenizer, load_tokenizer
     from corpus.versioning import code_version, input_fingerprint, version_id
 
+    if args.overlong is not None:
+        raise UserError("--overlong is no longer a build option: examples are stored whole and the mix manifest "
+                        "says what a row longer than the run's max_seq_len becomes ([data] or a source's "
+                        "overlong = \"skip\" | \"cut_target\" | \"truncate\"; docs/mixing.md)")
     os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
     started = time.perf_counter()
     root = data_root(args.data_dir)
@@ -209,8 +229,10 @@ def build(args: argparse.Namespace) -> int:
     hub = None if files else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
     fingerprint = input_fingerprint(files, extra=hub or "")
     config = {
-        "split": args.split, "limit": args.limit, "max_seq_len": args.max_seq_len, "val_ratio": args.val_ratio,
-        "seed": args.seed, "overlong": args.overlong, "tier_rule": source.tier_rule.id,
+        # examples are stored whole: the length only shapes document windows, so only they depend on it
+        "split": args.split, "limit": args.limit, "max_seq_len": args.max_seq_len if source.windows else None,
+        "layout": "windows" if source.windows else "examples", "val_ratio": args.val_ratio,
+        "seed": args.seed, "tier_rule": source.tier_rule.id,
         "options": source.options(), "role": kind,
         "decontamination": decontam.config if decontam else None, "quality": {"max_dup_rate": args.max_dup_rate},
     }
@@ -258,7 +280,7 @@ def build(args: argparse.Namespace) -> int:
     from corpus.publish import publish
 
     status, failures = publish(catalog, root, vid)
-    _print_summary(args, vid, stats, rejected, status, failures, time.perf_counter() - started)
+    _print_summary(args, source, vid, stats, rejected, status, failures, time.perf_counter() - started)
     if decontam:
         print(decontam.summary())
     return 0 if status == "published" else 1
@@ -312,6 +334,7 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
                         batch = decontam.apply(batch, split, len(writers[split].written))
                     writers[split].add(batch)
                     stats.rows[split] += len(batch)
+                    stats.lengths.setdefault(split, []).append(np.asarray(batch.n_tokens))
                     stats.tokens[split] += int(batch.n_tokens.sum())
                 progress.update(task, advance=n_records,
                                 description=f"building {args.source}: {sum(stats.tokens.values()):,} tokens")
@@ -364,13 +387,15 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
             tier_rows[(s.split, tier)] += rows
             tier_tokens[(s.split, tier)] += tokens
     kind = "eval" if source.is_eval_split(args.split) else source.role  # e.g. mbpp --split test
+    # the length bound the quality suite checks: the window length, or the longest whole example
+    length_bound = args.max_seq_len if source.windows else max(1, stats.longest())
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'validating', ?, ?, ?, ?)",
                 [vid, args.source, kind, now, json.dumps(config), fingerprint, tok.sha256, code_version(),
-                 source.tier_rule.id, args.max_seq_len, sum(stats.rows.values()), sum(stats.tokens.values()),
+                 source.tier_rule.id, length_bound, sum(stats.rows.values()), sum(stats.tokens.values()),
                  len(rejected), seconds],
             )
             for s in sorted(shard_files, key=lambda s: (s.split, s.idx)):
@@ -407,19 +432,24 @@ def _forget(catalog, vid: str) -> None:
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])
 
 
-def _print_summary(args, vid, stats: BuildStats, rejected, status, failures, seconds) -> None:
+def _print_summary(args, source, vid, stats: BuildStats, rejected, status, failures, seconds) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
     total_tokens = sum(stats.tokens.values())
     table = Table(title=f"{args.source} → {vid}", show_edge=False)
-    for col in ("split", "rows", "tokens", "tiers (rows)"):
+    for col in ("split", "rows", "tokens", "p50", "p95", "p99", "max", "tiers (rows)"):
         table.add_column(col, justify="right" if col != "split" else "left")
     for split in sorted(stats.rows):
         tiers = " ".join(f"t{t}:{n}" for (s, t), n in sorted(stats.tiers.items()) if s == split)
-        table.add_row(split, f"{stats.rows[split]:,}", f"{stats.tokens[split]:,}", tiers)
+        pct = stats.length_percentiles(split)
+        table.add_row(split, f"{stats.rows[split]:,}", f"{stats.tokens[split]:,}",
+                      *(f"{pct[k]:,}" if k in pct else "-" for k in ("p50", "p95", "p99", "max")), tiers)
     console.print(table)
+    console.print("tokens per row: p50/p95/p99/max above; " + (
+        f"document windows of --max-seq-len {args.max_seq_len}" if source.windows else
+        "examples stored whole: the mix manifest's max_seq_len and overlong policy decide at read time"))
     reasons = Counter(re.sub(r"\d+", "N", r.reason.split(":")[0]) for r in rejected)
     q = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common()) or "none"
     console.print(f"quarantined {len(rejected)} of {stats.records} records ({q})")

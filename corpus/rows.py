@@ -1,7 +1,9 @@
 """Normalized examples → tokenized rows (a :class:`~corpus.shards.RowBatch` per split).
 
-Question/answer examples become ``[bos] + prompt`` and ``target + [eos]``. Documents (plain
-text) are tokenized whole and cut into windows of ``max_seq_len`` tokens that overlap by
+Question/answer examples become ``[bos] + prompt`` and ``target + [eos]``, stored whole whatever
+their length: the run's ``max_seq_len`` and the mix manifest's ``overlong`` policy decide what a
+long row becomes (corpus.mixing.overlong), so one build serves every context length. Documents
+(plain text) are tokenized whole and cut into windows of ``max_seq_len`` tokens that overlap by
 ``stride``; each window is split into prompt and target at ``prompt_ratio`` of its length and
 the texts are sliced from the original by token offsets, so ids and text always agree.
 """
@@ -26,7 +28,6 @@ class RowOptions:
     max_seq_len: int
     val_ratio: float
     seed: int
-    overlong: str = "quarantine"  # or "truncate"
     stride: int = 0
     prompt_ratio: float = 0.5
 
@@ -116,16 +117,16 @@ def tokenize_examples(
     opts: RowOptions,
     tier_of: Callable[[Mapping[str, float | int]], int],
     encoded: Encoded | None = None,
-) -> tuple[dict[str, RowBatch], list[Rejected]]:
-    """Tokenize ``(ref, example)`` pairs into row batches keyed by split, plus rejections."""
+) -> dict[str, RowBatch]:
+    """Tokenize ``(ref, example)`` pairs into row batches keyed by split (nothing is rejected here:
+    a record's problems are found when it is normalized)."""
     encoded = encoded if encoded is not None else encode_items(items, tok)
     rows = _Rows()
     split_of: list[str] = []
-    rejected: list[Rejected] = []
     docs = [(ref, ex) for ref, ex in items if ex.document]
     pairs = [(ref, ex) for ref, ex in items if not ex.document]
     if pairs:
-        _tokenize_pairs(pairs, encoded, tok, opts, tier_of, rows, split_of, rejected)
+        _tokenize_pairs(pairs, encoded, tok, opts, tier_of, rows, split_of)
     if docs:
         _tokenize_documents(docs, encoded.docs, tok, opts, tier_of, rows, split_of)
     out: dict[str, RowBatch] = {}
@@ -133,11 +134,10 @@ def tokenize_examples(
         index = [i for i, s in enumerate(split_of) if s == split]
         if index:
             out[split] = rows.batch(index)
-    return out, rejected
+    return out
 
 
-def _tokenize_pairs(pairs, encoded: Encoded, tok, opts, tier_of, rows, split_of, rejected) -> None:
-    tokenizer = tok.tokenizer
+def _tokenize_pairs(pairs, encoded: Encoded, tok, opts, tier_of, rows, split_of) -> None:
     prompts, targets = encoded.prompts, encoded.targets
     bos = np.asarray([tok.bos_id], dtype=np.int32)
     eos = np.asarray([tok.eos_id], dtype=np.int32)
@@ -146,27 +146,10 @@ def _tokenize_pairs(pairs, encoded: Encoded, tok, opts, tier_of, rows, split_of,
         row_id = f"{opts.source}:{ex.native_id}"
         p_ids = np.concatenate([bos, np.asarray(prompts[i].ids, dtype=np.int32)])
         t_ids = np.concatenate([np.asarray(targets[i].ids, dtype=np.int32), eos]) if i in targets else empty
-        prompt, target, meta = ex.prompt, ex.target, dict(ex.meta)
-        n = len(p_ids) + len(t_ids)
-        if n > opts.max_seq_len:
-            if opts.overlong == "quarantine":
-                rejected.append(Rejected(ref, None, f"overlong: {n} tokens > max_seq_len {opts.max_seq_len}"))
-                continue
-            p_ids, t_ids = _truncate(p_ids, t_ids, opts.max_seq_len)
-            prompt = tokenizer.decode(p_ids.tolist(), skip_special_tokens=True)
-            target = tokenizer.decode(t_ids.tolist(), skip_special_tokens=True)
-            meta["truncated_from"] = n
         features = dict(ex.features)
         features.setdefault("tokens", int(len(p_ids) + len(t_ids)))
-        rows.add(row_id, tier_of(features), p_ids, t_ids, prompt, target, features, meta, ex)
+        rows.add(row_id, tier_of(features), p_ids, t_ids, ex.prompt, ex.target, features, dict(ex.meta), ex)
         split_of.append("val" if is_val(row_id, opts.seed, opts.val_ratio) else "train")
-
-
-def _truncate(p_ids: np.ndarray, t_ids: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the prompt whole when it fits and cut the target; else cut the prompt too."""
-    if len(p_ids) >= limit:
-        return p_ids[:limit], t_ids[:0]
-    return p_ids, t_ids[: limit - len(p_ids)]
 
 
 def _tokenize_documents(docs, encodings, tok, opts, tier_of, rows, split_of) -> None:

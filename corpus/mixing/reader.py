@@ -34,7 +34,8 @@ BATCH_BLOCK = 8192  # rows prepared at a time for iter_batches
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One plan position: the row's tokens (prompt + target) and where the prompt ends."""
+    """One plan position: the row's tokens (prompt + target, at most the plan's ``max_seq_len``: a
+    row the plan cuts is cut the same way here) and where the prompt ends."""
 
     position: int
     id: str
@@ -268,9 +269,9 @@ class PlanReader:
 
     def _generate(self) -> Iterator[Sample]:
         names = [c["source"] for c in self.plan.sources]
-        whole = np.iinfo(np.int32).max  # samples are never truncated
+        limit = self.plan.max_seq_len  # a row the plan cut (overlong policy) is cut here the same way
         for chunk, local in self._selections(SAMPLE_BLOCK):
-            rows = _Rows.of(self, chunk, local, whole, with_ids=False)
+            rows = _Rows.of(self, chunk, local, limit, with_ids=False)
             step = self.world_size
             for j, (position, comp, tier, array, start, count, prompt_len) in enumerate(zip(
                     rows.positions.tolist(), rows.components.tolist(), rows.tiers.tolist(), rows.arrays,
@@ -293,11 +294,12 @@ class PlanReader:
         if self._samples is not None:
             raise UserError("iter_batches() after iterating samples: open a new PlanReader at reader.position")
         seq_len = seq_len or self.plan.max_seq_len
+        limit = min(seq_len, self.plan.max_seq_len)  # never more of a row than the plan delivers
         pad = self.plan.tokenizer.pad_id if pad_id is None else pad_id
         carry: list[tuple[_Rows, int, int]] = []  # pieces of a batch that spans two row groups
         carried = 0
         for chunk, local in self._selections(BATCH_BLOCK):
-            rows = _Rows.of(self, chunk, local, seq_len, with_ids)
+            rows = _Rows.of(self, chunk, local, limit, with_ids)
             size = len(rows)
             i = 0
             if carried:

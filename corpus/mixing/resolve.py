@@ -1,12 +1,13 @@
 """Manifest → concrete inputs: the tokenizer file and one published version per source.
 
-"latest" means the newest published version of the source built with the manifest's tokenizer
-and a ``max_seq_len`` no larger than the manifest's. What is missing is made when the manifest
+"latest" means the newest published training version of the source built with the manifest's
+tokenizer, whatever its row lengths: the plan applies the manifest's ``max_seq_len`` and overlong
+policy, so one version serves plans at 256 and at 2048. What is missing is made when the manifest
 says how: ``[data.tokenizer_train]`` trains the tokenizer, a source's ``build = {...}`` runs
 ``corpus.build`` in-process. So a fresh machine goes from nothing to a plan with one command.
 
 The plan id is a hash of what decides the plan's content (tokenizer sha, versions, weights,
-tiers, sizes, seed, window, algorithm), not of ``[model]``/``[train]``/``[eval]``: changing the
+tiers, max_seq_len, sizes, seed, window, algorithm), not of ``[model]``/``[train]``/``[eval]``: changing the
 learning rate does not re-plan, changing a weight does.
 """
 
@@ -208,30 +209,28 @@ def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok
                             f"not {spec.name!r}")
         _check_usable(manifest, key, row, tok, catalog)
         return row
-    max_len = manifest.data.max_seq_len
-    row = latest_version(versions, spec.name, tok.sha256, max_len)
+    row = latest_version(versions, spec.name, tok.sha256)
     if row is None and spec.build is not None and build_missing:
         _build(manifest, root, i, spec, tok, log)
-        row = latest_version(_versions(catalog, [spec.name], []), spec.name, tok.sha256, max_len)
+        row = latest_version(_versions(catalog, [spec.name], []), spec.name, tok.sha256)
     if row is None:
-        raise UserError(f"{manifest.where(key)}: {_why_no_latest(versions, spec.name, tok.sha256, max_len)}")
+        raise UserError(f"{manifest.where(key)}: {_why_no_latest(versions, spec.name, tok.sha256)}")
     _check_usable(manifest, key, row, tok, catalog)
     return row
 
 
-def latest_version(versions: list[dict], source: str, tokenizer_sha: str, max_seq_len: int) -> dict | None:
-    """The newest published training version of ``source`` built with this tokenizer and length."""
+def latest_version(versions: list[dict], source: str, tokenizer_sha: str) -> dict | None:
+    """The newest published training version of ``source`` built with this tokenizer."""
     usable = [r for r in versions if r["source"] == source and r["status"] == "published"
-              and r["tokenizer_sha"] == tokenizer_sha and r["max_seq_len"] <= max_seq_len
-              and (r.get("kind") or "train") != "eval"]
+              and r["tokenizer_sha"] == tokenizer_sha and (r.get("kind") or "train") != "eval"]
     usable.sort(key=lambda r: r["id"])
     usable.sort(key=lambda r: r["created_at"], reverse=True)
     return usable[0] if usable else None
 
 
-def _why_no_latest(versions: list[dict], source: str, tokenizer_sha: str, max_seq_len: int) -> str:
+def _why_no_latest(versions: list[dict], source: str, tokenizer_sha: str) -> str:
     rows = sorted((r for r in versions if r["source"] == source), key=lambda r: r["created_at"], reverse=True)
-    hint = f"build one (python -m corpus.build {source} --tokenizer ... --max-seq-len {max_seq_len}) or add build = {{...}}"
+    hint = f"build one (python -m corpus.build {source} --tokenizer ...) or add build = {{...}}"
     if not rows:
         return f"no version of {source} exists: {hint}"
     published = [r for r in rows if r["status"] == "published"]
@@ -241,10 +240,6 @@ def _why_no_latest(versions: list[dict], source: str, tokenizer_sha: str, max_se
     if len(other_tok) == len(published):
         return (f"every published version of {source} was built with another tokenizer "
                 f"({other_tok[0]['tokenizer_sha'][:12]}…, manifest tokenizer {tokenizer_sha[:12]}…): {hint}")
-    longer = [r for r in published if r["max_seq_len"] > max_seq_len]
-    if longer:
-        return (f"published versions of {source} have max_seq_len {longer[0]['max_seq_len']} > "
-                f"data.max_seq_len {max_seq_len}: {hint}")
     return f"no published training version of {source} (only evaluation versions): {hint}"
 
 
@@ -260,9 +255,6 @@ def _check_usable(manifest, key: str, row: dict, tok, catalog) -> None:
         raise UserError(f"{manifest.where(key)}: version {row['id']} was built with tokenizer "
                         f"{row['tokenizer_sha'][:12]}…, but data.tokenizer is {tok.sha256[:12]}… "
                         f"(every source of a mix must share one tokenizer)")
-    if row["max_seq_len"] > manifest.data.max_seq_len:
-        raise UserError(f"{manifest.where(key)}: version {row['id']} allows {row['max_seq_len']} tokens per row "
-                        f"> data.max_seq_len {manifest.data.max_seq_len}")
     if (row.get("kind") or "train") == "eval":
         raise UserError(f"{manifest.where(key)}: version {row['id']} is an evaluation split; "
                         f"it cannot be mixed into training")

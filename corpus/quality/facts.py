@@ -187,15 +187,12 @@ def _text_facts(table, with_image: bool) -> dict[str, np.ndarray]:
         json_table = table.select(["features", "meta"])  # noqa: F841 (read by DuckDB's replacement scan)
         found = con.execute(
             "SELECT (CASE WHEN json_valid(features) THEN json_type(features) = 'OBJECT' ELSE false END) AND "
-            "(CASE WHEN json_valid(meta) THEN json_type(meta) = 'OBJECT' ELSE false END) AS ok, "
-            "CASE WHEN json_valid(meta) THEN json_extract(meta, '$.truncated_from') IS NOT NULL ELSE false END "
-            "AS truncated FROM json_table"
+            "(CASE WHEN json_valid(meta) THEN json_type(meta) = 'OBJECT' ELSE false END) AS ok FROM json_table"
         ).fetchnumpy()
     finally:
         con.close()
-    for name, column in (("json_ok", "ok"), ("truncated", "truncated")):  # truncated: --overlong truncate cut it
-        values = found[column]
-        out[name] = values.filled(False).astype(bool) if hasattr(values, "filled") else np.asarray(values, dtype=bool)
+    values = found["ok"]
+    out["json_ok"] = values.filled(False).astype(bool) if hasattr(values, "filled") else np.asarray(values, dtype=bool)
     return out
 
 

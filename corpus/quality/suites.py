@@ -26,7 +26,7 @@ class Limits:
 
     source: str
     vocab_size: int
-    max_seq_len: int
+    max_seq_len: int  # versions.max_seq_len: the window length (text), else the longest row built
     max_tier: int
     rows: int
     max_dup_rate: float
@@ -102,8 +102,10 @@ def rows_expectations(kind: str, limits: Limits) -> list:
         _e("ExpectColumnValuesToBeInSet", "split is train or val", column="split", value_set=["train", "val"]),
         _e("ExpectColumnValuesToBeBetween", f"tier within the rule's range 0..{limits.max_tier}", column="tier",
            min_value=0, max_value=limits.max_tier),
-        _e("ExpectColumnValuesToBeBetween", f"1 <= n_tokens <= max_seq_len {limits.max_seq_len}", column="n_tokens",
-           min_value=1, max_value=limits.max_seq_len),
+        _e("ExpectColumnValuesToBeBetween", (f"1 <= n_tokens <= max_seq_len {limits.max_seq_len} (the window)"
+                                             if kind == "text" else f"1 <= n_tokens <= {limits.max_seq_len}, the "
+                                             "longest whole example the build registered"),
+           column="n_tokens", min_value=1, max_value=limits.max_seq_len),
         _e("ExpectColumnPairValuesToBeEqual", "n_tokens = len(prompt_ids) + len(target_ids)",
            column_A="n_tokens", column_B="token_count"),
         _e("ExpectColumnValuesToBeBetween", f"every token id in [0, vocab_size {limits.vocab_size})",
@@ -136,15 +138,10 @@ def rows_expectations(kind: str, limits: Limits) -> list:
     else:
         out.append(_e("ExpectColumnValuesToBeBetween", "the prompt text is not empty", column="prompt_chars",
                       min_value=1))
-        # a row cut by ``--overlong truncate`` may have lost its target: that was the user's choice
-        from great_expectations.expectations.row_conditions import Column
-
-        kept = {"row_condition": Column("truncated") == False}  # noqa: E712 (builds a GX condition)
+        # examples are stored whole (never cut at build time), so every row keeps its target
         out += [
-            _e("ExpectColumnValuesToBeBetween", "the target text is not empty (rows not truncated)",
-               column="target_chars", min_value=1, **kept),
-            _e("ExpectColumnValuesToBeBetween", "the target has tokens (rows not truncated)", column="target_len",
-               min_value=1, **kept),
+            _e("ExpectColumnValuesToBeBetween", "the target text is not empty", column="target_chars", min_value=1),
+            _e("ExpectColumnValuesToBeBetween", "the target has tokens", column="target_len", min_value=1),
         ]
     if kind == "image":
         lo, hi = IMAGE_SIDE

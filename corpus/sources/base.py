@@ -87,6 +87,9 @@ class Source:
     ``hub_id`` is the Hugging Face dataset id used when no ``--from`` is given (``hub_config`` its
     config name). ``role`` is ``"train"`` or ``"eval"`` (eval sources feed decontamination and the
     evaluation suite). ``requires_target`` makes an empty target a quarantine reason.
+``windows`` marks sources of documents, cut into ``--max-seq-len`` windows when built; every
+other source stores whole examples and the mix plan decides what a row longer than the run's
+``max_seq_len`` becomes (docs/mixing.md, "Rows longer than max_seq_len").
     """
 
     name: ClassVar[str]
@@ -94,6 +97,7 @@ class Source:
     hub_config: ClassVar[str | None] = None
     role: ClassVar[str] = "train"
     requires_target: ClassVar[bool] = True
+    windows: ClassVar[bool] = False  # documents cut into --max-seq-len windows at build time
     tier_rule: ClassVar[TierRule]
 
     def __init__(self, args: argparse.Namespace):

@@ -28,6 +28,10 @@ class JsonRecords(Source):
     def requires_target(self) -> bool:  # type: ignore[override]
         return bool(self.args.target_field)
 
+    @property
+    def windows(self) -> bool:  # type: ignore[override]
+        return not self.args.target_field
+
     def options(self) -> dict:
         a = self.args
         return {"prompt": a.prompt_field, "target": a.target_field, "id": a.id_field, "stride": a.stride,

@@ -25,6 +25,7 @@ class Wiki(Source):
     hub_id = "wikimedia/wikipedia"
     hub_config = "20231101.en"
     requires_target = False
+    windows = True
     tier_rule = threshold_rule("wiki-sentence-length", 1, "words_per_sentence", [18, 25, 35],
                                "tier by mean words per sentence of the window: <18, <25, <35, ≥35")
 

@@ -43,7 +43,7 @@ def test_prompts_and_windows_are_rendered_as_corpus_rows(info):
 
     ev = make_ev(info)
     examples = tiny_run.examples()
-    rows, _ = tokenize_examples([(f"r{i}", ex) for i, ex in enumerate(examples)], info,
+    rows = tokenize_examples([(f"r{i}", ex) for i, ex in enumerate(examples)], info,
                                 RowOptions("gsm8k", 512, 0.0, 0), lambda f: 0)
     b = rows["train"]
     starts = np.concatenate([[0], np.cumsum(b.prompt_lens)])
@@ -53,7 +53,7 @@ def test_prompts_and_windows_are_rendered_as_corpus_rows(info):
     path.write_text(ASCII_DOC)
     (doc, _), = _raw_examples("wiki", [str(path)])  # the wiki source's own reading of the file
     assert doc.document and doc.prompt.strip() == ASCII_DOC.strip()
-    rows, _ = tokenize_examples([("d", doc)], info, RowOptions("wiki", 64, 0.0, 0), lambda f: 0)
+    rows = tokenize_examples([("d", doc)], info, RowOptions("wiki", 64, 0.0, 0), lambda f: 0)
     b = rows["train"]
     built = [(b.prompt_tokens[a:a + p].tolist() + b.target_tokens[c:c + t].tolist(), int(p)) for a, p, c, t in zip(
         np.concatenate([[0], np.cumsum(b.prompt_lens)[:-1]]), b.prompt_lens,

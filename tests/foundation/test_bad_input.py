@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -31,38 +32,62 @@ def test_each_bad_record_is_quarantined_with_line_and_reason(tmp_path, tokenizer
     lines[20] = json.dumps({"answer": "x\n#### 1"})                           # missing field
     lines[30] = json.dumps({"question": 42, "answer": "x\n#### 1"})           # mistyped field
     lines[40] = json.dumps({"question": "What?", "answer": "   "})            # empty target
-    lines[50] = json.dumps({"question": "Long " * 2000, "answer": "a\n#### 1"})  # overlong
+    lines[50] = json.dumps({"question": "Long " * 2000, "answer": "a\n#### 1"})  # long, but not bad
     src.write_text("\n".join(lines) + "\n")
     with open(src, "ab") as f:
         f.write(b'{"question": "bad \xff byte", "answer": "x\\n#### 1"}\n')  # invalid UTF-8, line 201
     assert _build(tmp_path, tokenizer_path, src, "--max-bad-ratio", "0.05") == 0
     found = {(q["ref"].rsplit(":", 1)[1], q["field"]): q["reason"] for q in _quarantine(tmp_path)}
-    assert found.keys() == {("11", None), ("21", "question"), ("31", "question"), ("41", "answer"), ("51", None),
-                            ("201", None)}
+    assert found.keys() == {("11", None), ("21", "question"), ("31", "question"), ("41", "answer"), ("201", None)}
     assert found[("11", None)].startswith("malformed JSON")
     assert found[("21", "question")] == "missing field 'question'"
     assert found[("31", "question")] == "expected text, got int"
     assert found[("41", "answer")] == "empty text"
-    assert found[("51", None)].startswith("overlong:")
     assert found[("201", None)].startswith("invalid UTF-8")
     assert all(q["ref"].startswith(str(src)) for q in _quarantine(tmp_path))
     (rows, quarantined), = Catalog(tmp_path / "data").query("SELECT rows, quarantined FROM versions")
-    assert (rows, quarantined) == (195, 6)
+    assert (rows, quarantined) == (196, 5)
     qfile = next((tmp_path / "data" / "quarantine").rglob("*.parquet"))
-    assert pq.read_table(qfile).num_rows == 6
+    assert pq.read_table(qfile).num_rows == 5
 
 
-def test_overlong_truncate_policy_keeps_the_row_consistent(tmp_path, tokenizer_path):
+def test_long_examples_are_stored_whole_and_never_count_as_bad(tmp_path, tokenizer_path, capsys):
+    """A long worked solution is not bad input: with --max-bad-ratio 0 and --max-seq-len 128 the
+    build keeps it whole (ids decode to its texts), registers the longest row as the version's
+    length bound, and shows the length percentiles per split."""
     from tokenizers import Tokenizer
 
-    src = write_jsonl(tmp_path / "long.jsonl", GOOD[:5] + [{"question": "Long question " * 300, "answer": "a\n#### 1"}])
-    assert _build(tmp_path, tokenizer_path, src, "--overlong", "truncate", "--max-seq-len", "128",
-                  "--val-ratio", "0", "--max-bad-ratio", "0") == 0
+    long_q = {"question": "Long question " * 300, "answer": "a\n#### 1"}
+    src = write_jsonl(tmp_path / "long.jsonl", GOOD[:5] + [long_q])
+    assert _build(tmp_path, tokenizer_path, src, "--max-seq-len", "128", "--val-ratio", "0",
+                  "--max-bad-ratio", "0") == 0
+    out = capsys.readouterr().out
     tok = Tokenizer.from_file(str(tokenizer_path))
     rows = pq.read_table(next((tmp_path / "data").rglob("train-*.parquet"))).to_pylist()
-    long = [r for r in rows if json.loads(r["meta"]).get("truncated_from")]
-    assert len(rows) == 6 and len(long) == 1 and long[0]["n_tokens"] == 128
-    assert tok.decode(long[0]["prompt_ids"], skip_special_tokens=True) == long[0]["prompt"]
+    lengths = sorted(r["n_tokens"] for r in rows)
+    long = max(rows, key=lambda r: r["n_tokens"])
+    assert len(rows) == 6 and lengths[-1] > 600 and long["prompt"] == long_q["question"].strip()
+    assert tok.decode(long["prompt_ids"], skip_special_tokens=True) == long["prompt"]
+    assert tok.decode(long["target_ids"], skip_special_tokens=True) == "a\n#### 1"
+    (bound, status, quarantined), = Catalog(tmp_path / "data").query(
+        "SELECT max_seq_len, status, quarantined FROM versions")
+    assert (bound, status, quarantined) == (lengths[-1], "published", 0)
+    assert "quarantined 0 of 6 records (none)" in out
+    header = next(ln for ln in out.splitlines() if "p50" in ln)
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("train"))
+    cells = dict(zip(re.split(r"\s*[│┃]\s*", header.strip()), re.split(r"\s*[│┃]\s*", line.strip())))
+    longest = f"{lengths[-1]:,}"  # p95, p99 and max of six rows: the long one ("higher" percentiles)
+    assert [cells[k] for k in ("p50", "p95", "p99", "max")] == [str(lengths[3]), longest, longest, longest]
+
+
+def test_overlong_flag_moved_to_the_manifest(tmp_path, tokenizer_path):
+    src = write_jsonl(tmp_path / "a.jsonl", GOOD[:5])
+    proc = run_cli("corpus.build", "gsm8k", "--from", str(src), "--tokenizer", str(tokenizer_path),
+                   "--data-dir", str(tmp_path / "data"), "--overlong", "truncate")
+    assert proc.returncode == 2 and "\n" not in proc.stderr.strip()
+    assert "--overlong is no longer a build option" in proc.stderr and "overlong = " in proc.stderr
+    assert not (tmp_path / "data" / "catalog.duckdb").exists() or \
+        Catalog(tmp_path / "data").query("SELECT count(*) FROM versions")[0][0] == 0
 
 
 def test_too_many_bad_records_fail_and_register_nothing(tmp_path, tokenizer_path):

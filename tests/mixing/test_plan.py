@@ -176,7 +176,6 @@ def test_resolution_errors_name_file_and_key(mix_root, tmp_path):
         (with_first(version="v0000000000000000"), None, "(synthetic:arith).version: unknown version"),
         (with_first(version=lists), None, f"version {lists} is of source 'synthetic:lists'"),
         (with_first(tiers=[0, 0, 0, 0, 1]), None, "(synthetic:arith).tiers: tier 4 has weight 1 but version"),
-        (PLAIN, {"max_seq_len": 128}, "published versions of synthetic:arith have max_seq_len 256 > data.max_seq_len 128"),
         (PLAIN, {"tokenizer": "tokenizers/none.json", "tokenizer_train": None}, "data.tokenizer: "),
         (with_first(name="synthetic:derivations"), None, "no version of synthetic:derivations exists"),
         (with_first(name="synthetic:derivations", build={"tokenizer": "x"}), None,

@@ -209,7 +209,7 @@ def _windows_from_text(name: str, paths: list[str], ev, seq_len: int, prompt_rat
     if not docs:
         return []
     opts = RowOptions(name, seq_len, val_ratio=0.0, seed=0, prompt_ratio=prompt_ratio)
-    rows, _ = tokenize_examples(docs, ev.tokenizer, opts, lambda features: 0)
+    rows = tokenize_examples(docs, ev.tokenizer, opts, lambda features: 0)
     out = []
     for batch in rows.values():
         p_off = np.concatenate([[0], np.cumsum(batch.prompt_lens)])
