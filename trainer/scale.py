@@ -4,7 +4,7 @@ What stays: the sources and weights, tier schedules, auxiliary losses, optimizer
 lr scheduler, patience, the ``init_from`` chain. What shrinks, together, by one factor
 ``f = steps / manifest steps``::
 
-    steps                      S (60, or --steps)
+    steps                      S (40, or --steps)
     warmup_steps, hrm_gate_warmup_steps, gate_ramp_steps, patience_grace_steps
                                max(1, round(k·f)) for k > 0 (0 stays 0: no warmup stays none)
     val_every                  max(round(k·f), S // 4): a handful of validations, not one per step
@@ -43,7 +43,7 @@ class Scale:
     model: dict[str, Any] = field(default_factory=dict)
 
 
-SMOKE = Scale("smoke", steps=60, batch_size=8, val_samples=64, max_seq_len=128, dataset_workers=1,
+SMOKE = Scale("smoke", steps=40, batch_size=8, val_samples=64, max_seq_len=128, dataset_workers=1,
               build_cap=500, evaluations=4,
               model={"preset": "demo", "d_model": 64, "n_layers": 2, "d_hrm": 32})
 
