@@ -144,9 +144,7 @@ class Session:
     def save_checkpoint(self, step: int, stopped: bool = False, final: bool = False,
                         validation_pending: bool = False) -> None:
         if self.world.is_main:
-            state = self.state(step, stopped)
-            state["validation_pending"] = validation_pending
-            self.ck.save(state, final=final)
+            self.ck.save(self.state(step, stopped, validation_pending), final=final)
         dist.barrier(self.world)
 
     def finish(self) -> None:
@@ -165,7 +163,7 @@ class Session:
         dist.shutdown(self.world)
 
     # ------------------------------------------------------------------ state
-    def state(self, step: int, stopped: bool) -> dict[str, Any]:
+    def state(self, step: int, stopped: bool, validation_pending: bool = False) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "step": step,
@@ -182,6 +180,7 @@ class Session:
             "rng": rng_state(),
             "patience": self.patience.state_dict(),
             "stopped": stopped,
+            "validation_pending": validation_pending,  # the last step, saved before its final validation
             "config": json.dumps(self.cfg.as_dict()),
         }
 
