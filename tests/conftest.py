@@ -47,28 +47,33 @@ def _touched(before: dict, after: dict) -> str:
     return f"touched the working tree's {' or '.join(WORKING_TREE_OUTPUTS)}: {', '.join(changed[:5])}{more}"
 
 
+_baseline: dict[str, dict] = {}  # the outputs' state after the last check
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _hermetic_session(tmp_path_factory):
-    """The whole session runs in a temporary directory (relative defaults such as ``runs`` land
-    there, also for module fixtures), and ends in an error if anything touched data/ or runs/."""
+    """The whole session runs in a temporary directory: relative defaults (``runs``) land there,
+    also for module fixtures."""
     home = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("cwd"))
-    before = _snapshot(REPO)
+    _baseline["outputs"] = _snapshot(REPO)
     yield
     os.chdir(home)
-    after = _snapshot(REPO)
-    if after != before:
-        pytest.fail(f"the test session {_touched(before, after)}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(_hermetic_session):
-    """Names the test that created, changed or removed anything in data/ or runs/."""
-    before = _snapshot(REPO)
+    """Fails the test whose fixtures or body created, changed or removed anything in the working
+    tree's data/ or runs/ (each change is reported once)."""
+    now = _snapshot(REPO)
+    if now != _baseline["outputs"]:
+        before, _baseline["outputs"] = _baseline["outputs"], now
+        pytest.fail(f"the fixtures of this test {_touched(before, now)}", pytrace=False)
     yield
     after = _snapshot(REPO)
-    if after != before:
-        pytest.fail(f"this test {_touched(before, after)}", pytrace=False)
+    if after != now:
+        _baseline["outputs"] = after
+        pytest.fail(f"this test {_touched(now, after)}", pytrace=False)
 
 
 def shared(*parts: str) -> Path:
