@@ -139,7 +139,7 @@ def _stage(stage: str, shared: Path, root: Path, runs: Path, work: Path, args, s
         for line in proc.stdout:
             sys.stdout.write(line)
             log.write(line)
-            if line.startswith("done at step"):
+            if line.startswith("done at step") or "nothing to do" in line:  # finished, or finished before
                 done = line.strip()
             elif line.startswith("dev "):
                 dev = line.strip()

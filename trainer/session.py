@@ -291,7 +291,7 @@ def start(cfg: RunConfig) -> Session | None:
         if size % world.world_size:
             raise UserError(f"{name} {size} does not split over {world.world_size} ranks (it is the global batch)")
     console = Console(highlight=False, soft_wrap=True)
-    say = lambda m: console.print(m, highlight=False) if world.is_main else None  # noqa: E731
+    say = lambda m: console.print(m, highlight=False, markup=False) if world.is_main else None  # noqa: E731
     for note in cfg.notes:
         say(note)
     data = RunData.open(cfg, world, say=say)
