@@ -200,3 +200,17 @@ def test_the_last_step_is_saved_before_the_final_validation(tiny, final_run):
     assert [r["step"] for r in records(runs / "tiny", "train")] == [1, 2, 3, 4]  # no step trained twice
     redone = load(runs / "tiny" / "checkpoints" / "final.pt")
     assert redone["validation_pending"] is False and redone["step"] == 4
+
+
+def test_the_chain_gives_each_stage_the_local_inputs_of_its_own_sources(tmp_path):
+    from trainer.chain import _parser, stage_command
+
+    args = _parser().parse_args(["--shared", str(tmp_path)])
+    a = stage_command("stageA", tmp_path, tmp_path / "data", tmp_path / "runs", args)
+    c = stage_command("stageC", tmp_path, tmp_path / "data", tmp_path / "runs", args)
+    inputs = lambda cmd: [cmd[i + 1] for i, x in enumerate(cmd) if x == "--from"]  # noqa: E731
+    assert inputs(a) == [f"wiki={tmp_path / 'wikitext2/valid.txt'}"]
+    assert inputs(c) == [f"{n}={tmp_path / p}" for n, p in (("wiki", "wikitext2/valid.txt"),
+                         ("gsm8k", "gsm8k/train_sample.jsonl"), ("science_qa", "scienceqa"), ("mbpp", "mbpp/mbpp.jsonl"))]
+    assert c[c.index("--scale") + 1] == "smoke" and c[c.index("--runs_dir") + 1] == str(tmp_path / "runs")
+    assert c[c.index("--dev_suites") + 1] == "arith,halting,gsm8k" and "--steps" not in c
