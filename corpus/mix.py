@@ -31,7 +31,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-build", action="store_true", help="fail instead of training/building missing inputs")
     p.add_argument("--check", action="store_true", help="only validate the manifest file (no catalog access)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--from", dest="inputs", action="append", default=[], metavar="SOURCE=PATH[,PATH]",
+                   help="local input for a source's build (the hub may not be reachable); repeatable")
+    from corpus.mixing.overrides import DATA_KEYS
+
+    for key in DATA_KEYS:
+        p.add_argument(f"--data.{key}", dest=f"data_{key}", type=int, metavar="N",
+                       help=f"override [data].{key} (a new value gives a new plan id)")
     return p
+
+
+def _overrides(args):
+    from corpus.mixing.overrides import DATA_KEYS, DataOverrides
+
+    data = DataOverrides()
+    for key in DATA_KEYS:
+        if getattr(args, f"data_{key}") is not None:
+            data.set_value(key, getattr(args, f"data_{key}"))
+    for spec in args.inputs:
+        data.add_input(spec)
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from corpus.mixing.manifest import load_manifest
+    from corpus.mixing.overrides import load_overridden
 
-    manifest = load_manifest(args.manifest)
+    manifest = load_overridden(args.manifest, _overrides(args))
     if args.check:
         print(f"{manifest.path}: ok ({len(manifest.data.sources)} sources, sha256 {manifest.sha256[:12]}…)")
         return 0

@@ -14,7 +14,6 @@ ill-typed is one line naming the file and key, or the flag.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import typing
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -24,6 +23,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from corpus.errors import UserError
+from corpus.mixing.overrides import DATA_KEYS, DataOverrides, apply_data_overrides, overridden_sha
 
 PositiveInt = typing.Annotated[int, Field(ge=1)]
 NonNegInt = typing.Annotated[int, Field(ge=0)]
@@ -138,7 +138,10 @@ def build_model_config(model: dict[str, Any], vocab_size: int):
 EXTRA_FLAGS = {
     "dataset": "the manifest (alias of the positional MANIFEST)",
     "data_dir": "data root (default: $HRM_DATA_DIR or ./data)",
+    "scale": "smoke: the manifest's recipe scaled down to minutes on a CPU (trainer/scale.py)",
+    "from": "SOURCE=PATH[,PATH]: local input for a manifest source's build (repeatable)",
 }
+DATA_FLAG = "data."  # --data.train_samples N, --data.val_samples, --data.seed, --data.max_seq_len
 
 
 @lru_cache(maxsize=1)
@@ -167,6 +170,8 @@ class CommandLine:
     manifest: Path
     overrides: dict[str, str | bool] = field(default_factory=dict)
     data_dir: str | None = None
+    data: DataOverrides = field(default_factory=DataOverrides)  # [data] keys and --from inputs
+    scale: str | None = None
 
 
 def parse_command_line(argv: list[str], prog: str = "python -m trainer.run") -> CommandLine:
@@ -175,6 +180,7 @@ def parse_command_line(argv: list[str], prog: str = "python -m trainer.run") -> 
     positional: list[str] = []
     overrides: dict[str, str | bool] = {}
     extra: dict[str, str] = {}
+    data = DataOverrides()
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -187,7 +193,8 @@ def parse_command_line(argv: list[str], prog: str = "python -m trainer.run") -> 
             continue
         name, eq, value = token[2:].partition("=")
         name = name.replace("-", "_")
-        if name not in owner and name not in EXTRA_FLAGS:
+        is_data = name.startswith(DATA_FLAG)
+        if name not in owner and name not in EXTRA_FLAGS and not is_data:
             close = difflib.get_close_matches(name, list(owner) + list(EXTRA_FLAGS), n=1)
             hint = f" (did you mean --{close[0]}?)" if close else " (see --help)"
             raise UserError(f"unknown flag --{name}{hint}")
@@ -204,7 +211,11 @@ def parse_command_line(argv: list[str], prog: str = "python -m trainer.run") -> 
                 value, i = argv[i], i + 1
             else:
                 raise UserError(f"flag --{name} needs a value")
-        if name in EXTRA_FLAGS:
+        if is_data:
+            data.set_value(name[len(DATA_FLAG):], value)
+        elif name == "from":
+            data.add_input(str(value))
+        elif name in EXTRA_FLAGS:
             extra[name] = value
         else:
             overrides[name] = value
@@ -212,7 +223,7 @@ def parse_command_line(argv: list[str], prog: str = "python -m trainer.run") -> 
         positional.append(extra["dataset"])
     if len(positional) != 1:
         raise UserError(f"give exactly one manifest (got {len(positional)}): {prog} MANIFEST [--flag value ...]")
-    return CommandLine(Path(positional[0]), overrides, extra.get("data_dir"))
+    return CommandLine(Path(positional[0]), overrides, extra.get("data_dir"), data, extra.get("scale"))
 
 
 def help_text(prog: str) -> str:
@@ -230,6 +241,10 @@ def help_text(prog: str) -> str:
             default = "" if info.default is None else f" (default {info.default!r})"
             lines.append(f"  --{name:<24} {MEANING.get(name, '')}{default}")
         lines.append("")
+    lines.append("[data] (a new value gives a new plan)")
+    for name in DATA_KEYS:
+        lines.append(f"  --data.{name:<19} the manifest's [data].{name}, overridden")
+    lines.append("")
     lines.append("other flags")
     for name, text in EXTRA_FLAGS.items():
         lines.append(f"  --{name:<24} {text}")
@@ -249,6 +264,8 @@ class RunConfig:
     eval: EvalSection
     model: dict[str, Any]  # validated [model]: preset + explicit fields
     data_dir: str | None = None
+    data: DataOverrides = field(default_factory=DataOverrides)  # applied to [data] when planning
+    notes: list[str] = field(default_factory=list)  # what the scale or the flags changed, said at start
 
     @property
     def run_name(self) -> str:
@@ -261,7 +278,8 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         return {"manifest": str(self.manifest_path), "manifest_sha": self.manifest_sha,
                 "run_name": self.run_name, "train": self.train.model_dump(),
-                "eval": self.eval.model_dump(), "model": self.model}
+                "eval": self.eval.model_dump(), "model": self.model,
+                **({"data_overrides": self.data.as_dict()} if self.data else {})}
 
 
 def load_config(cmd: CommandLine) -> RunConfig:
@@ -271,6 +289,13 @@ def load_config(cmd: CommandLine) -> RunConfig:
     path = cmd.manifest
     raw, manifest = read_toml(path)
     owner = flag_sections()
+    notes: list[str] = []
+    if cmd.scale:
+        from trainer.scale import get_scale, scale_tables
+
+        notes += scale_tables(manifest, get_scale(cmd.scale), cmd.overrides, cmd.data)
+    elif "steps" in cmd.overrides and "train_samples" not in cmd.data.values:
+        notes += _steps_note(manifest, cmd.overrides)
     sections: dict[str, Any] = {}
     for section in ("train", "eval", "model"):
         values = manifest.get(section, {})
@@ -284,8 +309,24 @@ def load_config(cmd: CommandLine) -> RunConfig:
             sections[section] = _section_class(section).model_validate(merged)
         except ValidationError as exc:
             raise UserError(_one_line(exc, path, section, cmd.overrides)) from None
-    return RunConfig(path, hashlib.sha256(raw).hexdigest(), manifest, sections["train"], sections["eval"],
-                     sections["model"].model_dump(), cmd.data_dir)
+    manifest = apply_data_overrides(manifest, cmd.data, str(path))
+    return RunConfig(path, overridden_sha(raw, cmd.data), manifest, sections["train"], sections["eval"],
+                     sections["model"].model_dump(), cmd.data_dir, cmd.data, notes)
+
+
+def _steps_note(manifest: dict, overrides: dict) -> list[str]:
+    """``--steps`` keeps the plan (so raising it later resumes the same run), but says when the
+    plan is far larger than what the run reads."""
+    train, data = manifest.get("train", {}), manifest.get("data", {})
+    try:
+        reads = int(overrides["steps"]) * int(overrides.get("batch_size") or train.get("batch_size") or 8)
+        planned = int(data.get("train_samples", 0))
+    except (TypeError, ValueError):
+        return []
+    if planned <= 2 * reads:
+        return []
+    return [f"--steps {overrides['steps']}: the run reads {reads:,} of the plan's {planned:,} train positions "
+            f"(--data.train_samples {reads} plans only those, --scale smoke scales the whole recipe)"]
 
 
 def _one_line(exc: ValidationError, path: Path, section: str, overrides: dict) -> str:

@@ -234,6 +234,29 @@ def unigram_entropy(rows: Sequence[Row], vocab_size: int, loss_on_prompt: bool =
     return float(-(p * np.log(p)).sum())
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def cap_workers(requested: int) -> tuple[int, list[str]]:
+    """``dataset_workers`` capped to the cores each local rank has: a recipe written for a
+    40-core node must not start 40 loader processes (and their memory) on a laptop."""
+    import os
+
+    local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    cap = max(1, available_cores() // local_ranks)
+    if requested <= cap:
+        return requested, []
+    per = f" per local rank ({local_ranks} ranks)" if local_ranks > 1 else ""
+    return cap, [f"dataset_workers {requested} > {cap} available cores{per}: using {cap}"]
+
+
 class RunData:
     """The plan of a run and the streams the loop reads from it."""
 
@@ -246,12 +269,14 @@ class RunData:
         self.max_seq_len = t.max_seq_len or plan.max_seq_len
         if self.n_train == 0:
             raise UserError(f"plan {plan.id} has no train positions")
+        self.workers, self.notes = cap_workers(t.dataset_workers)
 
     @classmethod
     def open(cls, cfg, world, say=print) -> "RunData":
         """Rank 0 builds or reuses the manifest's plan (sources, tokenizer); the others then
         open it by id."""
         from corpus.mixing import open_plan
+        from corpus.mixing.manifest import manifest_from_tables
         from corpus.paths import data_root
         from trainer import distributed as dist
 
@@ -259,7 +284,8 @@ class RunData:
         plan_id = None
         if world.is_main:
             started = time.perf_counter()
-            plan = open_plan(root, str(cfg.manifest_path))
+            # the manifest as the run sees it: the file's tables with the command line's [data] changes
+            plan = open_plan(root, manifest_from_tables(cfg.manifest_path, cfg.manifest, cfg.manifest_sha))
             say(f"plan {plan.id} ready in {time.perf_counter() - started:.1f} s ({plan.dir})")
             plan_id = plan.id
         plan_id = dist.broadcast_object(world, plan_id)
@@ -280,26 +306,36 @@ class RunData:
                           self.max_seq_len, t.loss_on_prompt)
 
     def train_stream(self, start_step: int, total_steps: int) -> TrainStream:
-        return TrainStream(self.spec(), start_step, total_steps, self.cfg.train.dataset_workers)
+        return TrainStream(self.spec(), start_step, total_steps, self.workers)
 
     def plan_cursor(self, step: int) -> int:
         """Where the reader reopens to resume at ``step``: the first position of its window."""
         return self.spec().window_start(step // self.cfg.train.bucket_batches)
 
+    @property
+    def val_samples(self) -> int:
+        """How many val positions a validation reads (all ranks): the first ``max_val_samples``."""
+        return min(self.n_val, self.cfg.eval.max_val_samples or self.n_val)
+
+    def _val_batch_size(self) -> int:
+        return (self.cfg.eval.eval_batch_size or self.cfg.train.batch_size) // self.world.world_size
+
+    def val_batch_count(self) -> int:
+        mine = len(range(self.world.rank, self.val_samples, self.world.world_size))
+        return math.ceil(mine / self._val_batch_size())
+
     def val_rows(self) -> list[Row]:
         """This rank's share of the first ``max_val_samples`` val positions."""
-        n = min(self.n_val, self.cfg.eval.max_val_samples or self.n_val)
-        return read_rows(self.plan, "val", list(range(self.world.rank, n, self.world.world_size)))
+        return read_rows(self.plan, "val", list(range(self.world.rank, self.val_samples, self.world.world_size)))
 
     def val_batches(self) -> Iterator[Batch]:
         """Sorted by length (order does not matter for a mean): least padding."""
         rows = sorted(self.val_rows(), key=lambda r: (len(r.tokens), r.position))
-        size = (self.cfg.eval.eval_batch_size or self.cfg.train.batch_size) // self.world.world_size
+        size = self._val_batch_size()
         for i in range(0, len(rows), size):
             yield collate(rows[i:i + size], self.tokenizer.pad_id, self.max_seq_len, self.cfg.train.loss_on_prompt)
 
     def unigram_entropy(self) -> float | None:
-        split, n = ("val", min(self.n_val, self.cfg.eval.max_val_samples or self.n_val)) if self.n_val \
-            else ("train", min(self.n_train, 2000))
+        split, n = ("val", self.val_samples) if self.n_val else ("train", min(self.n_train, 2000))
         rows = read_rows(self.plan, split, list(range(n)))
         return unigram_entropy(rows, self.tokenizer.vocab_size, self.cfg.train.loss_on_prompt) if rows else None

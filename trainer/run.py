@@ -5,7 +5,7 @@
         └─ auto-resume: newest valid runs/<name>/checkpoints/*.pt ────┘
     loop: batch(step) ─► forward (gate_scale(step)) ─► backward ─► sum grads over ranks ─► clip ─► step
           every log_steps: console + metrics.jsonl    every val_every: val loss, patience, best-model, plots
-          every checkpoint_every: step_N.pt (rotated)  end: final.pt
+          every checkpoint_every: step_N.pt (rotated)  last step: step_N.pt, final validation, final.pt
 
 The step is the only clock: learning rate, gate and data are functions of it, so a resumed run
 repeats an uninterrupted one exactly (on CPU). See docs/training.md.
@@ -26,6 +26,11 @@ def train(cfg: RunConfig) -> int:
     if s is None:  # nothing to do (finished, stopped early, or dry run)
         return 0
     t, ev = cfg.train, cfg.eval
+    if s.final_validation_pending:  # stopped during the final validation: the steps are all saved
+        s.say(f"step {s.step} is the last: running its final validation again")
+        s.stopped = s.validate(s.step, gate_scale(s.step - 1, t.hrm_gate_warmup_steps, t.gate_ramp_steps), final=True)
+        s.finish()
+        return 0
     log = s.log_window()
     for step in range(s.step, s.total_steps):
         batch = s.stream.next_batch()
@@ -37,10 +42,12 @@ def train(cfg: RunConfig) -> int:
         done = step + 1
         if done % t.log_steps == 0 or done == s.total_steps:
             log.flush(done)
-        stop = False
-        if done % ev.val_every == 0 or done == s.total_steps:
-            stop = s.validate(done, gate)
-        if done % s.checkpoint_every == 0 or stop:
+        stop, last = False, done == s.total_steps
+        if last:  # before the final validation (it may be long): no finished step is lost to a stop there
+            s.save_checkpoint(done, validation_pending=True)
+        if done % ev.val_every == 0 or last:
+            stop = s.validate(done, gate, final=last)
+        if (done % s.checkpoint_every == 0 or stop) and not last:  # the last step's state goes to final.pt
             s.save_checkpoint(done, stopped=stop)
         if stop:
             s.stopped = True

@@ -28,7 +28,7 @@ from trainer.metrics import MetricsLog
 from trainer.model.lm import DIAGNOSTIC_KEYS
 from trainer.schedule import gate_scale
 from trainer.step import TERMS, StepOutput
-from trainer.validate import Patience, validation_loss
+from trainer.validate import Patience, progress, validation_loss
 
 # ModelConfig fields a run may change on the same weights (they create no parameters)
 RUNTIME_MODEL_KEYS = {"h_cycles", "l_steps", "hrm_bptt_steps", "deep_supervision", "ds_weight", "use_halting",
@@ -57,6 +57,7 @@ class Session:
     stream: Any = None
     unigram_entropy: float | None = None
     stopped: bool = False
+    final_validation_pending: bool = False  # resumed from the checkpoint taken just before it
     _batch_tokens: int = 0  # this rank's real tokens in the step just taken
     _batch_samples: int = 0  # the global batch's rows (every rank trains the same number)
     _pending_tokens: int = 0  # this rank's real tokens not yet summed into ``tokens``
@@ -108,9 +109,13 @@ class Session:
     def log_window(self) -> "LogWindow":
         return LogWindow(self)
 
-    def validate(self, step: int, gate: float) -> bool:
-        """Validation loss over the val split (up to max_val_samples); returns whether to stop."""
-        total, count = validation_loss(self.model, self.data.val_batches(), self.device, gate, self.autocast)
+    def validate(self, step: int, gate: float, final: bool = False) -> bool:
+        """Validation loss over the val split (up to max_val_samples); returns whether to stop.
+        The final one, and any long one, shows its progress."""
+        n_batches = self.data.val_batch_count()
+        label = f"{'final ' if final else ''}validation at step {step} ({self.data.val_samples:,} samples)"
+        with progress(self.console, label, n_batches, enabled=self.world.is_main and (final or n_batches >= 20)) as tick:
+            total, count = validation_loss(self.model, self.data.val_batches(), self.device, gate, self.autocast, tick)
         total, count = dist.all_sum(self.world, [total, count], self.device)
         if count == 0:
             self.say("[yellow]no validation tokens: the plan has no val positions[/]")
@@ -128,10 +133,11 @@ class Session:
             self._plot()
         return stop
 
-    def save_checkpoint(self, step: int, stopped: bool = False, final: bool = False) -> None:
+    def save_checkpoint(self, step: int, stopped: bool = False, final: bool = False,
+                        validation_pending: bool = False) -> None:
         self.sync_counters()
         if self.world.is_main:
-            self.ck.save(self.state(step, stopped), final=final)
+            self.ck.save(self.state(step, stopped, validation_pending), final=final)
         dist.barrier(self.world)
 
     def finish(self) -> None:
@@ -151,7 +157,7 @@ class Session:
         dist.shutdown(self.world)
 
     # ------------------------------------------------------------------ state
-    def state(self, step: int, stopped: bool) -> dict[str, Any]:
+    def state(self, step: int, stopped: bool, validation_pending: bool = False) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "step": step,
@@ -169,6 +175,7 @@ class Session:
             "patience": self.patience.state_dict(),
             "gate_scale": self.gate_at(step),
             "stopped": stopped,
+            "validation_pending": validation_pending,  # the last step, saved before its final validation
             "config": json.dumps(self.cfg.as_dict()),
         }
 
@@ -302,7 +309,12 @@ def start(cfg: RunConfig) -> Session | None:
         if size % world.world_size:
             raise UserError(f"{name} {size} does not split over {world.world_size} ranks (it is the global batch)")
     console = Console(highlight=False, soft_wrap=True)
-    data = RunData.open(cfg, world, say=lambda m: console.print(m) if world.is_main else None)
+    say = lambda m: console.print(m, highlight=False, markup=False) if world.is_main else None  # noqa: E731
+    for note in cfg.notes:
+        say(note)
+    data = RunData.open(cfg, world, say=say)
+    for note in data.notes:
+        say(note)
     plan = data.plan
 
     _seed(t.seed)
@@ -332,6 +344,7 @@ def start(cfg: RunConfig) -> Session | None:
             s.say(f"{begin.source} stopped early at step {st['step']}; nothing to do "
                   f"(--reset_progress or a new --run_name to train again)")
             return None
+        s.final_validation_pending = bool(st.get("validation_pending")) and int(st["step"]) >= total_steps
         optimizer.load_state_dict(st["optimizer"])
         if scaler is not None and st.get("scaler"):
             scaler.load_state_dict(st["scaler"])
@@ -344,7 +357,7 @@ def start(cfg: RunConfig) -> Session | None:
         warning = hard_reopen_warning(begin, t)
         if warning:
             s.say(f"[yellow]{warning}[/]")
-    if s.step >= total_steps:
+    if s.step >= total_steps and not s.final_validation_pending:
         s.say(f"already at step {s.step} of {total_steps}: nothing to do (raise --steps to continue)")
         return None
     try:

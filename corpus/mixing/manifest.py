@@ -218,11 +218,16 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest file; any problem is one UserError line naming file and key."""
     path = Path(path)
     raw_bytes, raw = read_toml(path)
+    return manifest_from_tables(path, raw, hashlib.sha256(raw_bytes).hexdigest())
+
+
+def manifest_from_tables(path: Path, raw: dict[str, Any], sha256: str) -> Manifest:
+    """Validate parsed tables (a file's, or a file's with command-line overrides applied)."""
     try:
         model = ManifestModel.model_validate(raw)
     except ValidationError as exc:
         raise UserError(f"{path}: {describe_error(exc, raw)}") from None
-    return Manifest(path, hashlib.sha256(raw_bytes).hexdigest(), model, raw)
+    return Manifest(path, sha256, model, raw)
 
 
 def manifest_from_dict(raw: dict[str, Any], name: str = "notebook") -> Manifest:

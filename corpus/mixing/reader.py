@@ -18,11 +18,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from corpus.errors import UserError
+
+if TYPE_CHECKING:
+    from corpus.mixing.manifest import Manifest
 
 SPLITS = ("train", "val")
 SAMPLE_BLOCK = 128  # rows prepared at a time for Sample iteration (take(n) reads ~n rows)
@@ -377,8 +380,9 @@ class _Rows:
 
 # -- opening -----------------------------------------------------------------------------------
 
-def open_plan(root: str | Path | None, plan: str | Path, verify: str = "quick", build_missing: bool = True) -> Plan:
-    """A plan by id (or unique id prefix) or by manifest path (planned, and built, when missing).
+def open_plan(root: str | Path | None, plan: str | Path | Manifest, verify: str = "quick", build_missing: bool = True) -> Plan:
+    """A plan by id (or unique id prefix), by manifest path or by a loaded (possibly overridden)
+    :class:`Manifest` (planned, and built, when missing).
 
     Refuses plans whose files are missing or differ from their registered sha256 (corpus.verify's
     check), and plans over versions that are not (or no longer) published. ``verify``: ``"quick"`` hashes the plan files
@@ -389,13 +393,15 @@ def open_plan(root: str | Path | None, plan: str | Path, verify: str = "quick", 
     from corpus.catalog import Catalog
     from corpus.paths import data_root
 
+    from corpus.mixing.manifest import Manifest  # noqa: F811 (the runtime class)
+
     root = data_root(root)
     manifest_sha = None
     text = str(plan)
-    if text.endswith(".toml") or Path(text).is_file():
+    if isinstance(plan, Manifest) or text.endswith(".toml") or Path(text).is_file():
         from corpus.mixing.plan import make_plan
 
-        result = make_plan(text, root, build_missing=build_missing, log=_quiet)
+        result = make_plan(plan if isinstance(plan, Manifest) else text, root, build_missing=build_missing, log=_quiet)
         plan_id, manifest_sha = result.id, result.resolved.manifest.sha256
     else:
         plan_id = text
