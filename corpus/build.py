@@ -193,6 +193,9 @@ def build(args: argparse.Namespace) -> int:
     from corpus.tokenizer import install_tokenizer, load_tokenizer
     from corpus.versioning import code_version, input_fingerprint, version_id
 
+    from corpus.flags import check_build_flags, ratio_text
+
+    check_build_flags(args)
     os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
     started = time.perf_counter()
     root = data_root(args.data_dir)
@@ -205,7 +208,7 @@ def build(args: argparse.Namespace) -> int:
     from corpus.quality.decontaminate import prepare
 
     decontam = prepare(args, catalog, root, kind)
-    files = expand_paths(args.inputs) if args.inputs else None
+    files = expand_paths(args.inputs) if args.inputs is not None else None  # never falls back to the hub
     hub = None if files else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
     fingerprint = input_fingerprint(files, extra=hub or "")
     config = {
@@ -235,9 +238,10 @@ def build(args: argparse.Namespace) -> int:
             raise UserError(f"no records read from {', '.join(map(str, files or [hub]))}")
         if bad / max(1, stats.records) > args.max_bad_ratio:
             first = rejected[0]
+            shown, limit = ratio_text(bad / stats.records, args.max_bad_ratio)
             raise UserError(
-                f"build failed: {bad} of {stats.records} records bad ({bad / stats.records:.1%} > --max-bad-ratio "
-                f"{args.max_bad_ratio:.1%}); first: {first.ref}: {first.field + ': ' if first.field else ''}{first.reason}"
+                f"build failed: {bad} of {stats.records} records bad ({shown} > --max-bad-ratio {limit}); "
+                f"first: {first.ref}: {first.field + ': ' if first.field else ''}{first.reason}"
             )
         if sum(stats.rows.values()) == 0:
             raise UserError("build produced no rows")
@@ -279,7 +283,7 @@ def _tokenizer_path(args, root: Path, catalog) -> Path:
 def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
     from corpus.shards import ShardWriter
 
-    records = source.records([str(f) for f in files] if files else None, args.split, args.limit)
+    records = source.records([str(f) for f in files] if files is not None else None, args.split, args.limit)
     if args.limit is not None:
         records = itertools.islice(records, args.limit)
     stats = BuildStats()

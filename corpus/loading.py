@@ -42,11 +42,19 @@ def expand_paths(patterns: list[str], suffixes: tuple[str, ...] = SUFFIXES) -> l
             out.extend(found)
         elif p.is_file():
             out.append(p)
+        elif p.exists():  # /dev/null, a FIFO, a socket: nothing a build can fingerprint and read
+            raise UserError(f"--from {pattern}: not a regular file or directory")
         else:
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
                 raise UserError(f"input not found: {pattern}")
-            out.extend(Path(m) for m in matches if Path(m).is_file())
+            regular = [Path(m) for m in matches if Path(m).is_file()]
+            if not regular:
+                raise UserError(f"--from {pattern}: matches no regular files ({len(matches)} other entries)")
+            out.extend(regular)
+    for path in out:
+        if not os.access(path, os.R_OK):
+            raise UserError(f"--from {path}: not readable (permission denied)")
     return out
 
 

@@ -82,6 +82,11 @@ def load_tokenizer(path: str | Path) -> TokenizerInfo:
     missing = [name for name, i in ids.items() if i is None]
     if missing:
         raise UserError(f"tokenizer {path} lacks special tokens {missing} (train it with corpus.tokenizer)")
+    try:  # a WordLevel/WordPiece model without its unknown token fails on the first unseen word
+        tok.encode("zq\u2603\U0001f600 0xff", add_special_tokens=False)
+    except Exception as exc:
+        raise UserError(f"tokenizer {path} cannot encode text it has not seen: {str(exc).splitlines()[0]} "
+                        f"(a WordLevel or WordPiece model needs an unk token)") from None
     return TokenizerInfo(
         path=path,
         sha256=sha256_file(path),

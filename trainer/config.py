@@ -281,7 +281,10 @@ def load_config(cmd: CommandLine) -> RunConfig:
 
 
 def _one_line(exc: ValidationError, path: Path, section: str, overrides: dict) -> str:
-    err = exc.errors()[0]
+    # an unknown key first: a typo in a required key shows up as "missing" AND as unknown, and
+    # the unknown one names both spellings
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    err = errors[0]
     key = str(err["loc"][0]) if err["loc"] else ""
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
