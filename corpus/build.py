@@ -92,7 +92,11 @@ class BuildStats:
 _WORKER: dict = {}
 
 
-def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int) -> None:
+def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int, pool_worker: bool = False) -> None:
+    if pool_worker:
+        from corpus.buildlock import die_with_parent
+
+        die_with_parent()  # a killed build leaves no worker behind
     os.environ["RAYON_NUM_THREADS"] = str(threads)
     from corpus.rows import RowOptions
     from corpus.tokenizer import load_tokenizer
@@ -189,11 +193,10 @@ def _prefetch(fn, items: Iterable, depth: int = 2) -> Iterator:
 def build(args: argparse.Namespace) -> int:
     from corpus.catalog import Catalog
     from corpus.loading import expand_paths
-    from corpus.paths import data_root, quarantine_path, version_dir
+    from corpus.paths import data_root, version_dir
     from corpus.tokenizer import install_tokenizer, load_tokenizer
+    from corpus.flags import check_build_flags
     from corpus.versioning import code_version, input_fingerprint, version_id
-
-    from corpus.flags import check_build_flags, ratio_text
 
     check_build_flags(args)
     os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
@@ -209,7 +212,7 @@ def build(args: argparse.Namespace) -> int:
 
     decontam = prepare(args, catalog, root, kind)
     files = expand_paths(args.inputs) if args.inputs is not None else None  # never falls back to the hub
-    hub = None if files else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
+    hub = None if files is not None else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
     fingerprint = input_fingerprint(files, extra=hub or "")
     config = {
         "split": args.split, "limit": args.limit, "max_seq_len": args.max_seq_len, "val_ratio": args.val_ratio,
@@ -218,18 +221,31 @@ def build(args: argparse.Namespace) -> int:
         "decontamination": decontam.config if decontam else None, "quality": {"max_dup_rate": args.max_dup_rate},
     }
     vid = version_id(args.source, fingerprint, config, tok.sha256, code_version())
+    final_dir = version_dir(root, args.source, vid)
+    from corpus.buildlock import version_lock
+
+    with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
+        return _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, config, decontam, vid,
+                             final_dir, started)
+
+
+def _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, config, decontam, vid, final_dir,
+                  started) -> int:
+    from corpus.buildlock import reclaim_staging
+    from corpus.flags import ratio_text
+    from corpus.paths import quarantine_path
+
     existing = catalog.version(vid)
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
         return 0 if existing["status"] == "published" else 1
-    if existing:  # an interrupted earlier attempt: forget it and build again
+    if existing:  # an interrupted earlier attempt (no build of it is alive: we hold its lock)
         _forget(catalog, vid)
+    reclaim_staging(final_dir)  # left by builds of this version killed before their rename
 
-    final_dir = version_dir(root, args.source, vid)
     if decontam:
         decontam.shard_dir = str(final_dir.relative_to(root))
     staging = final_dir.with_name(f".{vid}.staging-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam)
@@ -248,7 +264,7 @@ def build(args: argparse.Namespace) -> int:
         q_path = quarantine_path(root, args.source, vid)
         if rejected:
             _write_quarantine(q_path, rejected)
-        if final_dir.exists():  # left by a crash before registration
+        if final_dir.exists():  # left by a crash before registration (the catalog has no row for it)
             shutil.rmtree(final_dir)
         os.replace(staging, final_dir)
     finally:
@@ -295,7 +311,7 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(args, str(tok.path), args.threads))
+        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(args, str(tok.path), args.threads, True))
         results = pool.imap(_process, batches)
     else:
         _init_worker(args, str(tok.path), args.threads)
