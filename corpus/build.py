@@ -38,6 +38,10 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="gsm8k, wiki, mbpp, science_qa, humaneval, jsonl, parquet, synthetic:<task>")
     p.add_argument("--from", dest="inputs", nargs="+", metavar="PATH", help="local files, globs or directories")
     p.add_argument("--split", default="train", help="source split to read (default: train)")
+    p.add_argument("--revision", help="hub dataset revision (commit, branch or tag) to read; the commit it "
+                   "resolves to enters the version id (default: main)")
+    p.add_argument("--hub-dataset", metavar="ID_OR_DIR", help="read this hub dataset, or a local dataset "
+                   "repository (a clone or mirror), instead of the source's default one")
     p.add_argument("--limit", type=int, help="read at most N records")
     p.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the catalog's only tokenizer)")
     p.add_argument("--max-seq-len", type=int, default=512)
@@ -212,15 +216,27 @@ def build(args: argparse.Namespace) -> int:
 
     decontam = prepare(args, catalog, root, kind)
     files = expand_paths(args.inputs) if args.inputs is not None else None  # never falls back to the hub
-    hub = None if files is not None else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
+    hub = revision = None
+    if files is None and getattr(source, "reads_hub", True):
+        from corpus.hub import resolve_hub
+
+        pinned = resolve_hub(source.hub_id, args.split, args.revision)
+        revision = pinned.revision if pinned.files is None else "content"
+        hub = f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
+        if pinned.files is not None:  # a local dataset repository: read and fingerprinted like --from files
+            files = pinned.files
+        else:
+            hub += f"@{pinned.revision or 'unresolved'}"
+            args.resolved_revision = pinned.revision
     fingerprint = input_fingerprint(files, extra=hub or "")
     config = {
         "split": args.split, "limit": args.limit, "max_seq_len": args.max_seq_len, "val_ratio": args.val_ratio,
         "seed": args.seed, "overlong": args.overlong, "tier_rule": source.tier_rule.id,
         "options": source.options(), "role": kind,
         "decontamination": decontam.config if decontam else None, "quality": {"max_dup_rate": args.max_dup_rate},
+        "hub": {"dataset": source.hub_id, "revision": revision} if hub else None,
     }
-    vid = version_id(args.source, fingerprint, config, tok.sha256, code_version())
+    vid = version_id(args.source, fingerprint, config, tok.sha256, code_version(args.source_cls))
     final_dir = version_dir(root, args.source, vid)
     from corpus.buildlock import version_lock
 
@@ -389,7 +405,7 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
         try:
             con.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'validating', ?, ?, ?, ?)",
-                [vid, args.source, kind, now, json.dumps(config), fingerprint, tok.sha256, code_version(),
+                [vid, args.source, kind, now, json.dumps(config), fingerprint, tok.sha256, code_version(args.source_cls),
                  source.tier_rule.id, args.max_seq_len, sum(stats.rows.values()), sum(stats.tokens.values()),
                  len(rejected), seconds],
             )

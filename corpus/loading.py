@@ -68,10 +68,11 @@ def file_format(path: Path) -> str:
 
 
 def load_records(paths: list[str] | None, split: str = "train", hub_id: str | None = None,
-                 hub_config: str | None = None) -> Iterator[RawRecord]:
-    """Records from ``paths`` (``--from``) or, when None, from the hub dataset ``hub_id``."""
+                 hub_config: str | None = None, revision: str | None = None) -> Iterator[RawRecord]:
+    """Records from ``paths`` (``--from``) or, when None, from the hub dataset ``hub_id`` at
+    ``revision`` (the commit :mod:`corpus.hub` resolved)."""
     if paths is None:
-        yield from _hub_records(hub_id, hub_config, split)
+        yield from _hub_records(hub_id, hub_config, split, revision)
         return
     for path in expand_paths(paths):
         yield from file_records(path)
@@ -129,14 +130,15 @@ def _arrow_reader(pa, path: Path):
         return (reader.get_batch(i) for i in range(reader.num_record_batches))
 
 
-def _hub_records(hub_id: str | None, hub_config: str | None, split: str) -> Iterator[RawRecord]:
+def _hub_records(hub_id: str | None, hub_config: str | None, split: str,
+                 revision: str | None = None) -> Iterator[RawRecord]:
     if not hub_id:
         raise UserError("this source has no hub dataset: pass --from PATH")
     import datasets
 
     datasets.disable_progress_bars()
     try:
-        ds = datasets.load_dataset(hub_id, hub_config, split=split)
+        ds = datasets.load_dataset(hub_id, hub_config, split=split, revision=revision)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
