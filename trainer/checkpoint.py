@@ -76,8 +76,14 @@ class Checkpoints:
             out.append((step, path.name == FINAL, path))
         return [(step, path) for step, _, path in sorted(out, reverse=True)]
 
-    def load_latest(self, map_location="cpu") -> tuple[dict[str, Any], Path] | None:
-        """The newest checkpoint that verifies; each one that does not is reported."""
+    def load_latest(self, map_location="cpu", refuse_all_bad: bool = False) -> tuple[dict[str, Any], Path] | None:
+        """The newest checkpoint that verifies; each one that does not is reported.
+
+        ``refuse_all_bad``: when the run has checkpoints and none loads, raise one line instead
+        of returning None — a silent restart from step 0 would overwrite ``final.pt`` and the
+        intact best model with a model trained from scratch.
+        """
+        problems = []
         for _, path in self.candidates():
             problem = verify(path)
             if problem is None:
@@ -85,14 +91,31 @@ class Checkpoints:
                     return load(path, map_location), path
                 except Exception as exc:  # noqa: BLE001 - any unreadable file means "use the previous"
                     problem = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            problems.append(f"{path.name}: {problem}")
             self.warn(f"checkpoint {path} is {problem}; falling back to the previous one")
+        if problems and refuse_all_bad:
+            from corpus.errors import UserError
+
+            raise UserError(f"{self.dir}: none of its {len(problems)} checkpoints is loadable ({problems[0]}"
+                            + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
+                            + "): refusing to restart from step 0 over them; pass --start_over to train "
+                              "from scratch (the run's files are moved to archive/ first)")
         return None
 
     # ------------------------------------------------------------------ best model
     def save_best(self, weights: dict[str, torch.Tensor], files: dict[str, bytes | Path]) -> Path:
         """Replace ``best-model/`` with ``model.pt`` (weights + model config) and ``files``
-        (config.json, plan.json, tokenizer.json ...), all or nothing."""
+        (config.json, plan.json, tokenizer.json ...), all or nothing.
+
+        Never with a worse model: a best model of the same plan whose recorded validation loss
+        is at most ``weights["val_loss"]`` is kept (a restarted count's first validation always
+        "improves" on nothing)."""
         final = self.run_dir / BEST
+        kept = _better_best(final, weights)
+        if kept is not None:
+            self.warn(f"{final} kept: its validation loss {kept:.4f} is not worse than "
+                      f"{float(weights['val_loss']):.4f}")
+            return final
         tmp = self.run_dir / f".{BEST}.tmp-{os.getpid()}"
         old = self.run_dir / f".{BEST}.old"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -122,6 +145,19 @@ class Checkpoints:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(old, self.run_dir / BEST)
+
+
+def _better_best(best_dir: Path, weights: dict) -> float | None:
+    """The existing best model's validation loss when it is of the same plan and not worse."""
+    if "val_loss" not in weights:
+        return None
+    try:
+        info = json.loads((best_dir / "plan.json").read_text())
+        old_loss = float(info["val_loss"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same_plan = info.get("plan_id") == weights.get("plan_id")
+    return old_loss if same_plan and old_loss <= float(weights["val_loss"]) else None
 
 
 def verify(path: Path) -> str | None:

@@ -62,6 +62,7 @@ class TrainSection(_Section):
     hrm_gate_warmup_steps: NonNegInt = 0
     gate_ramp_steps: NonNegInt = 0
     reset_progress: bool = False
+    start_over: bool = False  # every checkpoint damaged: archive the run's files and train from step 0
     dry_run: bool = False
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
