@@ -55,6 +55,8 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bad-ratio", type=float, default=0.01)
     p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--rebuild", action="store_true", help="build the version again even if registered (its "
+                   "files were damaged: same inputs give the same id and the same bytes)")
     p.add_argument("--role", choices=["train", "eval"], help="register as training data or as an evaluation set "
                    "(default: the source's; e.g. gsm8k --split test --role eval)")
     from corpus.quality import decontaminate
@@ -252,6 +254,11 @@ def _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, con
     from corpus.paths import quarantine_path
 
     existing = catalog.version(vid)
+    if existing and args.rebuild:  # damaged files (corpus.verify, a reader's refusal): same id, fresh files
+        print(f"rebuilding {vid} ({existing['status']})", file=sys.stderr)
+        _forget(catalog, vid)
+        shutil.rmtree(final_dir, ignore_errors=True)
+        existing = None
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
         return 0 if existing["status"] == "published" else 1
@@ -439,7 +446,8 @@ def _forget(catalog, vid: str) -> None:
     with catalog.connect() as con:
         for table, column in (("versions", "id"), ("shards", "version"), ("files", "version"), ("tiers", "version"),
                               ("quarantine", "version"), ("validations", "version"), ("tier_files", "version"),
-                              ("version_counters", "version")):
+                              ("version_counters", "version"), ("decontamination", "version"),
+                              ("row_hashes", "version"), ("duplicates", "version")):
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])
 
 

@@ -121,9 +121,15 @@ def install_tokenizer(info: TokenizerInfo, root: Path, catalog=None) -> Tokenize
 
 
 def tokenizer_for_sha(root: Path, sha: str) -> TokenizerInfo:
+    """The data root's copy of tokenizer ``sha``, refused when its bytes no longer hash to it
+    (an edit that stays valid JSON would otherwise tokenize differently from the shards)."""
     from corpus.paths import tokenizer_dir
 
-    return load_tokenizer(tokenizer_dir(root) / f"{sha}.json")
+    info = load_tokenizer(tokenizer_dir(root) / f"{sha}.json")
+    if info.sha256 != sha:
+        raise UserError(f"{info.path}: damaged (its sha256 {info.sha256[:12]}… is not the {sha[:12]}… it is named "
+                        f"by); copy the original tokenizer.json back there (python -m corpus.verify lists it)")
+    return info
 
 
 # -- training ---------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from corpus.atomic import atomic_path, fsync_dir, fsync_file, sha256_file, write
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 FINAL = "final.pt"
 BEST = "best-model"
+CHECKSUMS = "checksums.json"  # in best-model/: sha256 of each file, written before the swap
 
 
 class Checkpoints:
@@ -88,7 +89,7 @@ class Checkpoints:
             problem = verify(path)
             if problem is None:
                 try:
-                    return load(path, map_location), path
+                    return load(path, map_location, verified=True), path
                 except Exception as exc:  # noqa: BLE001 - any unreadable file means "use the previous"
                     problem = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
             problems.append(f"{path.name}: {problem}")
@@ -126,6 +127,8 @@ class Checkpoints:
                 shutil.copyfile(content, tmp / name)
             else:
                 (tmp / name).write_bytes(content)
+        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1) + "\n")  # what every reader checks
         for p in tmp.iterdir():
             fsync_file(p)
         fsync_dir(tmp)
@@ -173,8 +176,33 @@ def verify(path: Path) -> str | None:
     return None
 
 
-def load(path: Path, map_location="cpu") -> dict[str, Any]:
+def load(path: Path, map_location="cpu", verified: bool = False) -> dict[str, Any]:
+    """A checkpoint or best model, checked first against its sidecar or the best model's
+    ``checksums.json`` (a flipped byte is one line naming the file, never a silently used model)."""
+    path = Path(path)
+    if not verified:
+        problem = verify_best(path.parent) if (path.parent / CHECKSUMS).is_file() else \
+            verify(path) if _meta_path(path).is_file() else None
+        if problem:
+            from corpus.errors import UserError
+
+            raise UserError(f"{problem}; retrain, or use another checkpoint of the run")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def verify_best(directory: Path) -> str | None:
+    """None when every file ``checksums.json`` lists matches it, else what is wrong."""
+    try:
+        sums = json.loads((directory / CHECKSUMS).read_text())
+    except (OSError, ValueError):
+        return f"{directory / CHECKSUMS}: unreadable"
+    for name, digest in sums.items():
+        f = directory / name
+        if not f.is_file():
+            return f"{f}: missing (listed in {CHECKSUMS})"
+        if sha256_file(f) != digest:
+            return f"{f} is corrupt (sha256 does not match {CHECKSUMS})"
+    return None
 
 
 def _write_torch(path: Path, obj: Any) -> None:
