@@ -395,7 +395,7 @@ def _write_quarantine(path: Path, rejected) -> None:
 def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
               rejected, q_path, seconds) -> None:
     """One transaction: the version (status ``validating``), its shards, files, tiers, quarantine."""
-    from corpus.atomic import sha256_file
+    from corpus.atomic import sha256_file, xxh3_file
     from corpus.versioning import code_version
 
     rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
@@ -426,6 +426,7 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
                     role = "parquet" if name.endswith(".parquet") else name.split(".")[-2]
                     con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
                                 [rel(path), vid, role, s.sha256[name], s.bytes[name]])
+                    con.execute("INSERT OR REPLACE INTO file_checksums VALUES (?, ?)", [rel(path), xxh3_file(path)])
             for (split, tier), rows in sorted(tier_rows.items()):
                 con.execute("INSERT INTO tiers (version, split, tier, rows, tokens, rule) VALUES (?, ?, ?, ?, ?, ?)",
                             [vid, split, tier, rows, tier_tokens[(split, tier)], source.tier_rule.id])
@@ -448,6 +449,8 @@ def _forget(catalog, vid: str) -> None:
                               ("quarantine", "version"), ("validations", "version"), ("tier_files", "version"),
                               ("version_counters", "version"), ("decontamination", "version"),
                               ("row_hashes", "version"), ("duplicates", "version")):
+            if table == "files":
+                con.execute("DELETE FROM file_checksums WHERE path IN (SELECT path FROM files WHERE version = ?)", [vid])
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])
 
 

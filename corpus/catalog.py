@@ -111,6 +111,14 @@ MIGRATIONS: list[tuple[int, str]] = [
             positions BIGINT, tokens BIGINT);
         """,
     ),
+    (
+        6,
+        # a fast digest (xxh3-64) of each shard file, checked by readers on their first open of
+        # it in a process (corpus.mixing.readcheck); sha256 in files stays what verify checks
+        """
+        CREATE TABLE file_checksums (path VARCHAR PRIMARY KEY, xxh3 VARCHAR);
+        """,
+    ),
 ]
 
 

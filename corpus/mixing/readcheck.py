@@ -29,9 +29,22 @@ def forget() -> None:
     _VERIFIED.clear()
 
 
-def check_once(root: Path, record: dict, rebuild_hint: str) -> None:
-    """Raise one line unless the file of ``record`` (a catalog ``files`` row) matches it."""
-    from corpus.atomic import sha256_file
+def fast_digests(con, versions: list[str]) -> dict[str, str]:
+    """path → xxh3 of the versions' shard files (none for catalogs built before they existed)."""
+    import duckdb
+
+    marks = ", ".join("?" * len(versions))
+    try:
+        return dict(con.execute(f"SELECT c.path, c.xxh3 FROM file_checksums c JOIN files f USING (path) "
+                                f"WHERE f.version IN ({marks})", versions).fetchall())
+    except duckdb.CatalogException:  # not migrated yet (readers open the catalog read-only)
+        return {}
+
+
+def check_once(root: Path, record: dict, rebuild_hint: str, xxh3: str | None = None) -> None:
+    """Raise one line unless the file of ``record`` (a catalog ``files`` row) matches it: its
+    xxh3 when the catalog has one, else its sha256."""
+    from corpus.atomic import sha256_file, xxh3_file
 
     path = Path(root) / record["path"]
     try:
@@ -44,12 +57,13 @@ def check_once(root: Path, record: dict, rebuild_hint: str) -> None:
     if record["bytes"] is not None and st.st_size != record["bytes"]:
         raise UserError(f"{record['path']}: damaged (size {st.st_size} bytes, catalog {record['bytes']}); "
                         f"{rebuild_hint}")
-    if sha256_file(path) != record["sha256"]:
-        raise UserError(f"{record['path']}: damaged (sha256 does not match the catalog); {rebuild_hint}")
+    if (xxh3_file(path) != xxh3) if xxh3 else (sha256_file(path) != record["sha256"]):
+        raise UserError(f"{record['path']}: damaged ({'xxh3' if xxh3 else 'sha256'} does not match the catalog); "
+                        f"{rebuild_hint}")
     _VERIFIED.add(key)
 
 
-def shard_checker(root: Path, shard_files: list[dict], components: list[dict]):
+def shard_checker(root: Path, shard_files: list[dict], components: list[dict], digests: dict[str, str] | None = None):
     """A function ``check(parquet_path)`` verifying a shard's sidecars (and, via ``ids``, its
     Parquet) on first open; a no-op when switched off."""
     if not enabled():
@@ -66,5 +80,6 @@ def shard_checker(root: Path, shard_files: list[dict], components: list[dict]):
                 raise UserError(f"{files[part]}: not registered in the catalog; rebuild its version")
             source = source_of.get(record["version"], "<source>")
             check_once(root, record, f"rebuild it: python -m corpus.build {source} <same inputs> --rebuild "
-                                     f"(version {record['version']}; python -m corpus.verify lists every damaged file)")
+                                     f"(version {record['version']}; python -m corpus.verify lists every damaged file)",
+                       (digests or {}).get(record["path"]))
     return check

@@ -437,11 +437,14 @@ def open_plan(root: str | Path | None, plan: str | Path, verify: str = "quick", 
         plan_files = rows_of("SELECT * FROM files WHERE version = ? AND role = 'plan'", [row["id"]])
         shard_files = rows_of(f"SELECT * FROM files WHERE role IN ('parquet', 'tokens', 'index') "
                               f"AND version IN ({marks})", versions)
+        from corpus.mixing.readcheck import fast_digests
+
+        digests = fast_digests(con, versions)
     if verify != "none":
         _verify(root, row["id"], plan_files, shard_files, all_shards, full=verify == "full")
     from corpus.mixing.readcheck import shard_checker
 
-    return Plan(root, row, components, shards, manifest_sha, check_shard=shard_checker(root, shard_files, components))
+    return Plan(root, row, components, shards, manifest_sha, check_shard=shard_checker(root, shard_files, components, digests))
 
 
 def _quiet(message: str) -> None:

@@ -58,7 +58,7 @@ def test_a_flipped_byte_in_a_shard_sidecar_stops_the_reader(trained, role):
         with pytest.raises(UserError) as exc:
             list(PlanReader(open_plan(root, plan_id), "train"))  # the trainer's quick open passes: same size
         msg = str(exc.value)
-        assert str(target.relative_to(root)) in msg and "damaged (sha256 does not match the catalog)" in msg
+        assert str(target.relative_to(root)) in msg and "damaged (xxh3 does not match the catalog)" in msg
         assert "--rebuild" in msg and "\n" not in msg
     finally:
         target.write_bytes(original)
