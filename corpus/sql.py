@@ -83,6 +83,10 @@ def _run(args) -> int:
     from corpus.errors import UserError
     from corpus.paths import data_root
 
+    from corpus.flags import check_range
+
+    check_range("--limit", args.limit, 0, None)
+    check_range("--max-seconds", args.max_seconds, 0, None, lo_open=True)
     root = data_root(args.data_dir)
     catalog = Catalog(root)
     limit_s = catalog.timeout if args.max_seconds is None else args.max_seconds

@@ -250,6 +250,12 @@ def _run(args) -> int:
         info = load_tokenizer(args.path)
         print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in info.__dict__.items()}, indent=2))
         return 0
+    from corpus.flags import MAX_COUNT, check_range
+
+    check_range("--vocab-size", args.vocab_size, 8, 1 << 24)  # the special tokens and a few bytes at least
+    check_range("--min-frequency", args.min_frequency, 0, None)
+    check_range("--synthetic", args.synthetic, 0, MAX_COUNT)
+    check_range("--seed", args.seed, 0, (1 << 63) - 1)
     if not (args.inputs or args.version or args.synthetic):
         raise UserError("nothing to train on: give --from PATH, --version ID or --synthetic N")
     paths = _expand(args.inputs)

@@ -231,3 +231,15 @@ def test_records_with_thousands_of_keys_are_fast_and_bounded(tmp_path, tokenizer
     assert (v["rows"], v["quarantined"]) == (100, 1)
     (q,) = _quarantine(tmp_path / "data", v["id"])
     assert q["ref"] == f"{src}:101" and q["reason"] == f"record has 200002 keys (more than {MAX_RECORD_KEYS})"
+
+
+@pytest.mark.parametrize("module, args", [
+    ("corpus.tokenizer", ["train", "--synthetic", "10", "--vocab-size", "-3", "--out", "t.json"]),
+    ("corpus.tokenizer", ["train", "--synthetic", "-1", "--vocab-size", "300", "--out", "t.json"]),
+    ("corpus.sql", ["--limit", "-1", "SELECT 1"]),
+    ("corpus.sql", ["--max-seconds", "0", "SELECT 1"]),
+    ("corpus.verify", ["--workers", "0"]),
+])
+def test_numeric_flags_of_the_other_commands_are_range_checked(tmp_path, module, args):
+    p = run_cli(module, *args, "--data-dir", str(tmp_path / "data"))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "out of range" in p.stderr, p.stderr
