@@ -90,8 +90,8 @@ def _run(args) -> int:
     root = data_root(args.data_dir)
     catalog = Catalog(root)
     limit_s = catalog.timeout if args.max_seconds is None else args.max_seconds
-    os.chdir(root)  # relative paths in queries and views are the data root's
     with catalog.connect(read_only=True) as con:
+        os.chdir(root)  # relative paths in queries and views are the data root's
         confine(con, root)
         refuse_writes(con, args.query)
         timer = threading.Timer(limit_s, con.interrupt)
