@@ -83,3 +83,22 @@ def shard_checker(root: Path, shard_files: list[dict], components: list[dict], d
                                      f"(version {record['version']}; python -m corpus.verify lists every damaged file)",
                        (digests or {}).get(record["path"]))
     return check
+
+
+def check_registered(root: Path, path: Path) -> None:
+    """:func:`check_once` for one file by path (a reader outside ``open_plan``: evaluation sets,
+    the mixer's tier column), looking its record and digest up in the catalog."""
+    if not enabled():
+        return
+    from corpus.catalog import Catalog
+
+    rel = str(Path(path).resolve().relative_to(Path(root).resolve()))
+    with Catalog(Path(root)).connect(read_only=True) as con:
+        cur = con.execute("SELECT * FROM files WHERE path = ?", [rel])
+        row = cur.fetchone()
+        record = dict(zip([d[0] for d in cur.description], row)) if row else None
+        digests = fast_digests(con, [record["version"]]) if record else {}
+    if record is None:
+        raise UserError(f"{rel}: not registered in the catalog; rebuild its version")
+    check_once(root, record, f"rebuild it with python -m corpus.build ... --rebuild (version {record['version']}; "
+                             f"python -m corpus.verify lists every damaged file)", digests.get(rel))

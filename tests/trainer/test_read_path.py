@@ -151,3 +151,23 @@ def test_rebuild_restores_a_damaged_version_with_the_same_id(tmp_path):
     v = subprocess.run([sys.executable, "-m", "corpus.verify", "--data-dir", str(root)], capture_output=True,
                        text=True, env=env(), cwd=REPO)
     assert v.returncode == 0, v.stderr
+
+
+def test_evaluation_sets_and_the_mixer_check_the_shard_parquet(trained):
+    from corpus.mixing.pool import shard_tiers
+    from corpus.mixing.readcheck import forget
+    from trainer.eval.catalog_data import version_rows
+
+    root, _ = trained
+    shard = Catalog(root).query_dicts("SELECT * FROM shards ORDER BY version, split, idx")[0]
+    target = root / shard["path"]
+    original = _flip(target, at=0.3)
+    try:
+        forget()
+        for read in (lambda: list(version_rows(root, shard["version"])), lambda: shard_tiers(root, shard)):
+            with pytest.raises(UserError, match="damaged .*--rebuild"):
+                read()
+    finally:
+        target.write_bytes(original)
+    forget()
+    assert len(list(version_rows(root, shard["version"]))) > 0
