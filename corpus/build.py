@@ -252,6 +252,7 @@ def _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, con
     from corpus.buildlock import reclaim_staging
     from corpus.flags import ratio_text
     from corpus.paths import quarantine_path
+    from corpus.versioning import input_fingerprint
 
     existing = catalog.version(vid)
     if existing and args.rebuild:  # damaged files (corpus.verify, a reader's refusal): same id, fresh files
@@ -272,6 +273,9 @@ def _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, con
     staging.mkdir(parents=True)
     try:
         stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam)
+        if files is not None and input_fingerprint(files, extra=hub or "") != fingerprint:
+            raise UserError(f"input changed while building ({', '.join(map(str, files[:3]))}"
+                            f"{' ...' if len(files) > 3 else ''}): nothing registered; build again")
         bad = len(rejected)
         if stats.records == 0:
             raise UserError(f"no records read from {', '.join(map(str, files or [hub]))}")

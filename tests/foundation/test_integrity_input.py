@@ -243,3 +243,23 @@ def test_records_with_thousands_of_keys_are_fast_and_bounded(tmp_path, tokenizer
 def test_numeric_flags_of_the_other_commands_are_range_checked(tmp_path, module, args):
     p = run_cli(module, *args, "--data-dir", str(tmp_path / "data"))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "out of range" in p.stderr, p.stderr
+
+
+def test_an_input_rewritten_during_the_build_registers_nothing(tmp_path, tokenizer_path, capsys, monkeypatch):
+    """The rows must be those of the content the version id was computed from: a file changed
+    between fingerprint and read (a concurrent writer) is refused, not registered."""
+    import corpus.build as build_module
+
+    src = write_jsonl(tmp_path / "in.jsonl", GOOD[:30])
+    real = build_module._run_pipeline
+
+    def rewritten_meanwhile(*args, **kwargs):
+        out = real(*args, **kwargs)
+        write_jsonl(src, GOOD[30:60])  # after the fingerprint, while the rows are made
+        return out
+
+    monkeypatch.setattr(build_module, "_run_pipeline", rewritten_meanwhile)
+    assert _build(tmp_path / "data", tokenizer_path, src) == 2
+    assert "input changed while building" in capsys.readouterr().err
+    assert _versions(tmp_path / "data") == []
+    assert not list((tmp_path / "data" / "shards").rglob("*.parquet"))
