@@ -77,13 +77,13 @@ def ensure_bench_root(workdir: Path, max_seq_len: int = 512, quiet: bool = True)
         s["weight"] = w
     if not tok_path.exists():
         from corpus.atomic import atomic_path
-        from corpus.tokenizer import _synthetic_texts, _texts_from_file, train_tokenizer
+        from corpus.tokenizer import synthetic_texts, texts_from_file, train_tokenizer
 
         def texts():
             if have_shared:
-                yield from _texts_from_file(WIKI, None)
-                yield from _texts_from_file(GSM8K, None)
-            yield from _synthetic_texts(6000, 0)
+                yield from texts_from_file(WIKI, None)
+                yield from texts_from_file(GSM8K, None)
+            yield from synthetic_texts(6000, 0)
 
         with atomic_path(tok_path) as tmp:
             train_tokenizer(texts(), 8192).save(str(tmp))

@@ -43,7 +43,11 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--hub-dataset", metavar="ID_OR_DIR", help="read this hub dataset, or a local dataset "
                    "repository (a clone or mirror), instead of the source's default one")
     p.add_argument("--limit", type=int, help="read at most N records")
-    p.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the catalog's only tokenizer)")
+    p.add_argument("--tokenizer", help="tokenizer.json, a Hugging Face tokenizer directory, or a hub id when "
+                   "online (default: the data root's only tokenizer)")
+    p.add_argument("--special-tokens", metavar="ROLE=TOKEN,...",
+                   help="map pad/bos/eos to the tokenizer's own tokens, e.g. pad=<|endoftext|>,bos=<|endoftext|>,"
+                   "eos=<|endoftext|> for GPT-2 (default: <pad>/<bos>/<eos>, or what an HF directory declares)")
     p.add_argument("--max-seq-len", type=int, default=512)
     p.add_argument("--val-ratio", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
@@ -80,7 +84,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     cls.add_arguments(full)
     args = full.parse_args(argv)
     args.source_cls = cls
+    if getattr(args, "name", None):  # a generic source registered under the user's own name
+        _check_source_name(args.name, source_names())
+        args.source = args.name
     return args
+
+
+def _check_source_name(name: str, built_in: list[str]) -> None:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.:-]{0,63}", name):
+        raise UserError(f"--name {name!r}: use 1-64 lowercase letters, digits and _ . : - (starting with a letter or digit)")
+    if name in built_in:
+        raise UserError(f"--name {name!r} is a built-in source; pick another name for these records")
 
 
 @dataclass
@@ -196,12 +210,27 @@ def _prefetch(fn, items: Iterable, depth: int = 2) -> Iterator:
             yield pending.popleft().result()
 
 
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a build ended with: the version id, its status, and whether it existed already."""
+
+    version_id: str
+    status: str  # published | failed
+    already_built: bool = False
+
+
 def build(args: argparse.Namespace) -> int:
+    """The CLI's exit code for :func:`build_version`: 0 when the version is published."""
+    return 0 if build_version(args).status == "published" else 1
+
+
+def build_version(args: argparse.Namespace) -> BuildOutcome:
+    """Build one version from parsed options (``parse_args``), or find it built already."""
     from corpus.catalog import Catalog
+    from corpus.flags import check_build_flags
     from corpus.loading import expand_paths
     from corpus.paths import data_root, version_dir
-    from corpus.tokenizer import install_tokenizer, load_tokenizer
-    from corpus.flags import check_build_flags
+    from corpus.tokenizer import install_tokenizer, load_tokenizer, parse_specials
     from corpus.versioning import code_version, input_fingerprint, version_id
 
     check_build_flags(args)
@@ -209,7 +238,8 @@ def build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     root = data_root(args.data_dir)
     catalog = Catalog(root)
-    tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog)), root, catalog)
+    tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog), parse_specials(args.special_tokens)),
+                            root, catalog)
     source = args.source_cls(args)
     if args.role:
         source.role = args.role
@@ -248,7 +278,7 @@ def build(args: argparse.Namespace) -> int:
 
 
 def _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, config, decontam, vid, final_dir,
-                  started) -> int:
+                  started) -> BuildOutcome:
     from corpus.buildlock import reclaim_staging
     from corpus.flags import ratio_text
     from corpus.paths import quarantine_path
@@ -262,7 +292,7 @@ def _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, con
         existing = None
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
-        return 0 if existing["status"] == "published" else 1
+        return BuildOutcome(vid, existing["status"], already_built=True)
     if existing:  # an interrupted earlier attempt (no build of it is alive: we hold its lock)
         _forget(catalog, vid)
     reclaim_staging(final_dir)  # left by builds of this version killed before their rename
@@ -308,19 +338,25 @@ def _build_locked(args, catalog, root, source, tok, files, hub, fingerprint, con
     _print_summary(args, vid, stats, rejected, status, failures, time.perf_counter() - started)
     if decontam:
         print(decontam.summary())
-    return 0 if status == "published" else 1
+    return BuildOutcome(vid, status)
 
 
-def _tokenizer_path(args, root: Path, catalog) -> Path:
+def _tokenizer_path(args, root: Path, catalog) -> str | Path:
     if args.tokenizer:
         return args.tokenizer
     from corpus.paths import tokenizer_dir
+    from corpus.tokenizer import SPECIALS_SUFFIX
 
-    known = sorted(tokenizer_dir(root).glob("*.json")) if tokenizer_dir(root).exists() else []
+    folder = tokenizer_dir(root)
+    known = sorted(p for p in folder.glob("*.json") if not p.name.endswith(SPECIALS_SUFFIX)) if folder.exists() else []
     if len(known) == 1:
         return known[0]
-    raise UserError("no --tokenizer given" + (" and the data root holds several" if known else "")
-                    + ": train one with python -m corpus.tokenizer train ...")
+    if known:
+        names = ", ".join(str(p) for p in known[:3]) + (f" and {len(known) - 3} more" if len(known) > 3 else "")
+        raise UserError(f"no --tokenizer given and the data root holds {len(known)} tokenizers ({names}): "
+                        "pass --tokenizer PATH to choose one")
+    raise UserError("no --tokenizer given and the data root holds none: pass --tokenizer PATH (a tokenizer.json, "
+                    "a Hugging Face tokenizer directory or a hub id) or train one with python -m corpus.tokenizer train ...")
 
 
 def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
@@ -375,10 +411,9 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None):
 
 
 def _progress(args):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from corpus.progress import progress
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=args.quiet or not sys.stderr.isatty(), transient=True)
+    return progress(not args.quiet)
 
 
 def _write_quarantine(path: Path, rejected) -> None:

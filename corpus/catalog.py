@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -24,6 +25,7 @@ from corpus.errors import CatalogBusy, UserError
 from corpus.paths import catalog_path
 
 TIMEOUT_ENV = "HRM_CATALOG_TIMEOUT"
+ANNOUNCE_AFTER_S = 1.0  # a wait longer than this is said, with who holds the lock
 
 # Each migration is applied once, in order; append, never edit a published one.
 MIGRATIONS: list[tuple[int, str]] = [
@@ -126,6 +128,24 @@ def _timeout() -> float:
     return float(os.environ.get(TIMEOUT_ENV, "60"))
 
 
+def lock_holder(exc: Exception) -> str:
+    """``process 4242 (python -m corpus.build gsm8k ...)`` from DuckDB's lock error, as far as it says."""
+    import re
+
+    match = re.search(r"\(PID (\d+)\)", str(exc))
+    if not match:
+        return "another process"
+    pid = int(match.group(1))
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        cmd = " ".join(raw.decode(errors="replace").split())  # one line, whatever the arguments hold
+    except OSError:
+        cmd = ""
+    if len(cmd) > 120:
+        cmd = cmd[:117] + "..."
+    return f"another process, pid {pid}" + (f" ({cmd})" if cmd else "")
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc)
     return isinstance(exc, duckdb.IOException) and ("lock" in text.lower())
@@ -146,8 +166,10 @@ class Catalog:
         if read_only and not self.path.exists():
             raise UserError(f"no catalog at {self.path}: build something first (python -m corpus.build ...)")
         self.root.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = started + self.timeout
         delay = 0.02
+        announced = False
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
@@ -157,11 +179,17 @@ class Catalog:
                     raise UserError(f"cannot open catalog {self.path}: {exc}") from None
                 if time.monotonic() >= deadline:
                     raise CatalogBusy(
-                        f"catalog {self.path} stayed locked by another process for {self.timeout:.0f} s "
+                        f"catalog {self.path} stayed locked by {lock_holder(exc)} for {self.timeout:.0f} s "
                         f"(raise {TIMEOUT_ENV} or wait for the other build)"
                     ) from None
+                if not announced and self.timeout > 2 * ANNOUNCE_AFTER_S and time.monotonic() - started >= ANNOUNCE_AFTER_S:
+                    print(f"catalog {self.path} is locked by {lock_holder(exc)}; retrying for up to "
+                          f"{self.timeout:.0f} s ({TIMEOUT_ENV})", file=sys.stderr, flush=True)
+                    announced = True
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)
+        if announced:
+            print(f"catalog {self.path}: got it after {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
         try:
             if not read_only and not self._migrated:
                 migrate(con)

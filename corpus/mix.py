@@ -12,6 +12,10 @@ import argparse
 import sys
 
 
+CONFIRM_ENV = "HRM_EXPORT_CONFIRM_BYTES"
+DEFAULT_CONFIRM_BYTES = 2_000_000_000
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m corpus.mix",
                                 description="Resolve a mix manifest to its deterministic plan (building missing "
@@ -20,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--export-jsonl", metavar="DIR", help="also write DIR/train.jsonl, val.jsonl, meta.json "
                                                          "in the blueprint trainer's format")
+    p.add_argument("--export-limit", type=int, metavar="N", help="export only the first N positions of each split")
+    p.add_argument("--yes", action="store_true", help="export even past the size that asks for confirmation "
+                   f"(${CONFIRM_ENV}, default {DEFAULT_CONFIRM_BYTES / 1e9:.0f} GB)")
     p.add_argument("--force", action="store_true", help="recompute and rewrite the plan even if registered")
     p.add_argument("--no-build", action="store_true", help="fail instead of training/building missing inputs")
     p.add_argument("--check", action="store_true", help="only validate the manifest file (no catalog access)")
@@ -49,10 +56,7 @@ def _run(args) -> int:
     result = make_plan(manifest, root, force=args.force, build_missing=not args.no_build, log=log)
     report = _report(result)
     if args.export_jsonl:
-        from corpus.mixing import open_plan
-        from corpus.mixing.export import export_jsonl
-
-        meta = export_jsonl(open_plan(root, result.id), args.export_jsonl)
+        meta = _export(root, result.id, args, log)
         report["export"] = {"dir": args.export_jsonl, "train": meta["train_samples"], "val": meta["val_samples"]}
     if args.json:
         import json
@@ -61,6 +65,45 @@ def _run(args) -> int:
     else:
         _print(report)
     return 0
+
+
+def _export(root, plan_id: str, args, log) -> dict:
+    """The size first; past the threshold, ``--export-limit`` or ``--yes`` (or a yes at a terminal)."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from corpus.errors import UserError
+    from corpus.mixing import open_plan
+    from corpus.mixing.export import estimate, export_jsonl
+
+    if args.export_limit is not None and args.export_limit < 1:
+        raise UserError(f"--export-limit must be at least 1, got {args.export_limit}")
+    plan = open_plan(root, plan_id)
+    size = estimate(plan, args.export_limit)
+    what = (f"export of plan {plan_id}: {size['train']:,} train + {size['val']:,} val lines, "
+            f"{size['tokens']:,} tokens, about {_human(size['bytes'])} of JSONL in {args.export_jsonl}")
+    log(what)
+    threshold = float(os.environ.get(CONFIRM_ENV, DEFAULT_CONFIRM_BYTES))
+    if size["bytes"] > threshold and not args.yes:
+        if sys.stdin.isatty() and not args.json:
+            if input(f"write about {_human(size['bytes'])}? [y/N] ").strip().lower() not in ("y", "yes"):
+                raise UserError("export cancelled (pass --export-limit N to write fewer lines)")
+        else:
+            raise UserError(f"the export would write about {_human(size['bytes'])} (over {_human(threshold)}): "
+                            "pass --export-limit N for the first N lines of each split, or --yes to write it all")
+    columns = (TextColumn("export"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=args.json or not sys.stderr.isatty()) as bar:
+        task = bar.add_task("export", total=size["lines"])
+        return export_jsonl(plan, args.export_jsonl, args.export_limit, progress=lambda n: bar.advance(task, n))
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def _report(result) -> dict:

@@ -1,7 +1,9 @@
 """Parquet token shards and their memory-map sidecars (docs/design.md, "Shard rows").
 
 A :class:`ShardWriter` receives finished rows (already tokenized) as column batches and cuts
-them into ``{split}-{NNNNN}.parquet`` files plus ``.tokens.npy``/``.index.npy`` sidecars. Every
+them into ``{split}-{NNNNN}.parquet`` files plus ``.mmap/{split}-{NNNNN}.{tokens,index}.npy``
+sidecars. The sidecars sit in a hidden folder so a version directory is a plain Parquet dataset
+to other tools (``datasets.load_dataset("parquet", data_dir=...)`` skips hidden paths). Every
 file goes through write-temp, fsync, rename; the caller registers the returned
 :class:`ShardFile` records only once the whole version is complete.
 """
@@ -17,6 +19,7 @@ import pyarrow.parquet as pq
 
 from corpus.atomic import atomic_path, sha256_file
 
+SIDECAR_DIR = ".mmap"
 ROWS_PER_SHARD = 100_000
 TOKENS_PER_SHARD = 64 * 1024 * 1024
 
@@ -168,8 +171,8 @@ class ShardWriter:
         with atomic_path(parquet) as tmp:
             pq.write_table(table, tmp, row_group_size=16_384, compression="zstd", compression_level=1)
         tokens, index = self._sidecars(batches)
-        tokens_path = self.directory / f"{stem}.tokens.npy"
-        index_path = self.directory / f"{stem}.index.npy"
+        tokens_path, index_path = sidecar_paths(parquet)
+        tokens_path.parent.mkdir(exist_ok=True)
         for path, array in ((tokens_path, tokens), (index_path, index)):
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:
@@ -184,9 +187,10 @@ class ShardWriter:
         for tier in np.unique(tiers):
             mask = tiers == tier
             shard.tier_counts[int(tier)] = (int(mask.sum()), int(lengths[mask].sum()))
-        for path in (parquet, tokens_path, index_path):
-            shard.sha256[path.name] = sha256_file(path)
-            shard.bytes[path.name] = path.stat().st_size
+        for path in (parquet, tokens_path, index_path):  # keyed by the path inside the version directory
+            name = str(path.relative_to(self.directory))
+            shard.sha256[name] = sha256_file(path)
+            shard.bytes[name] = path.stat().st_size
         self.written.append(shard)
 
     def _table(self, batches: list[RowBatch]) -> pa.Table:
@@ -237,9 +241,21 @@ class ShardWriter:
         return tokens, index
 
 
+def sidecar_paths(parquet_path: Path) -> tuple[Path, Path]:
+    """``v/train-00000.parquet`` → ``v/.mmap/train-00000.tokens.npy``, ``v/.mmap/train-00000.index.npy``."""
+    parquet_path = Path(parquet_path)
+    stem = parquet_path.parent / SIDECAR_DIR / parquet_path.stem
+    return stem.with_name(f"{stem.name}.tokens.npy"), stem.with_name(f"{stem.name}.index.npy")
+
+
+def shard_key(path: str | Path) -> str:
+    """The shard a file belongs to: ``v/train-00000`` for its Parquet file and both sidecars."""
+    path = Path(path)
+    folder = path.parent.parent if path.parent.name == SIDECAR_DIR else path.parent
+    return str(folder / path.name.split(".")[0])
+
+
 def open_sidecars(parquet_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Memory-map a shard's ``(tokens, index)`` sidecars."""
-    stem = Path(parquet_path).with_suffix("")
-    tokens = np.load(f"{stem}.tokens.npy", mmap_mode="r")
-    index = np.load(f"{stem}.index.npy", mmap_mode="r")
-    return tokens, index
+    tokens_path, index_path = sidecar_paths(parquet_path)
+    return np.load(tokens_path, mmap_mode="r"), np.load(index_path, mmap_mode="r")

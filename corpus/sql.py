@@ -22,10 +22,16 @@ from decimal import Decimal
 
 READING = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
 
+TABLES_QUERY = """SELECT t.table_name AS name, lower(replace(t.table_type, 'BASE ', '')) AS type,
+       string_agg(c.column_name, ', ' ORDER BY c.ordinal_position) AS columns
+FROM information_schema.tables t JOIN information_schema.columns c USING (table_schema, table_name)
+WHERE t.table_schema = 'main' GROUP BY ALL ORDER BY type, name"""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m corpus.sql", description=__doc__.split("\n")[0])
-    parser.add_argument("query", help="SQL text (reading statements only; see python -m corpus.repair)")
+    parser.add_argument("query", nargs="?", help="SQL text (reading statements only; see python -m corpus.repair)")
+    parser.add_argument("--tables", action="store_true", help="list the catalog's tables and views with their columns")
     parser.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--limit", type=int, default=1000, help="rows to print in table mode")
@@ -33,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop a query after this long (default: the catalog retry budget, "
                              "HRM_CATALOG_TIMEOUT, since builds wait that long for the lock)")
     args = parser.parse_args(argv)
+    if args.tables == bool(args.query):
+        parser.error("give a QUERY or --tables")
+    if args.tables:
+        args.query = TABLES_QUERY
 
     from corpus.cli import run_cli
 

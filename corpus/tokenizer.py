@@ -5,6 +5,13 @@
 
 A build never trusts a path: it hashes the file, copies it to ``data/tokenizers/<sha256>.json``
 and records the sha with the version, so a version always knows exactly how it was tokenized.
+
+Pretrained tokenizers work too: ``--tokenizer`` takes a ``tokenizer.json``, a local Hugging Face
+tokenizer directory (its ``special_tokens_map.json`` / ``tokenizer_config.json`` name the specials)
+or, online, a hub id (``gpt2``). The project needs a pad, a bos and an eos token; a tokenizer that
+names them otherwise gets a mapping (``--special-tokens pad=<|endoftext|>,bos=<|endoftext|>,...``).
+A mapping other than the default names is part of the tokenizer's identity: it is stored beside
+the copy as ``<sha>.specials.json`` and the sha covers file and mapping together.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from corpus.errors import UserError
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 SPECIAL_TOKENS = [PAD, BOS, EOS]
+ROLES = ("pad", "bos", "eos")
+DEFAULT_SPECIALS = dict(zip(ROLES, SPECIAL_TOKENS))
+SPECIALS_SUFFIX = ".specials.json"
 
 
 @dataclass(frozen=True)
@@ -32,11 +42,25 @@ class TokenizerInfo:
     """A tokenizer file with the facts every version records about it."""
 
     path: Path
-    sha256: str
+    sha256: str  # identity: the file's sha256, or file + mapping when the specials are mapped
     vocab_size: int
     pad_id: int
     bos_id: int
     eos_id: int
+    specials: tuple[tuple[str, str], ...] = tuple(DEFAULT_SPECIALS.items())  # (role, token) pairs
+
+    @property
+    def mapped(self) -> bool:
+        """True when the specials are not the project's own ``<pad>/<bos>/<eos>``."""
+        return dict(self.specials) != DEFAULT_SPECIALS
+
+    def files(self, name: str = "tokenizer.json") -> dict[str, Path | bytes]:
+        """What keeps this tokenizer under ``name``: the JSON file and, when the specials are mapped,
+        the ``.specials.json`` sidecar's bytes (a run's best-model/ carries both)."""
+        out: dict[str, Path | bytes] = {name: self.path}
+        if self.mapped:
+            out[specials_path(Path(name)).name] = (json.dumps(dict(self.specials), indent=2) + "\n").encode()
+        return out
 
     @cached_property
     def tokenizer(self):
@@ -67,45 +91,163 @@ class TokenizerInfo:
         return "uint16" if self.vocab_size <= 1 << 16 else "uint32"
 
 
-def load_tokenizer(path: str | Path) -> TokenizerInfo:
-    """Open and check a ``tokenizer.json``; a bad path or file is one clear error."""
+def specials_path(path: Path) -> Path:
+    """``tokenizer.json`` → ``tokenizer.specials.json`` (the sidecar holding a special-token mapping)."""
+    return path.with_name(path.name.removesuffix(".json") + SPECIALS_SUFFIX)
+
+
+def parse_specials(text: str | None) -> dict[str, str]:
+    """``pad=<|endoftext|>,eos=<|endoftext|>`` → ``{"pad": ..., "eos": ...}`` (roles checked)."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        role, sep, token = part.partition("=")
+        role = role.strip().lower()
+        if not sep or role not in ROLES or not token:
+            raise UserError(f"--special-tokens: {part!r} is not ROLE=TOKEN with ROLE one of {', '.join(ROLES)}")
+        out[role] = token
+    return out
+
+
+def resolve_tokenizer_file(spec: str | Path, revision: str | None = None) -> tuple[Path, dict[str, str]]:
+    """A ``tokenizer.json``, a Hugging Face tokenizer directory or a hub id → the JSON file and
+    the special-token names the source itself declares (empty when it declares none)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path, _read_specials_sidecar(path)
+    if path.is_dir():
+        if not (path / "tokenizer.json").is_file():
+            raise UserError(f"tokenizer directory {path} has no tokenizer.json (a fast, tokenizers-format "
+                            "tokenizer is needed; save one with AutoTokenizer.from_pretrained(...).save_pretrained)")
+        return path / "tokenizer.json", _hf_declared_specials(path)
+    if path.suffix == ".json" or path.is_absolute() or str(spec).startswith((".", "~")) or str(spec).count("/") > 1:
+        raise UserError(f"tokenizer not found: {path}")
+    return _from_hub(str(spec), revision)
+
+
+def _from_hub(repo_id: str, revision: str | None) -> tuple[Path, dict[str, str]]:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        file = Path(hf_hub_download(repo_id, "tokenizer.json", revision=revision))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, no tokenizer.json: all one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+        raise UserError(f"tokenizer {repo_id!r} is neither a file, a directory nor a reachable hub id "
+                        f"({type(exc).__name__}: {first}); offline, pass a local tokenizer.json or directory") from None
+    declared = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        try:
+            extra = Path(hf_hub_download(repo_id, name, revision=revision))
+        except Exception:  # noqa: BLE001 - optional files
+            continue
+        declared = {**_specials_from_json(extra), **declared}
+    return file, declared
+
+
+def _hf_declared_specials(directory: Path) -> dict[str, str]:
+    """bos/eos/pad names from a Hugging Face tokenizer directory (special_tokens_map.json first)."""
+    declared: dict[str, str] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        if (directory / name).is_file():
+            declared = {**_specials_from_json(directory / name), **declared}
+    return declared
+
+
+def _specials_from_json(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+    out = {}
+    for role in ROLES:
+        value = data.get(f"{role}_token") if isinstance(data, dict) else None
+        if isinstance(value, dict):  # {"content": "<|endoftext|>", "lstrip": false, ...}
+            value = value.get("content")
+        if isinstance(value, str) and value:
+            out[role] = value
+    return out
+
+
+def _read_specials_sidecar(path: Path) -> dict[str, str]:
+    side = specials_path(path)
+    if not side.is_file():
+        return {}
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+        return {role: str(data[role]) for role in ROLES}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{side}: unreadable special-token mapping ({type(exc).__name__}: {exc}); "
+                        "it must map pad, bos and eos to tokens") from None
+
+
+def tokenizer_identity(path: Path, specials: dict[str, str]) -> str:
+    """The sha a version records: the file's sha256, extended by the mapping when one is used."""
+    file_sha = sha256_file(path)
+    if specials == DEFAULT_SPECIALS:
+        return file_sha
+    import hashlib
+
+    mapping = json.dumps({role: specials[role] for role in ROLES}, sort_keys=True)
+    return hashlib.sha256(f"{file_sha}\nspecials {mapping}".encode()).hexdigest()
+
+
+def load_tokenizer(path: str | Path, specials: dict[str, str] | None = None,
+                   revision: str | None = None) -> TokenizerInfo:
+    """Open and check a tokenizer (file, HF directory or hub id); a bad one is one clear error.
+
+    Special tokens: ``specials`` (from ``--special-tokens``) win over what the tokenizer declares
+    (an installed copy's sidecar, an HF directory's special_tokens_map.json), which wins over the
+    project's default names ``<pad>/<bos>/<eos>``."""
     from tokenizers import Tokenizer
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"tokenizer not found: {path}")
+    file, declared = resolve_tokenizer_file(path, revision)
     try:
-        tok = Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_file(str(file))
     except Exception as exc:  # tokenizers raises plain Exception subclasses
-        raise UserError(f"unreadable tokenizer {path}: {str(exc).splitlines()[0]}") from None
-    ids = {name: tok.token_to_id(name) for name in SPECIAL_TOKENS}
-    missing = [name for name, i in ids.items() if i is None]
+        raise UserError(f"unreadable tokenizer {file}: {str(exc).splitlines()[0]}") from None
+    names = {**DEFAULT_SPECIALS, **declared, **(specials or {})}
+    ids = {role: tok.token_to_id(token) for role, token in names.items()}
+    missing = [role for role, i in ids.items() if i is None]
     if missing:
-        raise UserError(f"tokenizer {path} lacks special tokens {missing} (train it with corpus.tokenizer)")
+        have = sorted(t.content for t in tok.get_added_tokens_decoder().values())[:8]
+        hint = ",".join(f"{role}=TOKEN" for role in missing)
+        raise UserError(f"tokenizer {file} has no {'/'.join(missing)} token "
+                        f"({', '.join(f'{r}={names[r]!r}' for r in missing)} not in its vocabulary): "
+                        f"map them with --special-tokens {hint}"
+                        + (f" (its special tokens: {', '.join(have)})" if have else ""))
     try:  # a WordLevel/WordPiece model without its unknown token fails on the first unseen word
         tok.encode("zq\u2603\U0001f600 0xff", add_special_tokens=False)
     except Exception as exc:
-        raise UserError(f"tokenizer {path} cannot encode text it has not seen: {str(exc).splitlines()[0]} "
+        raise UserError(f"tokenizer {file} cannot encode text it has not seen: {str(exc).splitlines()[0]} "
                         f"(a WordLevel or WordPiece model needs an unk token)") from None
     return TokenizerInfo(
-        path=path,
-        sha256=sha256_file(path),
+        path=file,
+        sha256=tokenizer_identity(file, names),
         vocab_size=tok.get_vocab_size(with_added_tokens=True),
-        pad_id=ids[PAD],
-        bos_id=ids[BOS],
-        eos_id=ids[EOS],
+        pad_id=ids["pad"],
+        bos_id=ids["bos"],
+        eos_id=ids["eos"],
+        specials=tuple((role, names[role]) for role in ROLES),
     )
 
 
 def install_tokenizer(info: TokenizerInfo, root: Path, catalog=None) -> TokenizerInfo:
-    """Copy the tokenizer to ``<root>/tokenizers/<sha>.json`` and register it (idempotent)."""
+    """Copy the tokenizer to ``<root>/tokenizers/<sha>.json`` (plus its specials sidecar when the
+    specials are mapped) and register it (idempotent)."""
     from corpus.paths import tokenizer_dir
 
     dest = tokenizer_dir(root) / f"{info.sha256}.json"
-    if not dest.exists():
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(info.path, tmp)
-    installed = TokenizerInfo(dest, info.sha256, info.vocab_size, info.pad_id, info.bos_id, info.eos_id)
+    copies = []
+    for name, content in info.files(dest.name).items():  # the sidecar first: the JSON marks it complete
+        target = dest.with_name(name)
+        copies.append(target)
+        if not target.exists():
+            with atomic_path(target) as tmp:
+                if isinstance(content, bytes):
+                    tmp.write_bytes(content)
+                else:
+                    shutil.copyfile(content, tmp)
+    installed = TokenizerInfo(dest, info.sha256, info.vocab_size, info.pad_id, info.bos_id, info.eos_id,
+                              info.specials)
     if catalog is not None:
         rel = str(dest.relative_to(root))
         with catalog.connect() as con:
@@ -113,10 +255,11 @@ def install_tokenizer(info: TokenizerInfo, root: Path, catalog=None) -> Tokenize
                 "INSERT INTO tokenizers VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [info.sha256, rel, info.vocab_size, info.pad_id, info.bos_id, info.eos_id, datetime.now(timezone.utc)],
             )
-            con.execute(
-                "INSERT INTO files VALUES (?, NULL, 'tokenizer', ?, ?) ON CONFLICT DO NOTHING",
-                [rel, info.sha256, dest.stat().st_size],
-            )
+            for path in copies:  # hashed as they are on disk, so corpus.verify covers both
+                con.execute(
+                    "INSERT INTO files VALUES (?, NULL, 'tokenizer', ?, ?) ON CONFLICT DO NOTHING",
+                    [str(path.relative_to(root)), sha256_file(path), path.stat().st_size],
+                )
     return installed
 
 
@@ -134,7 +277,8 @@ def tokenizer_for_sha(root: Path, sha: str) -> TokenizerInfo:
 
 # -- training ---------------------------------------------------------------------------------
 
-def _texts_from_file(path: Path, fields: list[str] | None) -> Iterator[str]:
+def texts_from_file(path: Path, fields: list[str] | None = None) -> Iterator[str]:
+    """The strings of a text file (.txt lines, JSON/JSONL and Parquet string fields) to train on."""
     suffixes = "".join(path.suffixes[-2:])
     if path.suffix == ".txt":
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -182,7 +326,8 @@ def train_tokenizer(texts, vocab_size: int, min_frequency: int = 2):
     return tok
 
 
-def _expand(patterns: list[str]) -> list[Path]:
+def expand_inputs(patterns: list[str]) -> list[Path]:
+    """Files, directories (recursively) and globs → files; a pattern that matches nothing is an error."""
     out: list[Path] = []
     for pattern in patterns:
         p = Path(pattern)
@@ -196,7 +341,8 @@ def _expand(patterns: list[str]) -> list[Path]:
     return out
 
 
-def _synthetic_texts(count: int, seed: int) -> Iterator[str]:
+def synthetic_texts(count: int, seed: int = 0) -> Iterator[str]:
+    """Prompts and targets of ``count`` generated items over every synthetic task and tier."""
     from corpus.synthetic import TASKS, generate
 
     for task in sorted(TASKS):
@@ -205,7 +351,8 @@ def _synthetic_texts(count: int, seed: int) -> Iterator[str]:
             yield item.target
 
 
-def _version_texts(root: Path, version_ids: list[str]) -> Iterator[str]:
+def version_texts(root: Path, version_ids: list[str]) -> Iterator[str]:
+    """The prompt and target texts of registered versions (to train a tokenizer on a built corpus)."""
     import pyarrow.parquet as pq
 
     from corpus.catalog import Catalog
@@ -234,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--min-frequency", type=int, default=2)
     t.add_argument("--data-dir", default=None)
     t.add_argument("--out", required=True, type=Path)
-    i = sub.add_parser("info", help="print sha256, vocab size and special ids of a tokenizer.json")
-    i.add_argument("path", type=Path)
+    i = sub.add_parser("info", help="print sha256, vocab size and special ids of a tokenizer")
+    i.add_argument("path", help="tokenizer.json, a Hugging Face tokenizer directory or a hub id")
+    i.add_argument("--special-tokens", metavar="ROLE=TOKEN,...", help="pad/bos/eos mapping (see corpus.build --help)")
     args = parser.parse_args(argv)
 
     from corpus.cli import run_cli
@@ -244,36 +392,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from corpus.paths import data_root
-
     if args.command == "info":
-        info = load_tokenizer(args.path)
-        print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in info.__dict__.items()}, indent=2))
+        info = load_tokenizer(args.path, parse_specials(args.special_tokens))
+        fields = {k: v for k, v in info.__dict__.items() if k != "tokenizer"}
+        fields["path"], fields["specials"] = str(info.path), dict(info.specials)
+        print(json.dumps(fields, indent=2))
         return 0
+    from corpus.api import train_tokenizer as train
     from corpus.flags import MAX_COUNT, check_range
 
     check_range("--vocab-size", args.vocab_size, 8, 1 << 24)  # the special tokens and a few bytes at least
     check_range("--min-frequency", args.min_frequency, 0, None)
     check_range("--synthetic", args.synthetic, 0, MAX_COUNT)
     check_range("--seed", args.seed, 0, (1 << 63) - 1)
-    if not (args.inputs or args.version or args.synthetic):
-        raise UserError("nothing to train on: give --from PATH, --version ID or --synthetic N")
-    paths = _expand(args.inputs)
 
-    def texts() -> Iterator[str]:
-        for p in paths:
-            yield from _texts_from_file(p, args.field)
-        if args.version:
-            yield from _version_texts(data_root(args.data_dir), args.version)
-        if args.synthetic:
-            yield from _synthetic_texts(args.synthetic, args.seed)
-
-    tok = train_tokenizer(texts(), args.vocab_size, args.min_frequency)
-    with atomic_path(args.out) as tmp:
-        tok.save(str(tmp))
-    info = load_tokenizer(args.out)
+    info = train(args.out, args.inputs or None, synthetic=args.synthetic, vocab_size=args.vocab_size,
+                 min_frequency=args.min_frequency, seed=args.seed, fields=args.field, versions=args.version,
+                 data_dir=args.data_dir)
     print(f"wrote {args.out}  vocab={info.vocab_size}  sha256={info.sha256}")
+    note = vocab_shortfall(args.vocab_size, info.vocab_size, args.min_frequency)
+    if note:
+        print(note)
     return 0
+
+
+def vocab_shortfall(asked: int, got: int, min_frequency: int) -> str | None:
+    """A note when BPE ran out of merges before the requested size (the text is too small)."""
+    if got >= asked:
+        return None
+    return (f"note: asked for a vocabulary of {asked:,}, got {got:,}: the text has no more pairs seen "
+            f"{min_frequency}+ times; train on more text or lower --min-frequency to reach it")
 
 
 if __name__ == "__main__":

@@ -80,10 +80,9 @@ def verify(root: Path, catalog=None, roles: list[str] | None = None, versions: l
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from corpus.progress import progress
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled, transient=True)
+    return progress(enabled)
 
 
 def main(argv: list[str] | None = None) -> int:

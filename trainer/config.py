@@ -67,6 +67,9 @@ class TrainSection(_Section):
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     init_from: Optional[str] = None  # run name, run dir, best-model dir or checkpoint file
+    tensorboard: bool = True  # event files in RUN/tensorboard (trainer/tracking.py)
+    wandb: Literal["off", "offline", "online"] = "off"  # Weights & Biases, when installed
+    wandb_project: str = "hrm-corpus"
 
     @field_validator("init_from", "run_name", mode="before")
     @classmethod
@@ -107,7 +110,7 @@ MODEL_PRESETS = ("default", "demo", "size_50m")
 @lru_cache(maxsize=1)
 def model_section() -> type[BaseModel]:
     """``[model]``: a preset plus any ModelConfig field except vocab_size (the tokenizer's)."""
-    from trainer.model import ModelConfig
+    from trainer.model.config import ModelConfig
 
     hints = typing.get_type_hints(ModelConfig)
     spec: dict[str, Any] = {"preset": (Literal[MODEL_PRESETS], "default")}  # type: ignore[valid-type]
@@ -119,7 +122,7 @@ def model_section() -> type[BaseModel]:
 
 def build_model_config(model: dict[str, Any], vocab_size: int):
     """A ModelConfig from a validated ``[model]`` dict (None = the preset's value)."""
-    from trainer.model import ModelConfig
+    from trainer.model.config import ModelConfig
 
     values = {k: v for k, v in model.items() if k != "preset" and v is not None}
     preset = model.get("preset") or "default"
@@ -214,15 +217,20 @@ def parse_command_line(argv: list[str], prog: str = "python -m trainer.run") -> 
 
 
 def help_text(prog: str) -> str:
+    """Every flag, grouped by the manifest section that owns it, with its meaning and default."""
+    from trainer.flags_help import MEANING
+
     lines = [f"usage: {prog} MANIFEST [--flag value ...]", "",
              "Trains the manifest's model on its mix plan (built first when missing); auto-resumes.",
-             "Every flag is also a key of the manifest section shown; the flag wins.", ""]
+             "Every flag is also a key of the manifest section shown; the flag wins.",
+             "[model] defaults of None take the preset's value.", ""]
     for section in ("train", "eval", "model"):
         cls = _section_class(section)
         lines.append(f"[{section}]")
         for name, info in cls.model_fields.items():
-            default = info.default
-            lines.append(f"  --{name:<24} default: {default!r}")
+            default = "" if info.default is None else f" (default {info.default!r})"
+            lines.append(f"  --{name:<24} {MEANING.get(name, '')}{default}")
+        lines.append("")
     lines.append("other flags")
     for name, text in EXTRA_FLAGS.items():
         lines.append(f"  --{name:<24} {text}")

@@ -27,6 +27,7 @@ class MetricsLog:
         self.console = console
         self.enabled = enabled
         self._file = None
+        self.trackers: list = []  # trainer.tracking: TensorBoard / W&B, fed each record after the log
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "ab")
@@ -36,10 +37,15 @@ class MetricsLog:
             return
         self._file.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
         self._file.flush()
+        for tracker in self.trackers:
+            tracker.log(record)
 
     def train(self, record: dict[str, Any]) -> None:
         self.write({"kind": "train", **record})
-        self.print(TRAIN_LINE.format(**record))
+        line = TRAIN_LINE.format(**record)
+        if "tokens" in record and "eta_s" in record:
+            line += f"  {record['tokens']:,} tok seen  ETA {format_eta(record['eta_s'])}"
+        self.print(line)
 
     def val(self, record: dict[str, Any]) -> None:
         self.write({"kind": "val", **record})
@@ -56,6 +62,17 @@ class MetricsLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+        for tracker in self.trackers:
+            tracker.close()
+        self.trackers = []
+
+
+def format_eta(seconds: float) -> str:
+    """``3h07m``, ``12m05s``, ``41s``: what is left of a run at its current pace."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

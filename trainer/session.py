@@ -185,7 +185,7 @@ class Session:
         self.ck.save_best(weights, {
             "config.json": json.dumps({**self.cfg.as_dict(), "model_config": asdict(self.model.cfg)}, indent=2).encode(),
             "plan.json": json.dumps(plan_info, indent=2).encode(),
-            "tokenizer.json": Path(self.data.tokenizer.path),
+            **self.data.tokenizer.files("tokenizer.json"),
         })
 
     def _plot(self) -> None:
@@ -244,6 +244,7 @@ class LogWindow:
                 "gate_max": self.gate[2], "halt_sum_mean": self.halt[0] / n, "halt_sum_min": self.halt[1],
                 "halt_sum_max": self.halt[2], "samples": s.samples, "tokens": s.tokens,
                 "ids_sha": self.ids.hexdigest()[:16], "elapsed_s": time.perf_counter() - s.started,
+                "eta_s": (s.total_steps - step) * seconds / n,  # at this window's pace, validations aside
             })
         self._reset()
 
@@ -333,6 +334,11 @@ def start(cfg: RunConfig) -> Session | None:
         if dropped:
             s.say(f"metrics.jsonl: dropped {dropped} records written after step {s.step}")
         (cfg.run_dir / "config.json").write_text(json.dumps(cfg.as_dict(), indent=2))
+        from trainer.tracking import open_trackers
+
+        metrics.trackers = open_trackers(cfg.run_dir, t, cfg.run_name, cfg.as_dict(),
+                                         s.step if begin.kind == "resume" else None,
+                                         warn=lambda m: s.say(f"[yellow]{m}[/]"))
         s.unigram_entropy = data.unigram_entropy()
         metrics.write({"kind": "event", "step": s.step, "event": begin.kind, "plan_id": plan.id,
                        "unigram_entropy": s.unigram_entropy, "total_steps": total_steps})

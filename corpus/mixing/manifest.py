@@ -221,6 +221,20 @@ def load_manifest(path: str | Path) -> Manifest:
     return Manifest(path, hashlib.sha256(raw_bytes).hexdigest(), model, raw)
 
 
+def manifest_from_dict(raw: dict[str, Any], name: str = "notebook") -> Manifest:
+    """A manifest given as tables (a notebook's dict), validated like a file; ``name`` plays the
+    file's stem (the mix's directory under data/mixes) and the sha256 is over its canonical JSON."""
+    import json
+
+    path = Path(f"{name}.toml")
+    try:
+        model = ManifestModel.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {describe_error(exc, raw)}") from None
+    canonical = json.dumps(raw, sort_keys=True, default=str).encode()
+    return Manifest(path, hashlib.sha256(canonical).hexdigest(), model, raw)
+
+
 def describe_error(exc: ValidationError, raw: dict[str, Any]) -> str:
     """The first pydantic error as ``key.path[i]: message`` (the source's name added for context)."""
     err = exc.errors()[0]

@@ -72,8 +72,10 @@ def shard_checker(root: Path, shard_files: list[dict], components: list[dict], d
     source_of = {c["version"]: c["source"] for c in components}
 
     def check(parquet: Path, parts: tuple[str, ...] = ("tokens", "index")) -> None:
-        stem = Path(parquet).with_suffix("")
-        files = {"tokens": Path(f"{stem}.tokens.npy"), "index": Path(f"{stem}.index.npy"), "parquet": Path(parquet)}
+        from corpus.shards import sidecar_paths
+
+        tokens, index = sidecar_paths(Path(parquet))
+        files = {"tokens": tokens, "index": index, "parquet": Path(parquet)}
         for part in parts:
             record = by_path.get(str(files[part]))
             if record is None:

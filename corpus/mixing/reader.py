@@ -456,13 +456,13 @@ def _quiet(message: str) -> None:
 def _verify(root: Path, plan_id: str, plan_files: list[dict], shard_files: list[dict], shards: list[dict],
             full: bool) -> None:
     """corpus.verify's check over the plan's files (hashed) and its shards' files (sized, or hashed)."""
+    from corpus.shards import shard_key
     from corpus.verify import problem
 
     if not plan_files:
         raise UserError(f"plan {plan_id} has no registered files (re-run python -m corpus.mix on its manifest)")
-    stem = lambda p: str(Path(p).parent / Path(p).name.split(".")[0])  # noqa: E731  shard file → shard stem
-    used = {stem(s["path"]) for s in shards}
-    checks = [(f, True) for f in plan_files] + [(f, full) for f in shard_files if stem(f["path"]) in used]
+    used = {shard_key(s["path"]) for s in shards}
+    checks = [(f, True) for f in plan_files] + [(f, full) for f in shard_files if shard_key(f["path"]) in used]
     for record, hash_it in checks:
         why = problem(root, record, hash_it)
         if why:

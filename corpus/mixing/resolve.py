@@ -12,9 +12,7 @@ learning rate does not re-plan, changing a weight does.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -119,19 +117,19 @@ def ensure_tokenizer(manifest: Manifest, root: Path, log: Callable[[str], None] 
 
 def _train_tokenizer(manifest: Manifest, path: Path) -> None:
     from corpus.atomic import atomic_path
-    from corpus.tokenizer import _expand, _synthetic_texts, _texts_from_file, train_tokenizer
+    from corpus.tokenizer import expand_inputs, synthetic_texts, texts_from_file, train_tokenizer
 
     spec = manifest.data.tokenizer_train
     try:
-        files = _expand(spec.inputs)
+        files = expand_inputs(spec.inputs)
     except UserError as exc:
         raise UserError(f"{manifest.where('data.tokenizer_train.from')}: {exc}") from None
 
     def texts():
         for f in files:
-            yield from _texts_from_file(f, None)
+            yield from texts_from_file(f, None)
         if spec.synthetic:
-            yield from _synthetic_texts(spec.synthetic, spec.seed)
+            yield from synthetic_texts(spec.synthetic, spec.seed)
 
     tok = train_tokenizer(texts(), spec.vocab_size, spec.min_frequency)
     with atomic_path(path) as tmp:
@@ -147,7 +145,7 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
     from corpus.sources import source_names
 
     catalog = Catalog(root)
-    known = set(source_names())
+    known = set(source_names()) | _named_sources(catalog)
     for i, spec in enumerate(manifest.data.sources):
         if spec.name not in known:
             raise UserError(f"{manifest.where(f'data.sources[{i}].name')}: unknown source {spec.name!r}; "
@@ -162,6 +160,14 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
             _check_tier_rule(manifest, catalog, i, spec, row)
         components.append(Component(i, spec, row))
     return ResolvedMix(manifest, root, tok, components)
+
+
+def _named_sources(catalog) -> set[str]:
+    """Sources registered under a user's name (``corpus.build jsonl --name squad``)."""
+    if not catalog.path.exists():
+        return set()
+    with catalog.connect(read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT DISTINCT source FROM versions").fetchall()}
 
 
 def _check_tier_rule(manifest: Manifest, catalog, i: int, spec: SourceSpec, row: dict) -> None:
@@ -270,40 +276,30 @@ def _check_usable(manifest, key: str, row: dict, tok, catalog) -> None:
 
 def build_argv(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok) -> list[str]:
     """``corpus.build`` arguments from a source's ``build`` table (keys become ``--flags``)."""
-    argv = [spec.name, "--tokenizer", str(tok.path), "--max-seq-len", str(manifest.data.max_seq_len),
-            "--data-dir", str(root), "--quiet"]
-    for name, value in (spec.build or {}).items():
+    from corpus.api import flags
+
+    return [spec.name, *flags(build_options(manifest, root, i, spec, tok)), "--quiet"]
+
+
+def build_options(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok) -> dict:
+    """``corpus.api.build_source`` keyword options: the source's ``build`` table plus what [data] decides."""
+    for name in spec.build or {}:
         if name in RESERVED_BUILD_KEYS:
             raise UserError(f"{manifest.where(f'data.sources[{i}] ({spec.name}).build.{name}')}: "
                             f"set by the manifest's [data] section, not here")
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is False or value is None:
-            continue
-        elif isinstance(value, list):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
+    return {"tokenizer": str(tok.path), "max_seq_len": manifest.data.max_seq_len, "data_dir": str(root),
+            **{name.replace("-", "_"): value for name, value in (spec.build or {}).items()}}
 
 
 def _build(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok, log) -> None:
-    from corpus.build import build, parse_args
+    from corpus import api
 
-    argv = build_argv(manifest, root, i, spec, tok)
     where = manifest.where(f"data.sources[{i}] ({spec.name}).build")
-    log(f"building {spec.name}: python -m corpus.build {' '.join(argv)}")
-    errors = io.StringIO()
+    log(f"building {spec.name}: python -m corpus.build {' '.join(build_argv(manifest, root, i, spec, tok))}")
+    options = build_options(manifest, root, i, spec, tok)
     try:
-        with contextlib.redirect_stderr(errors):
-            args = parse_args(argv)
-    except SystemExit:
-        lines = [ln for ln in errors.getvalue().splitlines() if ln.strip()]
-        raise UserError(f"{where}: corpus.build rejected it: {lines[-1] if lines else 'bad options'}") from None
-    try:
-        status = build(args)
+        built = api.build_source(spec.name, data_dir=options.pop("data_dir"), **options)
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
-    if status != 0:
+    if built.status != "published":
         raise UserError(f"{where}: the built version failed validation (see python -m corpus.quality report)")

@@ -74,14 +74,19 @@ def _check(catalog, root: Path, wanted: list[str]) -> int:
     from corpus.publish import publish
     from corpus.quality.report import select_versions
 
+    from corpus.progress import progress_bar
+
     versions = select_versions(catalog, wanted or None)
     failed = 0
-    for v in versions:
-        status, failures = publish(catalog, root, v["id"])
-        print(f"{v['source']} {v['id']}: {status}")
-        for line in failures:
-            print(f"  - {line}")
-        failed += status != "published"
+    with progress_bar("check", total=len(versions)) as bar:
+        for v in versions:
+            bar.describe(f"check {v['source']} {v['id']}")
+            status, failures = publish(catalog, root, v["id"])
+            bar.print(f"{v['source']} {v['id']}: {status}")
+            for line in failures:
+                bar.print(f"  - {line}")
+            failed += status != "published"
+            bar.advance()
     print(f"{len(versions) - failed} of {len(versions)} versions pass")
     return 1 if failed or not versions else 0
 

@@ -75,14 +75,14 @@ def plan(shared: Path) -> tuple[list[tuple[Step, list[str]]], list[str]]:
 
 def train_ci_tokenizer(shared: Path, out: Path) -> Path:
     """A byte-level BPE over the shared texts and synthetic examples (seconds)."""
-    from corpus.tokenizer import _synthetic_texts, _texts_from_file, train_tokenizer
+    from corpus.tokenizer import synthetic_texts, texts_from_file, train_tokenizer
 
     def texts():
         for rel in TOKENIZER_TEXTS:
             if (shared / rel).is_file():
-                yield from _texts_from_file(shared / rel, None)
+                yield from texts_from_file(shared / rel, None)
         try:
-            yield from _synthetic_texts(2000, 0)
+            yield from synthetic_texts(2000, 0)
         except Exception:  # synthetic generators absent: shared text is enough
             return
 

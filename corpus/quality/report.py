@@ -43,56 +43,45 @@ def select_versions(catalog, versions: list[str] | None = None) -> list[dict]:
 
 
 def write_report(catalog, root: Path, out: Path, versions: list[str] | None = None, docs: bool = True) -> Report:
-    """Write ``out/summary.md``, ``out/decontamination.csv`` and the Data Docs under ``out/gx``."""
+    """Write ``out/summary.md``, ``out/decontamination.csv``, ``out/index.html`` (pictures) and the
+    Data Docs under ``out/gx``; all of it renders with no network."""
+    from corpus.progress import progress_bar
+    from corpus.quality.index_page import write_index
+
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     chosen = select_versions(catalog, versions)
-    docs_index = build_data_docs(catalog, root, out, [v["id"] for v in chosen]) if docs else None
-    markdown, success = summary_markdown(catalog, root, chosen, docs_index.relative_to(out) if docs_index else None)
-    summary = out / "summary.md"
-    summary.write_text(markdown)
-    _write_hits_csv(catalog, out / "decontamination.csv", [v["id"] for v in chosen])
-    write_html_index(out, markdown, docs_index)
+    with progress_bar("report", total=3 + bool(docs)) as bar:  # a phase at a time: GX rendering is the long one
+        docs_index, pages = None, []
+        if docs:
+            bar.describe(f"report: Data Docs of {len(chosen)} versions (great-expectations)")
+            docs_index, pages = build_data_docs(catalog, root, out, [v["id"] for v in chosen])
+            bar.advance()
+        bar.describe("report: summary")
+        markdown, success = summary_markdown(catalog, root, chosen, docs_index.relative_to(out) if docs_index else None)
+        summary = out / "summary.md"
+        summary.write_text(markdown)
+        bar.advance()
+        bar.describe("report: decontamination hits")
+        _write_hits_csv(catalog, out / "decontamination.csv", [v["id"] for v in chosen])
+        bar.advance()
+        bar.describe("report: index.html and its charts")
+        write_index(out, markdown, catalog, root, chosen, docs_index, pages)
+        bar.advance()
     return Report(summary, docs_index, success, markdown)
-
-
-def write_html_index(out: Path, markdown: str, docs_index: Path | None) -> Path:
-    """``out/index.html``: the summary as HTML plus a link to every Data Docs validation page.
-
-    GX's own index fills its table with JavaScript from CDNs, which an offline browser (or CI
-    artifact viewer) cannot load; this page needs nothing but the files beside it.
-    """
-    import html
-
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
-    links = []
-    if docs_index is not None:
-        site = docs_index.parent
-        for page in sorted((site / "validations").rglob("*.html")):
-            parts = page.relative_to(site / "validations").parts  # suite..., run name, run time, batch
-            label = f"{parts[-3]} · {'.'.join(parts[:-3])} · {page.stem}"
-            links.append(f'<li><a href="{html.escape(str(page.relative_to(out)))}">{html.escape(label)}</a></li>')
-    docs = ("<h2>Data Docs validation pages</h2><ul>" + "".join(links) + "</ul>"
-            f'<p>GX site index: <a href="{html.escape(str(docs_index.relative_to(out)))}">'
-            f"{html.escape(str(docs_index.relative_to(out)))}</a></p>") if docs_index else ""
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Data quality report</title><style>"
-        "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:.5em 0}"
-        "td,th{border:1px solid #bbb;padding:.2em .5em}th{background:#eee}code{background:#f4f4f4}"
-        "strong{font-size:1.2em}</style></head><body>" + body + docs + "</body></html>"
-    )
-    path = out / "index.html"
-    path.write_text(page)
-    return path
 
 
 # -- Data Docs --------------------------------------------------------------------------------
 
-def build_data_docs(catalog, root: Path, out: Path, version_ids: list[str]) -> Path:
-    """A GX file project in ``out/gx`` holding the stored results; returns the site's index.html."""
+def build_data_docs(catalog, root: Path, out: Path, version_ids: list[str]) -> tuple[Path, list]:
+    """A GX file project in ``out/gx`` holding the stored results, made to render offline.
+
+    Returns the site's index.html and its validation pages (:class:`DocsPage`). Each stored
+    result is given the run name ``<source>-<version>`` and the data asset
+    ``<source> <version> <shard>`` before rendering, so every page names what it validated.
+    """
     from corpus.quality.gx import _quiet_gx
+    from corpus.quality.offline_docs import DocsPage, make_offline
 
     _quiet_gx()
     import great_expectations as gx
@@ -106,24 +95,32 @@ def build_data_docs(catalog, root: Path, out: Path, version_ids: list[str]) -> P
     schema = ExpectationSuiteValidationResultSchema()
     marks = ", ".join("?" for _ in version_ids) or "NULL"
     rows = catalog.query_dicts(
-        f"SELECT v.source, r.version, r.shard, r.suite, r.report_path, r.validated_at FROM validations r "
-        f"JOIN versions v ON v.id = r.version WHERE r.version IN ({marks}) AND r.report_path IS NOT NULL "
+        f"SELECT v.source, r.version, r.shard, r.suite, r.success, r.evaluated, r.failed, r.report_path, "
+        f"r.validated_at FROM validations r JOIN versions v ON v.id = r.version "
+        f"WHERE r.version IN ({marks}) AND r.report_path IS NOT NULL "
         f"ORDER BY v.source, r.version, r.shard, r.suite", version_ids)
+    pages = []
     for row in rows:
         path = root / row["report_path"]
         if not path.is_file():
             continue
-        result = schema.load(json.loads(path.read_text()))
-        run_time = row["validated_at"].replace(tzinfo=timezone.utc) if row["validated_at"] else None
         stem = Path(row["shard"]).stem if row["shard"].endswith(".parquet") else "version"
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=row["suite"]),
-            run_id=RunIdentifier(run_name=f"{row['source']}-{row['version']}", run_time=run_time),
-            batch_identifier=stem)
-        context.validation_results_store.set(key, result)
+        run_time = (row["validated_at"] or datetime.now()).replace(tzinfo=timezone.utc)
+        run_id = RunIdentifier(run_name=f"{row['source']}-{row['version']}", run_time=run_time)
+        data = json.loads(path.read_text())
+        meta = data.setdefault("meta", {})
+        meta["run_id"] = run_id.to_json_dict()
+        meta.setdefault("batch_spec", {})["data_asset_name"] = f"{row['source']} {row['version']} {stem}"
+        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=row["suite"]),
+                                         run_id=run_id, batch_identifier=stem)
+        context.validation_results_store.set(key, schema.load(data))
+        page = Path("validations", *row["suite"].split("."), *key.to_tuple()[-3:]).with_suffix(".html")
+        pages.append(DocsPage(row["source"], row["version"], row["suite"], stem, f"{run_time:%Y-%m-%d %H:%M:%S} UTC",
+                              bool(row["success"]), int(row["evaluated"] or 0), int(row["failed"] or 0), page))
     sites = context.build_data_docs()
     index = Path(sites["local_site"].removeprefix("file://"))
-    return index
+    make_offline(index.parent, pages)
+    return index, pages
 
 
 # -- markdown ---------------------------------------------------------------------------------

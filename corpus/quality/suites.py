@@ -53,8 +53,8 @@ def suite_kind(source: str, config: dict | None) -> str:
         return "synthetic"
     if source in KIND_BY_SOURCE:
         return KIND_BY_SOURCE[source]
-    if source in ("jsonl", "parquet"):
-        options = (config or {}).get("options") or {}
+    options = (config or {}).get("options") or {}
+    if source in ("jsonl", "parquet") or options.get("generic"):  # generic records, also under a --name
         return "qa" if options.get("target") else "text"
     return "qa"
 

@@ -23,6 +23,8 @@ class JsonRecords(Source):
         parser.add_argument("--id-field", default=None, help="dotted path of a stable id (default: position)")
         parser.add_argument("--stride", type=int, default=0, help="window overlap for plain text")
         parser.add_argument("--prompt-ratio", type=float, default=0.5, help="prompt share of a text window")
+        parser.add_argument("--name", help="register the records under this source name (e.g. squad) instead of "
+                            f"{cls.name!r}; manifests then name it like any source")
 
     @property
     def requires_target(self) -> bool:  # type: ignore[override]
@@ -30,8 +32,11 @@ class JsonRecords(Source):
 
     def options(self) -> dict:
         a = self.args
-        return {"prompt": a.prompt_field, "target": a.target_field, "id": a.id_field, "stride": a.stride,
-                "prompt_ratio": a.prompt_ratio}
+        options = {"prompt": a.prompt_field, "target": a.target_field, "id": a.id_field, "stride": a.stride,
+                   "prompt_ratio": a.prompt_ratio}
+        if getattr(a, "name", None):  # the reader behind a user-named source, for the quality gate
+            options["generic"] = self.name
+        return options
 
     def normalize(self, record: RawRecord) -> Example:
         a = self.args

@@ -38,6 +38,7 @@ def test_gsm8k_eval_version_is_read_from_the_catalog(root):
 
     items, where = load_items("gsm8k", DataSources(data_root=root, raw_dir=SHARED_DATA))
     assert where.startswith("catalog version v") and len(items) == 30
+    assert where.endswith("(30 items: fewer than its source: built with --limit 30)")
     raw, _ = load_items("gsm8k", DataSources(raw_dir=SHARED_DATA), limit=30)
     assert sorted((it.prompt, it.reference, it.tier) for it in items) == \
         sorted((it.prompt, it.reference, it.tier) for it in raw)
@@ -53,3 +54,22 @@ def test_holdout_refuses_a_training_seed_and_drops_training_prompts(root):
     assert counts["overlap_checked"] == 1 and counts["dropped_seen"] >= 3
     assert not any(it.prompt in training.prompts for it in items)
     assert any("dropped" in n and "also in training" in n for n in notes)
+
+
+def test_a_catalog_eval_set_says_why_it_has_fewer_items(root, tmp_path):
+    """Quarantined records at build time are counted in where the items came from."""
+    import json
+
+    from corpus.build import main as build_main
+
+    good = [{"question": f"Ann has {a} pens and buys {a}. How many?", "answer": f"{a} + {a} = {2 * a}\n#### {2 * a}"}
+            for a in range(1, 6)]
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in good[:3]) + '{"question": "broken\n'
+                    + "".join(json.dumps(r) + "\n" for r in good[3:]))
+    data = tmp_path / "data"
+    assert build_main(["gsm8k", "--from", str(path), "--split", "test", "--role", "eval", "--max-bad-ratio", "0.5",
+                       "--tokenizer", str(root.parent / "tok.json"), "--data-dir", str(data), "--quiet"]) == 0
+    items, where = load_items("gsm8k", DataSources(data_root=data))
+    assert len(items) == 5 and "(5 items: fewer than its source: 1 records quarantined at build" in where
+    assert "SELECT ref, reason FROM quarantine WHERE version = 'v" in where

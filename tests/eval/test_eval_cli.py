@@ -101,7 +101,7 @@ def test_generate_errors_are_one_line(run, capsys):
 def test_eval_cli_scores_the_trained_answers_and_skips_missing_data(run):
     done = cli("trainer.eval", "tiny", "--runs-dir", str(run["runs"]), "--eval-data", str(run["empty"]),
                "--from", f"gsm8k={run['problems']}", "--from", f"wiki={run['wiki']}",
-               "--suite", "ppl,gsm8k,arith,code,scienceqa,halting", "--limit", "4", "--max-new-tokens", "40",
+               "--suite", "ppl,gsm8k,arith,code,science_qa,halting", "--limit", "4", "--max-new-tokens", "40",
                "--threads", "1", "--quiet")
     assert done.returncode == 0, done.stderr
     result = json.loads((run["run_dir"] / "eval" / "best-model.json").read_text())
@@ -109,7 +109,7 @@ def test_eval_cli_scores_the_trained_answers_and_skips_missing_data(run):
     s = result["suites"]
     assert s["gsm8k"]["metrics"]["accuracy"] == 1.0 and s["gsm8k"]["metrics"]["n"] == 3
     assert s["code"]["status"] == "skipped" and "no humaneval evaluation data" in s["code"]["reason"]
-    assert s["scienceqa"]["status"] == "skipped"
+    assert s["science_qa"]["status"] == "skipped"
     assert s["ppl"]["metrics"]["windows"] >= 2 and s["ppl"]["metrics"]["bits_per_byte"] > 0
     assert s["arith"]["metrics"]["n"] == 4 and "not checked" in " ".join(s["arith"]["notes"])
     assert s["halting"]["metrics"]["n"] == 4 and 1.0 <= s["halting"]["metrics"]["expected_cycles_mean"] <= 3.0

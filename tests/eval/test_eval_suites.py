@@ -15,7 +15,7 @@ import pytest
 from tests.eval.conftest import SHARED_DATA, data_file
 from trainer.eval.answers import extract_final_number, format_number
 from trainer.eval.datasets import DataMissing, DataSources, EvalItem, load_items
-from trainer.eval.suites import arith, code, gsm8k, scienceqa
+from trainer.eval.suites import arith, code, gsm8k, science_qa
 from trainer.eval.suites.base import Options
 
 LIMITS = {"timeout_s": 60.0, "cpu_s": 10, "memory_mb": 1024}  # CPU time decides, as in the scorer oracles
@@ -120,28 +120,28 @@ def test_code_completion_is_cut_at_stop_sequences():
 def test_scienceqa_references_score_100_and_wrong_letters_0():
     items, _ = load_items("science_qa", raw("science_qa"))
     assert len(items) == 50 and all(it.meta["split"] == "test" for it in items)
-    result = scienceqa.evaluate(items, oracle(items))
+    result = science_qa.evaluate(items, oracle(items))
     m = result.metrics
-    with_rationale = sum(bool(scienceqa.rationale_of(it.reference)) for it in items)
+    with_rationale = sum(bool(science_qa.rationale_of(it.reference)) for it in items)
     assert m["accuracy"] == 1.0 and m["parsed"] == 1.0 and m["n"] == 50
     assert m["n_rationale"] == with_rationale == 50  # every test problem has a lecture or a solution
-    assert m["bleu"] == pytest.approx(100.0) and m["rouge_l"] == pytest.approx(100.0)
+    assert m["bleu"] == pytest.approx(1.0) and m["rouge_l"] == pytest.approx(1.0)
 
     def wrong_letter(it):
         n = len(it.meta["choices"])
-        return scienceqa.rationale_of(it.reference) + f"\n\nThe answer is ({'ABCDE'[(it.meta['answer_index'] + 1) % n]})."
+        return science_qa.rationale_of(it.reference) + f"\n\nThe answer is ({'ABCDE'[(it.meta['answer_index'] + 1) % n]})."
 
     some = items[::3]  # ROUGE-L of long lectures is slow in pure Python: a third is enough here
-    wrong = scienceqa.evaluate(some, oracle(some, wrong_letter))
-    assert wrong.metrics["accuracy"] == 0.0 and wrong.metrics["bleu"] == pytest.approx(100.0)
-    unrelated = scienceqa.evaluate(some, oracle(some, lambda it: "Paris is a city. The answer is (A)."))
-    assert unrelated.metrics["bleu"] < 5 and unrelated.metrics["rouge_l"] < 20
+    wrong = science_qa.evaluate(some, oracle(some, wrong_letter))
+    assert wrong.metrics["accuracy"] == 0.0 and wrong.metrics["bleu"] == pytest.approx(1.0)
+    unrelated = science_qa.evaluate(some, oracle(some, lambda it: "Paris is a city. The answer is (A)."))
+    assert unrelated.metrics["bleu"] < 0.05 and unrelated.metrics["rouge_l"] < 0.20
 
 
 def test_rationale_is_the_text_before_the_last_answer_statement():
     text = "Lecture: the answer is not always obvious.\n\nSolution: ice melts.\n\nThe answer is (B)."
-    assert scienceqa.rationale_of(text) == "Lecture: the answer is not always obvious.\n\nSolution: ice melts."
-    assert scienceqa.rationale_of("No statement here.") == "No statement here."
+    assert science_qa.rationale_of(text) == "Lecture: the answer is not always obvious.\n\nSolution: ice melts."
+    assert science_qa.rationale_of("No statement here.") == "No statement here."
 
 
 # --- arithmetic holdout ----------------------------------------------------------------------

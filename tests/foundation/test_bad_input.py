@@ -148,5 +148,31 @@ def test_parquet_input_and_workers_give_identical_shards(tmp_path, tokenizer_pat
                        str(tmp_path / "one"), "--quiet", *common]) == 0
     assert build_main(["parquet", "--from", str(src), "--tokenizer", str(tokenizer_path), "--data-dir",
                        str(tmp_path / "two"), "--quiet", "--workers", "2", *common]) == 0
-    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("shards/**/*.*"))
+    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("shards/**/*.*") if p.is_file())
     assert one and all((tmp_path / "one" / p).read_bytes() == (tmp_path / "two" / p).read_bytes() for p in one)
+
+
+def test_generic_records_under_their_own_source_name(tmp_path, tokenizer_path):
+    """``jsonl --name squad``: registered, stored and mixed as ``squad``; a built-in name is refused."""
+    recs = [{"uid": f"q{i}", "q": f"Who is number {i} in the queue today?", "a": f"Number {i} is Ann."}
+            for i in range(40)]
+    src = write_jsonl(tmp_path / "squad.jsonl", recs)
+    flags = ("--prompt-field", "q", "--target-field", "a", "--id-field", "uid", "--val-ratio", "0.1")
+    assert _build(tmp_path, tokenizer_path, src, *flags, "--name", "squad", source="jsonl") == 0
+    cat = Catalog(tmp_path / "data")
+    (vid, source, status), = cat.query("SELECT id, source, status FROM versions")
+    assert source == "squad" and status == "published"
+    rows = pq.read_table(next((tmp_path / "data" / "shards" / "squad" / vid).glob("train-*.parquet"))).to_pylist()
+    assert {r["source"] for r in rows} == {"squad"} and all(r["id"].startswith("squad:q") for r in rows)
+    sha = cat.query("SELECT tokenizer_sha FROM versions")[0][0]
+    import corpus
+
+    plan = corpus.plan({"run": {"name": "named"}, "data": {"tokenizer": f"tokenizers/{sha}.json", "max_seq_len": 512,
+                                                           "train_samples": 50, "val_samples": 4,
+                                                           "sources": [{"name": "squad", "weight": 1.0}]}},
+                       data_dir=tmp_path / "data", build_missing=False)
+    assert [c["source"] for c in plan.sources] == ["squad"] and plan.sources[0]["version"] == vid
+    for bad, why in (("gsm8k", "is a built-in source"), ("Has Space", "use 1-64 lowercase")):
+        proc = run_cli("corpus.build", "jsonl", "--from", str(src), "--tokenizer", str(tokenizer_path), "--data-dir",
+                       str(tmp_path / "data"), *flags, "--name", bad)
+        assert proc.returncode == 2 and why in proc.stderr and "Traceback" not in proc.stderr

@@ -42,6 +42,9 @@ def test_second_writer_waits_and_registers(tmp_path, tokenizer_path):
     holder.wait(timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert time.monotonic() - started >= 2.0  # it really waited for the holder
+    # and said so after a second: who holds the lock, how long it will retry, when it got it
+    assert f"is locked by another process, pid {holder.pid} (" in proc.stderr
+    assert "retrying for up to 60 s (HRM_CATALOG_TIMEOUT)" in proc.stderr and "got it after" in proc.stderr
     cat = Catalog(root)
     assert cat.query("SELECT count(*), sum(rows) FROM versions") == [(1, 30)]
     assert cat.query("SELECT reason FROM quarantine WHERE version = 'holder'") == [("held",)]

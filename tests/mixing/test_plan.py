@@ -268,6 +268,32 @@ def test_cli_plans_prints_shares_and_exports_blueprint_jsonl(mix_root, tmp_path,
     assert capsys.readouterr().err.strip() == f"error: {bad}: data.windw: unknown key"
 
 
+def test_export_says_its_size_first_and_asks_past_the_threshold(mix_root, tmp_path):
+    manifest = write_manifest(tmp_path / "big.toml", {**DATA, "train_samples": 900, "val_samples": 60}, PLAIN)
+    out = tmp_path / "export"
+    small = {"HRM_EXPORT_CONFIRM_BYTES": "1000"}  # anything over 1 kB asks
+    refused = run_cli("corpus.mix", str(manifest), "--data-dir", str(mix_root), "--export-jsonl", str(out), env=small)
+    assert refused.returncode == 2 and not out.exists() and "Traceback" not in refused.stderr
+    assert "the export would write about" in refused.stderr and "--export-limit N" in refused.stderr
+    assert "export of plan" in refused.stdout and "900 train + 60 val lines" in refused.stdout
+    limited = run_cli("corpus.mix", str(manifest), "--data-dir", str(mix_root), "--export-jsonl", str(out),
+                      "--export-limit", "5", "--yes", env=small)
+    assert limited.returncode == 0, limited.stderr
+    assert len((out / "train.jsonl").read_text().splitlines()) == 5 and \
+        len((out / "val.jsonl").read_text().splitlines()) == 5
+    assert json.loads((out / "meta.json").read_text())["limit_per_split"] == 5
+    # the estimate is close to what a full export writes
+    from corpus.mixing import open_plan
+    from corpus.mixing.export import estimate, export_jsonl
+
+    plan = open_plan(mix_root, json.loads(run_cli("corpus.mix", str(manifest), "--data-dir", str(mix_root),
+                                                  "--json").stdout)["plan"])
+    guess = estimate(plan)
+    export_jsonl(plan, tmp_path / "full")
+    written = sum((tmp_path / "full" / f"{split}.jsonl").stat().st_size for split in ("train", "val"))
+    assert guess["lines"] == 960 and abs(guess["bytes"] - written) / written < 0.15
+
+
 def test_views_answer_in_any_duckdb_connection(mix_root):
     """The catalog file opens in a plain DuckDB client and the views read the plans in place."""
     con = duckdb.connect(str(mix_root / "catalog.duckdb"), read_only=True)

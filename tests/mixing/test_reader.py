@@ -110,7 +110,7 @@ def test_open_by_manifest_and_refusals(mix_root, plan_id, tmp_path):
         path.write_bytes(original)
     # a shard sidecar that shrank is refused even by the quick check
     version = plan.sources[0]["version"]
-    tokens = next((mix_root / "shards").rglob(f"{version}/train-00000.tokens.npy"))
+    tokens = next((mix_root / "shards").rglob(f"{version}/.mmap/train-00000.tokens.npy"))
     saved = tokens.read_bytes()
     tokens.write_bytes(saved[:-2])
     try:

@@ -79,6 +79,7 @@ def test_gsm8k_test_questions_in_training_data(gsm8k_eval_root, tmp_path, tokeni
     for row_id in leaked:
         assert f"| `{row_id}` | {'dropped' if policy == 'drop' else 'flagged'} | gsm8k |" in summary
     assert len((out / "decontamination.csv").read_text().splitlines()) == 4
+    assert '<img alt="Decontamination hits" src="data:image/png;base64,' in (out / "index.html").read_text()
 
 
 def test_eval_set_from_a_jsonl_and_custom_ngram(tmp_path, tokenizer_path):

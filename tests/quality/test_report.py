@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,6 +47,72 @@ def test_report_check_fails_on_a_failed_version(qa_root, tmp_path):
     assert "**FAIL**" in (tmp_path / "r" / "summary.md").read_text()
 
 
+REMOTE_LOAD = re.compile(r"""<(?:script|img)\b[^>]*\bsrc=["']?(?:https?:)?//|<link\b[^>]*\bhref=["']?(?:https?:)?//"""
+                         r"""|url\(["']?(?:https?:)?//""", re.I)
+
+
+def test_report_pages_load_nothing_from_the_network(qa_root, tmp_path):
+    out = tmp_path / "report"
+    assert quality_main(["report", "--out", str(out), "--data-dir", str(qa_root)]) == 0
+    catalog = Catalog(qa_root)
+    v = catalog.query_dicts("SELECT * FROM versions")[0]
+    site = out / "gx" / "uncommitted" / "data_docs" / "local_site"
+    pages = sorted(out.rglob("*.html"))
+    assert len(pages) > 3
+    for page in pages:
+        text = page.read_text()
+        assert not REMOTE_LOAD.search(text), f"{page}: {REMOTE_LOAD.search(text).group(0)}"
+        for ref in re.findall(r'(?:src|href)="([^"#:]+)"', text):  # every local reference resolves
+            assert (page.parent / ref).resolve().exists(), f"{page}: {ref}"
+    # the GX index lists every validation statically, each row linking to its page
+    index = (site / "index.html").read_text()
+    validations = catalog.query_dicts("SELECT suite, shard FROM validations ORDER BY suite, shard")
+    listed = re.findall(r'<tr><td><span class="hrm-docs-status-ok">&#10004; passed</span></td><td>jsonl</td>'
+                        rf'<td><code>{v["id"]}</code></td><td><a href="(validations/[^"]+)">([^<]+)</a>', index)
+    assert sorted(suite for _, suite in listed) == [r["suite"] for r in validations]
+    assert all((site / href).is_file() for href, _ in listed)
+    # every validation page names the source, the version and the shard it validated
+    page = (site / next(href for href, suite in listed if suite == "qa.rows")).read_text()
+    assert f"Data asset: jsonl {v['id']} train-00000" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert f"jsonl-{v['id']}" in page
+    # index.html: versions with their standing and Data Docs links, and the pictures inline
+    front = (out / "index.html").read_text()
+    assert re.search(rf'<tr class="row-latest"><td>jsonl</td><td><code>{v["id"]}</code></td>', front)
+    assert all(f'href="{(site / href).relative_to(out).as_posix()}"' in front for href, _ in listed)
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', front)) == 2  # lengths, tiers
+
+
+def test_index_draws_every_plan(qa_root, tokenizer_path, tmp_path):
+    from corpus.mixing.plan import make_plan
+    from tests.mixing.helpers import write_manifest
+
+    root = copy_root(qa_root, tmp_path / "data")
+    data = {"tokenizer": str(tokenizer_path), "max_seq_len": 128, "train_samples": 400, "val_samples": 0,
+            "window": 100}
+    make_plan(write_manifest(tmp_path / "qa-mix.toml", data, [{"name": "jsonl", "weight": 1.0,
+                                                                "max_epochs": 10}]), root, log=lambda m: None)
+    (plan_id,) = Catalog(root).query("SELECT id FROM mixes")[0]
+    out = tmp_path / "report"
+    assert quality_main(["report", "--out", str(out), "--data-dir", str(root)]) == 0
+    front = (out / "index.html").read_text()
+    assert f'<img alt="plan qa-mix {plan_id}" src="data:image/png;base64,' in front
+    assert "No mix plan in this data root" not in front
+
+
+def test_superseded_versions_are_told_apart():
+    from datetime import datetime
+
+    from corpus.quality.index_page import standing
+
+    t = [datetime(2026, 1, d) for d in (1, 2, 3, 4)]
+    versions = [{"id": "a", "source": "wiki", "kind": None, "status": "published", "created_at": t[0]},
+                {"id": "b", "source": "wiki", "kind": "train", "status": "published", "created_at": t[1]},
+                {"id": "c", "source": "wiki", "kind": "train", "status": "failed", "created_at": t[2]},
+                {"id": "d", "source": "wiki", "kind": "eval", "status": "published", "created_at": t[0]},
+                {"id": "e", "source": "mbpp", "kind": "train", "status": "published", "created_at": t[3]}]
+    assert standing(versions) == {"a": "superseded", "b": "latest", "c": "failed", "d": "latest", "e": "latest"}
+
+
 def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
         path = shutil.which(name)
@@ -54,27 +121,52 @@ def _chromium() -> str:
     pytest.skip("no headless Chromium on this machine (apt-get install -y chromium)")
 
 
-def _screenshot(browser: str, page: Path, png: Path) -> np.ndarray:
+def _offline_browser(browser: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium that cannot resolve any host: what a page shows here, it shows offline."""
+    profile = tmp / f"chromium-profile-{len(list(tmp.glob('chromium-profile-*')))}"
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--disable-quic", "--no-first-run", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+                           '--host-resolver-rules=MAP * ~NOTFOUND', *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _screenshot(browser: str, page: Path, png: Path, height: int = 900) -> np.ndarray:
     from PIL import Image
 
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1200,900", f"--screenshot={png}", page.as_uri()],
-                   capture_output=True, timeout=120, check=False)
+    _offline_browser(browser, png.parent, f"--window-size=1200,{height}", f"--screenshot={png}", page.as_uri())
     assert png.is_file(), f"chromium wrote no screenshot of {page}"
-    return np.asarray(Image.open(png).convert("L"))
+    return np.asarray(Image.open(png).convert("RGB")).astype(int)
 
 
-def test_html_report_renders_in_headless_chromium(qa_root, tmp_path):
+def _green(pixels: np.ndarray) -> int:
+    """Pixels of the passed-status colour (#1e7e34 and its anti-aliased edges)."""
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return int(((g - r > 40) & (g - b > 20) & (g < 200)).sum())
+
+
+def test_html_report_renders_offline_in_headless_chromium(qa_root, tmp_path):
     browser = _chromium()
     out = tmp_path / "report"
     assert quality_main(["report", "--out", str(out), "--data-dir", str(qa_root)]) == 0
-    # a GX Data Docs page (index.html is plain HTML whose content test_report_summarizes_the_catalog reads)
-    page = next((out / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations").rglob("*.html"))
-    pixels = _screenshot(browser, page, tmp_path / "page.png")
-    dark = (pixels < 128).mean()  # text and table lines
-    assert pixels.shape == (900, 1200)
+    site = out / "gx" / "uncommitted" / "data_docs" / "local_site"
+    n_validations = Catalog(qa_root).query("SELECT count(*) FROM validations")[0][0]
+    # the GX index: the validations list is there, one row with a green tick per result
+    dom = _offline_browser(browser, tmp_path, "--dump-dom", (site / "index.html").as_uri()).stdout
+    assert dom.count('<span class="hrm-docs-status-ok">') == n_validations
+    pixels = _screenshot(browser, site / "index.html", tmp_path / "gx-index.png")
+    assert pixels.shape == (900, 1200, 3)
+    assert _green(pixels) > 60 * n_validations, "no green status ticks on the Data Docs index"
+    # a validation page: the Status column shows a tick per expectation (Font Awesome is not loaded)
+    page = next((site / "validations" / "qa").rglob("*.html"))
+    pixels = _screenshot(browser, page, tmp_path / "page.png", height=1400)
+    dark = (pixels.mean(axis=2) < 128).mean()
     assert 0.005 < dark < 0.5, f"{page.name}: {dark:.3%} dark pixels: blank or broken rendering"
-    assert len(np.unique(pixels)) > 20  # anti-aliased text, not a flat page
+    assert _green(pixels) > 100, "empty Status column on the validation page"  # ~20 pixels per tick
+    # the report's index.html: its embedded charts are decoded and drawn (the matplotlib blue)
+    pixels = _screenshot(browser, out / "index.html", tmp_path / "index.png", height=2000)
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    assert ((b - r > 80) & (b - g > 30)).sum() > 2000, "the charts of index.html did not render"
 
 
 def test_ci_builds_what_is_available_and_notes_the_rest(tmp_path, monkeypatch, capsys):

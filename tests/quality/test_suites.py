@@ -13,6 +13,7 @@ import pytest
 from corpus.catalog import Catalog
 from corpus.errors import UserError
 from corpus.publish import require_published
+from corpus.shards import sidecar_paths
 from corpus.quality.__main__ import main as quality_main
 from tests.quality.conftest import SUBJECTS, THINGS, build, copy_root, shared_path
 
@@ -111,11 +112,30 @@ def test_check_on_untouched_data_passes(qa_root, tmp_path, capsys):
     assert "1 of 1 versions pass" in capsys.readouterr().out
 
 
+def test_check_shows_progress_on_a_terminal(qa_root, tmp_path):
+    from tests.foundation.helpers import run_in_terminal
+
+    root = copy_root(qa_root, tmp_path / "data")
+    code, drawn = run_in_terminal("corpus.quality", "check", "--data-dir", str(root))
+    assert code == 0 and "1 of 1 versions pass" in drawn
+    assert "check jsonl v" in drawn and "0/1" in drawn  # the bar, naming the version being checked
+
+
+def test_report_shows_its_phases_on_a_terminal(qa_root, tmp_path):
+    from tests.foundation.helpers import run_in_terminal
+
+    root = copy_root(qa_root, tmp_path / "data")
+    code, drawn = run_in_terminal("corpus.quality", "report", "--out", str(tmp_path / "rep"), "--data-dir", str(root),
+                                  timeout=300)
+    assert code == 0 and "PASS" in drawn
+    assert "report: Data Docs of 1 versions" in drawn and "report: index.html and its charts" in drawn
+
+
 def test_tampered_sidecar_fails_even_when_parquet_is_intact(qa_root, tmp_path):
     root = copy_root(qa_root, tmp_path / "data")
     vid = the_version(root)
     parquet = root / Catalog(root).shards(vid, "train")[0]["path"]
-    tokens_path = parquet.with_suffix("").with_suffix(".tokens.npy")
+    tokens_path, _ = sidecar_paths(parquet)
     tokens = np.load(tokens_path)
     tokens[10] = VOCAB + 5
     np.save(tokens_path, tokens)
@@ -185,10 +205,11 @@ def test_version_level_suite_sees_an_id_in_both_splits(qa_root, tmp_path):
     table = pq.read_table(src).slice(0, 1)
     pq.write_table(table.set_column(table.schema.get_field_index("split"), table.schema.field("split"),
                                     pa.array(["val"], pa.string())), dst)
-    tokens, index = (np.load(src.with_suffix("").with_suffix(f".{k}.npy")) for k in ("tokens", "index"))
+    tokens, index = (np.load(path) for path in sidecar_paths(src))
     n = int(index[0, 2])
-    np.save(dst.with_suffix("").with_suffix(".tokens.npy"), tokens[:n])
-    np.save(dst.with_suffix("").with_suffix(".index.npy"), index[:1])
+    tokens_path, index_path = sidecar_paths(dst)
+    np.save(tokens_path, tokens[:n])
+    np.save(index_path, index[:1])
     catalog.query("INSERT INTO shards VALUES (?, 'val', 0, ?, '', 0, 1, ?, ?, ?)",
                   [vid, str(dst.relative_to(root)), n, n, n])
     catalog.query("UPDATE versions SET rows = rows + 1 WHERE id = ?", [vid])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +167,27 @@ def test_command_line_shape(manifest):
         config(["nope.toml"])
     with pytest.raises(SystemExit):
         parse_command_line(["--help"])
+
+
+def test_help_gives_every_flag_a_meaning_without_loading_torch():
+    """--help lists each key of [train], [eval], [model] under its section with one line of meaning,
+    and imports neither torch nor the model code (so it starts fast; bench/startup.py times it)."""
+    import subprocess
+    import sys
+
+    from trainer.config import TrainSection, EvalSection, model_section
+    from trainer.flags_help import MEANING
+
+    keys = [*TrainSection.model_fields, *EvalSection.model_fields, *model_section().model_fields]
+    assert [k for k in keys if not MEANING.get(k)] == [] and not set(MEANING) - set(keys)
+    code = ("import sys\nfrom trainer.config import help_text\ntext = help_text('x')\n"
+            "print(text)\nprint('TORCH' if 'torch' in sys.modules else 'LIGHT')")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(repo),
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.rstrip().endswith("LIGHT")
+    train, model = out.index("\n[train]\n"), out.index("\n[model]\n")
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("--hrm_gate_warmup_steps"))
+    assert train < out.index("--batch_size") < model and "HRM gate closed" in line and "(default 0)" in line

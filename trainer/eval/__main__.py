@@ -1,11 +1,13 @@
 """``python -m trainer.eval RUN_OR_CHECKPOINT [--suite ...] [--limit N] [--out DIR]``, ``--compare A B``.
 
 Evaluates a run (its best model, else its newest checkpoint) or a checkpoint file on the suites
-(ppl, gsm8k, arith, code, scienceqa, halting) and writes ``<out>/<tag>.json`` (every metric),
+(ppl, gsm8k, arith, code, science_qa, halting) and writes ``<out>/<tag>.json`` (every metric),
 ``<tag>.md`` (a table) and ``<tag>/<suite>.jsonl`` (each item's generation and verdict); ``<out>``
 defaults to ``runs/<name>/eval/``. ``--compare A B`` prints two evaluations side by side with
-deltas; A and B are results JSON files or runs/checkpoints (evaluated first when they have no
-results yet). Exit code 1 when a suite failed (not when it was skipped for lack of data).
+deltas, the headline metrics first; A and B are results JSON files or runs/checkpoints (evaluated
+first when they have no results yet). It warns loudly when the two were scored on different items,
+limits or data (``--strict`` refuses). Every score is in 0-1 (accuracy, pass@1, BLEU, ROUGE-L).
+Exit code 1 when a suite failed (not when it was skipped for lack of data).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", nargs="?", metavar="RUN_OR_CHECKPOINT",
                    help="run name, run dir, best-model dir or checkpoint .pt file")
     p.add_argument("--suite", "--suites", default="all",
-                   help="comma-separated: ppl,gsm8k,arith,code,scienceqa,halting (default: all)")
+                   help="comma-separated: ppl,gsm8k,arith,code,science_qa,halting (default: all)")
     p.add_argument("--limit", type=int, help="at most N items per dataset (see docs/evaluation.md)")
     p.add_argument("--out", type=Path, help="output directory (default: <run>/eval)")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two results JSON files or runs/checkpoints")
+    p.add_argument("--strict", action="store_true",
+                   help="with --compare: refuse (exit 2) when A and B were scored on different items or limits")
     p.add_argument("--runs-dir", "--runs_dir", default="runs")
     p.add_argument("--data-dir", "--data_dir", help="data root with the catalog (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--eval-data", type=Path,
@@ -141,11 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare:
             if args.ref:
                 raise UserError("give RUN_OR_CHECKPOINT or --compare A B, not both")
-            from trainer.eval.report import compare_table
+            from trainer.eval.report import comparability, compare_table, headline_table
             from trainer.eval.runner import flat_metrics
 
             (name_a, a), (name_b, b) = (_results_for(r, args, console) for r in args.compare)
-            console.print(compare_table(name_a, name_b, flat_metrics(a), flat_metrics(b)))
+            problems = comparability(a, b)
+            if problems and args.strict:
+                raise UserError(f"--compare --strict: {name_a} and {name_b} are not comparable: " + "; ".join(problems))
+            for line in problems:
+                console.print(f"[bold red]WARNING: not like for like: {line}[/]")
+            flat_a, flat_b = flat_metrics(a), flat_metrics(b)
+            console.print(headline_table(name_a, name_b, flat_a, flat_b))
+            console.print(compare_table(name_a, name_b, flat_a, flat_b))
+            if problems:
+                console.print(f"[bold red]WARNING: {len(problems)} difference(s) in what was scored (above); "
+                              "deltas of those suites do not compare models[/]")
             return 0
         if not args.ref:
             raise UserError("give RUN_OR_CHECKPOINT (or --compare A B); see --help")

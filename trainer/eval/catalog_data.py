@@ -66,6 +66,12 @@ def published_versions(root: Path, source: str) -> list[str]:
     return [r["id"] for r in rows]
 
 
+def quarantine_count(root: Path, version_id: str) -> int:
+    """Records of a version's build that were quarantined (bad input), 0 when none."""
+    rows = _query(root, "SELECT count(*) AS n FROM quarantine WHERE version = ?", [version_id])
+    return int(rows[0]["n"]) if rows else 0
+
+
 def version(root: Path, version_id: str) -> dict[str, Any] | None:
     rows = _query(root, "SELECT * FROM versions WHERE id = ?", [version_id])
     return rows[0] if rows else None

@@ -152,12 +152,15 @@ def load_items(name: str, sources: DataSources, limit: int | None = None) -> tup
             if item:
                 items.append(item)
     elif sources.data_root is not None and (version := catalog_data.eval_version(sources.data_root, name)):
-        where = f"catalog version {version['id']}"
+        other_splits = 0
         for row in catalog_data.version_rows(sources.data_root, version["id"]):
             item = _item(name, row["id"], row["prompt"], row["target"], row["tier"], json.loads(row["meta"] or "{}"))
             if item:
                 items.append(item)
+            else:
+                other_splits += 1
         items.sort(key=lambda it: _natural(it.id))
+        where = f"catalog version {version['id']}" + _shortfall(sources.data_root, version, len(items), other_splits)
     elif sources.raw_dir is not None and (sources.raw_dir / RAW_LAYOUT[name]).exists():
         path = sources.raw_dir / RAW_LAYOUT[name]
         where = str(path)
@@ -172,6 +175,24 @@ def load_items(name: str, sources: DataSources, limit: int | None = None) -> tup
     if not items:
         raise DataMissing(f"{name}: {where} holds no test items")
     return (items[:limit] if limit else items), where
+
+
+def _shortfall(root: Path, version: dict, kept: int, other_splits: int) -> str:
+    """How many items a catalog eval set holds and, when its build left records out, why: the
+    quarantine count, the build's ``--limit``, rows of splits that are not evaluation data."""
+    from trainer.eval import catalog_data
+
+    quarantined = catalog_data.quarantine_count(root, version["id"])
+    limit = (json.loads(version.get("config") or "{}") or {}).get("limit")
+    why = []
+    if quarantined:
+        why.append(f"{quarantined} records quarantined at build (python -m corpus.sql \"SELECT ref, reason "
+                   f"FROM quarantine WHERE version = '{version['id']}'\")")
+    if limit:
+        why.append(f"built with --limit {limit}")
+    if other_splits:
+        why.append(f"{other_splits} rows of other splits left out")
+    return f" ({kept} items" + (": fewer than its source: " + "; ".join(why) if why else "") + ")"
 
 
 def _natural(text: str) -> tuple:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["markdown", "compare_rows", "compare_table", "LOWER_IS_BETTER"]
+__all__ = ["markdown", "compare_rows", "compare_table", "headline_table", "comparability", "LOWER_IS_BETTER"]
 
 HEADLINE = ("accuracy", "pass@1", "humaneval/pass@1", "mbpp/pass@1", "ppl", "bits_per_byte", "bleu", "rouge_l",
             "halt_sum_mean", "expected_cycles_mean")
@@ -60,11 +60,47 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, A
     return rows
 
 
-def compare_table(name_a: str, name_b: str, a: dict[str, Any], b: dict[str, Any]):
+def comparability(doc_a: dict[str, Any], doc_b: dict[str, Any]) -> list[str]:
+    """Why two results documents do not score the same thing (empty when they do): a different
+    ``--limit``, a suite scored on other items (count or ids), other data, or a suite in one only."""
+    problems = []
+    limit_a, limit_b = (d.get("options", {}).get("limit") for d in (doc_a, doc_b))
+    if limit_a != limit_b:
+        problems.append(f"--limit differs: A {limit_a or 'none'}, B {limit_b or 'none'}")
+    suites_a, suites_b = doc_a.get("suites", {}), doc_b.get("suites", {})
+    for name in [n for n in suites_a if n in suites_b]:
+        ra, rb = suites_a[name], suites_b[name]
+        if ra.get("status") != "ok" or rb.get("status") != "ok":
+            if ra.get("status") != rb.get("status"):
+                problems.append(f"{name}: {ra.get('status')} in A, {rb.get('status')} in B")
+            continue
+        ia, ib = ra.get("items") or {}, rb.get("items") or {}
+        if ia and ib and ia != ib:
+            what = f"{ia['n']} vs {ib['n']} items" if ia["n"] != ib["n"] else f"other items (same count, {ia['n']})"
+            problems.append(f"{name}: scored on {what}")
+        elif not (ia and ib) and ra.get("metrics", {}).get("n") != rb.get("metrics", {}).get("n"):
+            problems.append(f"{name}: n {ra['metrics'].get('n')} vs {rb['metrics'].get('n')}")
+        if ra.get("data") != rb.get("data"):
+            problems.append(f"{name}: data from {ra.get('data') or '?'} in A, {rb.get('data') or '?'} in B")
+    only = [f"{n} (A only)" for n in suites_a if n not in suites_b] + [f"{n} (B only)" for n in suites_b if n not in suites_a]
+    if only:
+        problems.append("suites in one result only: " + ", ".join(only))
+    return problems
+
+
+def headline_table(name_a: str, name_b: str, a: dict[str, Any], b: dict[str, Any]):
+    """The compact view printed first: one row per suite headline metric (accuracy, pass@1, ppl ...)."""
+    keep = {k for k in list(a) + list(b) if k.split("/", 1)[-1] in HEADLINE}
+    return compare_table(name_a, name_b, {k: v for k, v in a.items() if k in keep},
+                         {k: v for k, v in b.items() if k in keep}, title="headline metrics")
+
+
+def compare_table(name_a: str, name_b: str, a: dict[str, Any], b: dict[str, Any], title: str | None = None):
     """A rich Table of two runs' metrics with deltas (green = better, red = worse)."""
     from rich.table import Table
 
-    table = Table(title=f"{name_a}  vs  {name_b}", show_lines=False)
+    table = Table(title=title or f"{name_a}  vs  {name_b}", show_lines=False,
+                  caption="scores (accuracy, pass@1, BLEU, ROUGE-L) in 0-1; ppl and bits/byte lower is better")
     table.add_column("metric")
     table.add_column("A", justify="right")
     table.add_column("B", justify="right")

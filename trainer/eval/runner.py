@@ -45,7 +45,18 @@ def run_one(name: str, ev, sources: DataSources, options: Options) -> SuiteResul
         line = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         result = SuiteResult(name, status="error", reason=line, notes=[traceback.format_exc(limit=3)[-800:]])
     result.seconds = time.perf_counter() - started
+    if result.status == "ok" and result.records:
+        result.items = items_fingerprint(r.get("id") for r in result.records)
     return result
+
+
+def items_fingerprint(ids) -> dict[str, Any]:
+    """What ``--compare`` checks before it puts two results side by side: how many items were
+    scored and a sha256 over their ids (in order), so a different limit, split or source shows."""
+    import hashlib
+
+    ids = [str(i) for i in ids]
+    return {"n": len(ids), "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
 
 
 def run_suites(ev, names: list[str], sources: DataSources, options: Options, say=None) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """Text metrics for generated rationales, and multiple-choice accuracy.
 
     bleu(hyps, refs)          corpus BLEU, sacrebleu defaults (13a tokenizer, 4-grams, exp
-                              smoothing), on sacrebleu's 0-100 scale
+                              smoothing), as a fraction in 0-1 (sacrebleu's score / 100)
     sentence_bleu(hyp, ref)   the same for one pair
-    rouge_l(hyps, refs)       mean ROUGE-L F-measure (rouge-score, Porter stemming), x 100
+    rouge_l(hyps, refs)       mean ROUGE-L F-measure (rouge-score, Porter stemming), in 0-1
+
+Every score the suites report is on one scale, 0-1, like accuracy and pass@1: a results table
+never puts a BLEU of 4.8 beside an accuracy of 0.05.
     choice_accuracy(preds, answers)   fraction of predicted indices equal to the answers; a
                               prediction of None (nothing parsed) counts as wrong
 
@@ -28,18 +31,18 @@ def _check_pairs(hypotheses: Sequence[str], references: Sequence[str]) -> None:
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus BLEU (0-100) of hypotheses against one reference each."""
+    """Corpus BLEU (0-1) of hypotheses against one reference each."""
     import sacrebleu
 
     _check_pairs(hypotheses, references)
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score) / 100.0
 
 
 def sentence_bleu(hypothesis: str, reference: str) -> float:
-    """Sentence BLEU (0-100, sacrebleu's default smoothing for sentences)."""
+    """Sentence BLEU (0-1, sacrebleu's default smoothing for sentences)."""
     import sacrebleu
 
-    return float(sacrebleu.sentence_bleu(hypothesis, [reference]).score)
+    return float(sacrebleu.sentence_bleu(hypothesis, [reference]).score) / 100.0
 
 
 @lru_cache(maxsize=1)
@@ -50,11 +53,11 @@ def _rouge_scorer():
 
 
 def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F-measure over pairs, on a 0-100 scale like :func:`bleu`."""
+    """Mean ROUGE-L F-measure over pairs, on a 0-1 scale like :func:`bleu`."""
     _check_pairs(hypotheses, references)
     scorer = _rouge_scorer()
     total = sum(scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, references))
-    return 100.0 * total / len(hypotheses)
+    return total / len(hypotheses)
 
 
 def choice_accuracy(predictions: Sequence[int | None], answers: Sequence[int]) -> float:

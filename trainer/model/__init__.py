@@ -39,8 +39,20 @@ Decisions the trainer relies on:
 """
 
 from trainer.model.config import ModelConfig
-from trainer.model.lm import DecodeState, HRMMamba2LM, HRMReadout, ModelOutput
-from trainer.model.summary import format_parameter_summary, parameter_summary
 
 __all__ = ["ModelConfig", "HRMMamba2LM", "ModelOutput", "HRMReadout", "DecodeState",
            "parameter_summary", "format_parameter_summary"]
+
+_LAZY = {"HRMMamba2LM": "lm", "ModelOutput": "lm", "HRMReadout": "lm", "DecodeState": "lm",
+         "parameter_summary": "summary", "format_parameter_summary": "summary"}
+
+
+def __getattr__(name: str):
+    """The model code (torch) loads on first use, so the config and ``--help`` stay light."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"trainer.model.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'trainer.model' has no attribute {name!r}")

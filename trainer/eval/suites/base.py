@@ -40,6 +40,7 @@ class SuiteResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)  # one per item, for audits
+    items: dict[str, Any] = field(default_factory=dict)  # {"n", "sha256"} of the scored item ids
 
     def as_dict(self, with_records: bool = False) -> dict[str, Any]:
         out = asdict(self)

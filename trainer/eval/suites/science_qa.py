@@ -16,7 +16,7 @@ from trainer.eval.datasets import DataSources, EvalItem
 from trainer.eval.suites.base import (GenerateFn, Options, SuiteResult, check_lengths, grouped_accuracy,
                                       mean, run_generative)
 
-NAME = "scienceqa"
+NAME = "science_qa"  # the corpus source's name ("scienceqa" is accepted as an alias)
 MAX_NEW_TOKENS = 256
 _STATEMENT = re.compile(r"(?i)\b(?:the\s+)?(?:correct\s+)?answer\s*(?:is\b|:)")
 
