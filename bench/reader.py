@@ -9,7 +9,10 @@ the layout a pre-packed dataset would have. Both are read into right-padded int3
 
   * baseline: slice the flat memmap at the offsets, copy into the batch array;
   * ours: ``PlanReader(plan).iter_batches(...)`` (plan row groups → shard LRU → index sidecar →
-    token sidecar slices), and the per-sample ``Sample`` iterator for reference.
+    token sidecar slices), and the per-sample ``Sample`` iterator for reference;
+  * ours with read-path checks on (corpus.mixing.readcheck: each shard's sidecars hashed with
+    xxh3 against the catalog on first open, and forgotten before every round, so each round
+    pays what a fresh process pays); the others run with them off. Target: under 5% time.
 
 Prints real (unpadded) tokens/s for each and the ratio ours / baseline (target ≥ 0.5).
 """
@@ -112,16 +115,25 @@ def main() -> None:
         return sum(int(lengths.sum()) for _, lengths in
                    baseline_batches(tokens_path, offsets_path, args.batch_size, args.seq_len, pad))
 
-    def reader_batches() -> int:
+    from corpus.mixing import readcheck
+
+    def reader_batches(checks: bool = False) -> int:
+        os.environ[readcheck.ENV] = "1" if checks else "0"
+        readcheck.forget()  # as in a fresh process: every shard file is hashed on its first open
         reader = PlanReader(open_plan(root, plan_id, verify="none"), "train")
         return sum(int(b.lengths.sum()) for b in reader.iter_batches(args.batch_size, args.seq_len, pad))
 
+    def reader_batches_checked() -> int:
+        return reader_batches(checks=True)
+
     def reader_samples() -> int:
+        os.environ[readcheck.ENV] = "0"
         reader = PlanReader(open_plan(root, plan_id, verify="none"), "train")
         return sum(min(len(s.tokens), args.seq_len) for s in reader)
 
     # interleaved rounds, so a busy machine slows every variant alike; best round per variant
     variants = (("flat numpy memmap (baseline)", baseline), ("PlanReader.iter_batches", reader_batches),
+                ("PlanReader.iter_batches, read-path checks", reader_batches_checked),
                 ("PlanReader samples (Sample objects, ids)", reader_samples))
     rounds: dict[str, list[tuple[float, int]]] = {name: [] for name, _ in variants}
     for _ in range(args.repeat):
@@ -138,13 +150,20 @@ def main() -> None:
         r["ratio"] = round(r["tokens_per_s"] / base, 3)
         per_round = [b[0] / o[0] for b, o in zip(base_rounds, rounds[name])]
         r["ratio_median_of_rounds"] = round(sorted(per_round)[len(per_round) // 2], 3)
+    off, on = rounds["PlanReader.iter_batches"], rounds["PlanReader.iter_batches, read-path checks"]
+    per_round = sorted(c[0] / o[0] - 1 for o, c in zip(off, on))
+    checks = {"best_of_rounds": round(min(c[0] for c in on) / min(o[0] for o in off) - 1, 4),
+              "median_of_rounds": round(per_round[len(per_round) // 2], 4)}
     report = {"plan": plan_id, "positions": args.positions, "batch": [args.batch_size, args.seq_len],
+              "read_path_check_cost": checks,
               "flat_tokens": int(np.load(offsets_path)[-1]), "results": results}
     if args.json:
         print(json.dumps(report, indent=1))
         return
     print(f"plan {plan_id}: {args.positions:,} positions, {report['flat_tokens']:,} tokens, "
           f"batches {args.batch_size}×{args.seq_len}, best of {args.repeat} interleaved rounds")
+    print(f"read-path checks (xxh3 of each shard file on first open, fresh process every round): "
+          f"{checks['best_of_rounds']:+.1%} time best vs best, {checks['median_of_rounds']:+.1%} median of rounds")
     for name, r in results.items():
         print(f"  {name:<44} {r['tokens_per_s'] / 1e6:7.2f} M tokens/s  {r['batches_per_s']:9,.0f} batches/s  "
               f"×{r['ratio']:.2f} (median of rounds ×{r['ratio_median_of_rounds']:.2f})")

@@ -45,6 +45,18 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def xxh3_file(path: Path, chunk: int = 1 << 22) -> str:
+    """A fast (~10x sha256) 64-bit digest: what readers check on every first open, while
+    ``sha256`` stays the identity ``corpus.verify`` checks."""
+    import xxhash
+
+    h = xxhash.xxh3_64()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_bytes_atomic(final: Path, data: bytes) -> None:
     with atomic_path(final) as tmp:
         tmp.write_bytes(data)

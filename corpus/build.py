@@ -40,6 +40,10 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="gsm8k, wiki, mbpp, science_qa, humaneval, jsonl, parquet, synthetic:<task>")
     p.add_argument("--from", dest="inputs", nargs="+", metavar="PATH", help="local files, globs or directories")
     p.add_argument("--split", default="train", help="source split to read (default: train)")
+    p.add_argument("--revision", help="hub dataset revision (commit, branch or tag) to read; the commit it "
+                   "resolves to enters the version id (default: main)")
+    p.add_argument("--hub-dataset", metavar="ID_OR_DIR", help="read this hub dataset, or a local dataset "
+                   "repository (a clone or mirror), instead of the source's default one")
     p.add_argument("--limit", type=int, help="read at most N records")
     p.add_argument("--tokenizer", help="tokenizer.json, a Hugging Face tokenizer directory, or a hub id when "
                    "online (default: the data root's only tokenizer)")
@@ -59,6 +63,8 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bad-ratio", type=float, default=0.01)
     p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--rebuild", action="store_true", help="build the version again even if registered (its "
+                   "files were damaged: same inputs give the same id and the same bytes)")
     p.add_argument("--role", choices=["train", "eval"], help="register as training data or as an evaluation set "
                    "(default: the source's; e.g. gsm8k --split test --role eval)")
     from corpus.quality import decontaminate, eval_guard
@@ -124,7 +130,11 @@ class BuildStats:
 _WORKER: dict = {}
 
 
-def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int) -> None:
+def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int, pool_worker: bool = False) -> None:
+    if pool_worker:
+        from corpus.buildlock import die_with_parent
+
+        die_with_parent()  # a killed build leaves no worker behind
     os.environ["RAYON_NUM_THREADS"] = str(threads)
     from corpus.rows import RowOptions
     from corpus.tokenizer import load_tokenizer
@@ -234,11 +244,13 @@ def build(args: argparse.Namespace) -> int:
 def build_version(args: argparse.Namespace) -> BuildOutcome:
     """Build one version from parsed options (``parse_args``), or find it built already."""
     from corpus.catalog import Catalog
+    from corpus.flags import check_build_flags
     from corpus.loading import expand_paths
-    from corpus.paths import data_root, quarantine_path, version_dir
+    from corpus.paths import data_root, version_dir
     from corpus.tokenizer import install_tokenizer, load_tokenizer, parse_specials
     from corpus.versioning import code_version, input_fingerprint, version_id
 
+    check_build_flags(args)
     if args.overlong is not None:
         raise UserError("--overlong is no longer a build option: examples are stored whole and the mix manifest "
                         "says what a row longer than the run's max_seq_len becomes ([data] or a source's "
@@ -256,8 +268,19 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
     from corpus.quality.decontaminate import prepare
 
     decontam = prepare(args, catalog, root, kind)
-    files = expand_paths(args.inputs) if args.inputs else None
-    hub = None if files else f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
+    files = expand_paths(args.inputs) if args.inputs is not None else None  # never falls back to the hub
+    hub = revision = None
+    if files is None and getattr(source, "reads_hub", True):
+        from corpus.hub import resolve_hub
+
+        pinned = resolve_hub(source.hub_id, args.split, args.revision)
+        revision = pinned.revision if pinned.files is None else "content"
+        hub = f"hub:{source.hub_id}:{source.hub_config}:{args.split}"
+        if pinned.files is not None:  # a local dataset repository: read and fingerprinted like --from files
+            files = pinned.files
+        else:
+            hub += f"@{pinned.revision or 'unresolved'}"
+            args.resolved_revision = pinned.revision
     fingerprint = input_fingerprint(files, extra=hub or "")
     config = {
         # examples are stored whole: the length only shapes document windows, so only they depend on it
@@ -266,24 +289,44 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
         "seed": args.seed, "tier_rule": source.tier_rule.id,
         "options": source.options(), "role": kind,
         "decontamination": decontam.config if decontam else None, "quality": {"max_dup_rate": args.max_dup_rate},
+        "hub": {"dataset": source.hub_id, "revision": revision} if hub else None,
     }
     if kind != "eval":
         from corpus.quality.eval_guard import refuse_eval_inputs
 
         refuse_eval_inputs(args, source, files, fingerprint, catalog)
-    vid = version_id(args.source, fingerprint, config, tok.sha256, code_version())
+    vid = version_id(args.source, fingerprint, config, tok.sha256, code_version(args.source_cls))
+    final_dir = version_dir(root, args.source, vid)
+    from corpus.buildlock import version_lock
+
+    with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
+        return _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam,
+                             vid, final_dir, started)
+
+
+def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam, vid,
+                  final_dir, started) -> BuildOutcome:
+    from corpus.buildlock import reclaim_staging
+    from corpus.flags import ratio_text
+    from corpus.paths import quarantine_path
+    from corpus.versioning import input_fingerprint
+
     existing = catalog.version(vid)
+    if existing and args.rebuild:  # damaged files (corpus.verify, a reader's refusal): same id, fresh files
+        print(f"rebuilding {vid} ({existing['status']})", file=sys.stderr)
+        _forget(catalog, vid)
+        shutil.rmtree(final_dir, ignore_errors=True)
+        existing = None
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
         return BuildOutcome(vid, existing["status"], already_built=True)
-    if existing:  # an interrupted earlier attempt: forget it and build again
+    if existing:  # an interrupted earlier attempt (no build of it is alive: we hold its lock)
         _forget(catalog, vid)
+    reclaim_staging(final_dir)  # left by builds of this version killed before their rename
 
-    final_dir = version_dir(root, args.source, vid)
     if decontam:
         decontam.shard_dir = str(final_dir.relative_to(root))
     staging = final_dir.with_name(f".{vid}.staging-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind)
@@ -292,21 +335,25 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
         unchecked = not_decontaminated(source, kind, decontam)
         if unchecked:
             stats.counters[NOT_DECONTAMINATED] = 1
+        if files is not None and input_fingerprint(files, extra=hub or "") != fingerprint:
+            raise UserError(f"input changed while building ({', '.join(map(str, files[:3]))}"
+                            f"{' ...' if len(files) > 3 else ''}): nothing registered; build again")
         bad = len(rejected)
         if stats.records == 0:
             raise UserError(f"no records read from {', '.join(map(str, files or [hub]))}")
         if bad / max(1, stats.records) > args.max_bad_ratio:
             first = rejected[0]
+            shown, limit = ratio_text(bad / stats.records, args.max_bad_ratio)
             raise UserError(
-                f"build failed: {bad} of {stats.records} records bad ({bad / stats.records:.1%} > --max-bad-ratio "
-                f"{args.max_bad_ratio:.1%}); first: {first.ref}: {first.field + ': ' if first.field else ''}{first.reason}"
+                f"build failed: {bad} of {stats.records} records bad ({shown} > --max-bad-ratio {limit}); "
+                f"first: {first.ref}: {first.field + ': ' if first.field else ''}{first.reason}"
             )
         if sum(stats.rows.values()) == 0:
             raise UserError("build produced no rows")
         q_path = quarantine_path(root, args.source, vid)
         if rejected:
             _write_quarantine(q_path, rejected)
-        if final_dir.exists():  # left by a crash before registration
+        if final_dir.exists():  # left by a crash before registration (the catalog has no row for it)
             shutil.rmtree(final_dir)
         os.replace(staging, final_dir)
     finally:
@@ -349,7 +396,7 @@ def _tokenizer_path(args, root: Path, catalog) -> str | Path:
 def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train"):
     from corpus.shards import ShardWriter
 
-    records = source.records([str(f) for f in files] if files else None, args.split, args.limit)
+    records = source.records([str(f) for f in files] if files is not None else None, args.split, args.limit)
     if args.limit is not None:
         records = itertools.islice(records, args.limit)
     stats = BuildStats()
@@ -361,7 +408,7 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(args, str(tok.path), args.threads))
+        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(args, str(tok.path), args.threads, True))
         results = pool.imap(_process, batches)
     else:
         _init_worker(args, str(tok.path), args.threads)
@@ -423,7 +470,7 @@ def _write_quarantine(path: Path, rejected) -> None:
 def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
               rejected, q_path, seconds) -> None:
     """One transaction: the version (status ``validating``), its shards, files, tiers, quarantine."""
-    from corpus.atomic import sha256_file
+    from corpus.atomic import sha256_file, xxh3_file
     from corpus.versioning import code_version
 
     rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
@@ -442,7 +489,7 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
         try:
             con.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'validating', ?, ?, ?, ?)",
-                [vid, args.source, kind, now, json.dumps(config), fingerprint, tok.sha256, code_version(),
+                [vid, args.source, kind, now, json.dumps(config), fingerprint, tok.sha256, code_version(args.source_cls),
                  source.tier_rule.id, length_bound, sum(stats.rows.values()), sum(stats.tokens.values()),
                  len(rejected), seconds],
             )
@@ -456,6 +503,7 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
                     role = "parquet" if name.endswith(".parquet") else name.split(".")[-2]
                     con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
                                 [rel(path), vid, role, s.sha256[name], s.bytes[name]])
+                    con.execute("INSERT OR REPLACE INTO file_checksums VALUES (?, ?)", [rel(path), xxh3_file(path)])
             for (split, tier), rows in sorted(tier_rows.items()):
                 con.execute("INSERT INTO tiers (version, split, tier, rows, tokens, rule) VALUES (?, ?, ?, ?, ?, ?)",
                             [vid, split, tier, rows, tier_tokens[(split, tier)], source.tier_rule.id])
@@ -476,7 +524,10 @@ def _forget(catalog, vid: str) -> None:
     with catalog.connect() as con:
         for table, column in (("versions", "id"), ("shards", "version"), ("files", "version"), ("tiers", "version"),
                               ("quarantine", "version"), ("validations", "version"), ("tier_files", "version"),
-                              ("version_counters", "version")):
+                              ("version_counters", "version"), ("decontamination", "version"),
+                              ("row_hashes", "version"), ("duplicates", "version")):
+            if table == "files":
+                con.execute("DELETE FROM file_checksums WHERE path IN (SELECT path FROM files WHERE version = ?)", [vid])
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])
 
 

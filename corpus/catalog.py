@@ -123,6 +123,14 @@ MIGRATIONS: list[tuple[int, str]] = [
             skipped_rows BIGINT, cut_rows BIGINT, positions BIGINT, cut_positions BIGINT, cut_tokens BIGINT);
         """,
     ),
+    (
+        7,
+        # a fast digest (xxh3-64) of each shard file, checked by readers on their first open of
+        # it in a process (corpus.mixing.readcheck); sha256 in files stays what verify checks
+        """
+        CREATE TABLE file_checksums (path VARCHAR PRIMARY KEY, xxh3 VARCHAR);
+        """,
+    ),
 ]
 
 

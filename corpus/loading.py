@@ -1,9 +1,10 @@
 """Raw records from the Hugging Face hub or local files, each tagged with where it came from.
 
-Parquet, Arrow, plain text and clean JSON go through Hugging Face ``datasets`` (hub and local
-alike). ``datasets`` aborts a whole JSON/text file at the first malformed line or invalid UTF-8
-byte, so when it refuses a file we re-read that file line by line: good lines become records,
-bad ones become :class:`Unreadable` records that the builder quarantines with ``file:line``.
+Hub datasets go through Hugging Face ``datasets``. Local files are read directly, every build
+(``datasets``' cache is keyed by path and mtime, not by content): JSON Lines and text line by
+line, so a malformed line or invalid UTF-8 becomes an :class:`Unreadable` record that the
+builder quarantines with ``file:line`` instead of aborting the file; Parquet and Arrow through
+pyarrow in record batches.
 """
 
 from __future__ import annotations
@@ -41,11 +42,19 @@ def expand_paths(patterns: list[str], suffixes: tuple[str, ...] = SUFFIXES) -> l
             out.extend(found)
         elif p.is_file():
             out.append(p)
+        elif p.exists():  # /dev/null, a FIFO, a socket: nothing a build can fingerprint and read
+            raise UserError(f"--from {pattern}: not a regular file or directory")
         else:
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
                 raise UserError(f"input not found: {pattern}")
-            out.extend(Path(m) for m in matches if Path(m).is_file())
+            regular = [Path(m) for m in matches if Path(m).is_file()]
+            if not regular:
+                raise UserError(f"--from {pattern}: matches no regular files ({len(matches)} other entries)")
+            out.extend(regular)
+    for path in out:
+        if not os.access(path, os.R_OK):
+            raise UserError(f"--from {path}: not readable (permission denied)")
     return out
 
 
@@ -59,55 +68,77 @@ def file_format(path: Path) -> str:
 
 
 def load_records(paths: list[str] | None, split: str = "train", hub_id: str | None = None,
-                 hub_config: str | None = None) -> Iterator[RawRecord]:
-    """Records from ``paths`` (``--from``) or, when None, from the hub dataset ``hub_id``."""
+                 hub_config: str | None = None, revision: str | None = None) -> Iterator[RawRecord]:
+    """Records from ``paths`` (``--from``) or, when None, from the hub dataset ``hub_id`` at
+    ``revision`` (the commit :mod:`corpus.hub` resolved)."""
     if paths is None:
-        yield from _hub_records(hub_id, hub_config, split)
+        yield from _hub_records(hub_id, hub_config, split, revision)
         return
     for path in expand_paths(paths):
         yield from file_records(path)
 
 
 def file_records(path: Path) -> Iterator[RawRecord]:
+    """Records of one local file, read from its bytes on every build (no cache).
+
+    A cache keyed on path and mtime (``datasets``') hands back the old rows of a file rewritten
+    with its size and mtime kept, under the new content's version id; reading the file itself
+    keeps what a build holds equal to what it fingerprinted.
+    """
     fmt = file_format(path)
     if path.stat().st_size == 0:
         return
-    if fmt == "json" and path.name.endswith((".json", ".json.gz")):
-        document = _json_document(path)
-        if document is not None:
-            yield from _json_document_records(path, document)
-            return
+    if fmt == "json":
+        if path.name.endswith((".json", ".json.gz")):
+            document = _json_document(path)
+            if document is not None:
+                yield from _json_document_records(path, document)
+                return
+        yield from iter_json_records(path)
+    elif fmt == "text":
+        yield from iter_text_records(path)
+    else:
+        yield from _table_records(fmt, path)
+
+
+def _table_records(fmt: str, path: Path, batch_rows: int = 4096) -> Iterator[RawRecord]:
+    """Rows of a Parquet or Arrow (IPC stream or file) table, read in record batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        ds = _load_local(fmt, path)
-    except Exception:
-        if fmt == "json":
-            yield from iter_json_records(path)
-            return
-        if fmt == "text":
-            yield from iter_text_records(path)
-            return
-        raise UserError(f"cannot read {path}: {fmt} file is corrupt or unreadable") from None
-    for i, row in enumerate(ds):
-        yield RawRecord(f"{path}#{i}", row)
+        if fmt == "parquet":
+            batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        else:
+            batches = iter(_arrow_reader(pa, path))
+        i = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                yield RawRecord(f"{path}#{i}", row)
+                i += 1
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot read {path}: {fmt} file is corrupt or unreadable ({first[:120]})") from None
 
 
-def _load_local(fmt: str, path: Path):
-    import datasets
+def _arrow_reader(pa, path: Path):
+    """``datasets`` writes Arrow IPC streams; other tools write IPC files: accept both."""
+    try:
+        return pa.ipc.open_stream(pa.memory_map(str(path)))
+    except pa.ArrowInvalid:
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        return (reader.get_batch(i) for i in range(reader.num_record_batches))
 
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # a refused file is re-read line by line
-    kwargs = {"keep_linebreaks": True} if fmt == "text" else {}
-    return datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
 
-
-def _hub_records(hub_id: str | None, hub_config: str | None, split: str) -> Iterator[RawRecord]:
+def _hub_records(hub_id: str | None, hub_config: str | None, split: str,
+                 revision: str | None = None) -> Iterator[RawRecord]:
     if not hub_id:
         raise UserError("this source has no hub dataset: pass --from PATH")
     import datasets
 
     datasets.disable_progress_bars()
     try:
-        ds = datasets.load_dataset(hub_id, hub_config, split=split)
+        ds = datasets.load_dataset(hub_id, hub_config, split=split, revision=revision)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
@@ -147,31 +178,69 @@ def _json_document_records(path: Path, doc: object) -> Iterator[RawRecord]:
         raise UserError(f"{path}: expected a JSON array or object of records, got {type(doc).__name__}")
 
 
+# A JSON line longer than this, or an object with more keys, is quarantined unparsed: a
+# pathological record costs bounded time and memory (real records are a few KB, a few dozen keys).
+MAX_RECORD_BYTES = 64 << 20
+MAX_RECORD_KEYS = 10_000
+
+
+def _lines(f, limit: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) with at most ``limit`` bytes held; an overlong line yields None."""
+    lineno = 0
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield lineno, None
+            continue
+        yield lineno, line
+
+
+def _too_wide(value: object) -> bool:
+    return isinstance(value, dict) and len(value) > MAX_RECORD_KEYS
+
+
 def iter_json_records(path: Path) -> Iterator[RawRecord]:
-    """JSON Lines read line by line; malformed lines become :class:`Unreadable` records."""
+    """JSON Lines read line by line; malformed, invalid UTF-8 or pathological lines become
+    :class:`Unreadable` records."""
     import orjson
 
     with _open_bytes(path) as f:
-        for lineno, line in enumerate(f, start=1):
+        for lineno, line in _lines(f):
+            ref = f"{path}:{lineno}"
+            if line is None:
+                yield RawRecord(ref, Unreadable(f"record longer than {MAX_RECORD_BYTES >> 20} MiB"))
+                continue
             if not line.strip():
                 continue
-            ref = f"{path}:{lineno}"
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
                 yield RawRecord(ref, Unreadable(f"invalid UTF-8 at byte {exc.start}"))
                 continue
             try:
-                yield RawRecord(ref, orjson.loads(line))
+                value = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 yield RawRecord(ref, Unreadable(f"malformed JSON: {str(exc).split(':')[0]}"))
+                continue
+            if _too_wide(value):
+                yield RawRecord(ref, Unreadable(f"record has {len(value)} keys (more than {MAX_RECORD_KEYS})"))
+                continue
+            yield RawRecord(ref, value)
 
 
 def iter_text_records(path: Path) -> Iterator[RawRecord]:
     """Text lines (with their line breaks); lines with invalid UTF-8 become :class:`Unreadable`."""
     with _open_bytes(path) as f:
-        for lineno, line in enumerate(f, start=1):
+        for lineno, line in _lines(f):
             ref = f"{path}:{lineno}"
+            if line is None:
+                yield RawRecord(ref, Unreadable(f"line longer than {MAX_RECORD_BYTES >> 20} MiB"))
+                continue
             try:
                 yield RawRecord(ref, {"text": line.decode("utf-8")})
             except UnicodeDecodeError as exc:

@@ -214,6 +214,11 @@ def load_tokenizer(path: str | Path, specials: dict[str, str] | None = None,
                         f"({', '.join(f'{r}={names[r]!r}' for r in missing)} not in its vocabulary): "
                         f"map them with --special-tokens {hint}"
                         + (f" (its special tokens: {', '.join(have)})" if have else ""))
+    try:  # a WordLevel/WordPiece model without its unknown token fails on the first unseen word
+        tok.encode("zq\u2603\U0001f600 0xff", add_special_tokens=False)
+    except Exception as exc:
+        raise UserError(f"tokenizer {file} cannot encode text it has not seen: {str(exc).splitlines()[0]} "
+                        f"(a WordLevel or WordPiece model needs an unk token)") from None
     return TokenizerInfo(
         path=file,
         sha256=tokenizer_identity(file, names),
@@ -259,9 +264,15 @@ def install_tokenizer(info: TokenizerInfo, root: Path, catalog=None) -> Tokenize
 
 
 def tokenizer_for_sha(root: Path, sha: str) -> TokenizerInfo:
+    """The data root's copy of tokenizer ``sha``, refused when its bytes no longer hash to it
+    (an edit that stays valid JSON would otherwise tokenize differently from the shards)."""
     from corpus.paths import tokenizer_dir
 
-    return load_tokenizer(tokenizer_dir(root) / f"{sha}.json")
+    info = load_tokenizer(tokenizer_dir(root) / f"{sha}.json")
+    if info.sha256 != sha:
+        raise UserError(f"{info.path}: damaged (its sha256 {info.sha256[:12]}… is not the {sha[:12]}… it is named "
+                        f"by); copy the original tokenizer.json back there (python -m corpus.verify lists it)")
+    return info
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -388,6 +399,12 @@ def _run(args) -> int:
         print(json.dumps(fields, indent=2))
         return 0
     from corpus.api import train_tokenizer as train
+    from corpus.flags import MAX_COUNT, check_range
+
+    check_range("--vocab-size", args.vocab_size, 8, 1 << 24)  # the special tokens and a few bytes at least
+    check_range("--min-frequency", args.min_frequency, 0, None)
+    check_range("--synthetic", args.synthetic, 0, MAX_COUNT)
+    check_range("--seed", args.seed, 0, (1 << 63) - 1)
 
     info = train(args.out, args.inputs or None, synthetic=args.synthetic, vocab_size=args.vocab_size,
                  min_frequency=args.min_frequency, seed=args.seed, fields=args.field, versions=args.version,

@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         from corpus.catalog import Catalog
         from corpus.paths import data_root
 
+        from corpus.flags import check_range
+
+        check_range("--workers", args.workers, 1, 1024)
         root = data_root(args.data_dir)
         catalog = Catalog(root)
         if not catalog.path.exists():

@@ -30,6 +30,7 @@ from corpus.atomic import atomic_path, fsync_dir, fsync_file, sha256_file, write
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 FINAL = "final.pt"
 BEST = "best-model"
+CHECKSUMS = "checksums.json"  # in best-model/: sha256 of each file, written before the swap
 
 
 class Checkpoints:
@@ -76,23 +77,46 @@ class Checkpoints:
             out.append((step, path.name == FINAL, path))
         return [(step, path) for step, _, path in sorted(out, reverse=True)]
 
-    def load_latest(self, map_location="cpu") -> tuple[dict[str, Any], Path] | None:
-        """The newest checkpoint that verifies; each one that does not is reported."""
+    def load_latest(self, map_location="cpu", refuse_all_bad: bool = False) -> tuple[dict[str, Any], Path] | None:
+        """The newest checkpoint that verifies; each one that does not is reported.
+
+        ``refuse_all_bad``: when the run has checkpoints and none loads, raise one line instead
+        of returning None — a silent restart from step 0 would overwrite ``final.pt`` and the
+        intact best model with a model trained from scratch.
+        """
+        problems = []
         for _, path in self.candidates():
             problem = verify(path)
             if problem is None:
                 try:
-                    return load(path, map_location), path
+                    return load(path, map_location, verified=True), path
                 except Exception as exc:  # noqa: BLE001 - any unreadable file means "use the previous"
                     problem = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            problems.append(f"{path.name}: {problem}")
             self.warn(f"checkpoint {path} is {problem}; falling back to the previous one")
+        if problems and refuse_all_bad:
+            from corpus.errors import UserError
+
+            raise UserError(f"{self.dir}: none of its {len(problems)} checkpoints is loadable ({problems[0]}"
+                            + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
+                            + "): refusing to restart from step 0 over them; pass --start_over to train "
+                              "from scratch (the run's files are moved to archive/ first)")
         return None
 
     # ------------------------------------------------------------------ best model
     def save_best(self, weights: dict[str, torch.Tensor], files: dict[str, bytes | Path]) -> Path:
         """Replace ``best-model/`` with ``model.pt`` (weights + model config) and ``files``
-        (config.json, plan.json, tokenizer.json ...), all or nothing."""
+        (config.json, plan.json, tokenizer.json ...), all or nothing.
+
+        Never with a worse model: a best model of the same plan whose recorded validation loss
+        is at most ``weights["val_loss"]`` is kept (a restarted count's first validation always
+        "improves" on nothing)."""
         final = self.run_dir / BEST
+        kept = _better_best(final, weights)
+        if kept is not None:
+            self.warn(f"{final} kept: its validation loss {kept:.4f} is not worse than "
+                      f"{float(weights['val_loss']):.4f}")
+            return final
         tmp = self.run_dir / f".{BEST}.tmp-{os.getpid()}"
         old = self.run_dir / f".{BEST}.old"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -103,6 +127,8 @@ class Checkpoints:
                 shutil.copyfile(content, tmp / name)
             else:
                 (tmp / name).write_bytes(content)
+        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1) + "\n")  # what every reader checks
         for p in tmp.iterdir():
             fsync_file(p)
         fsync_dir(tmp)
@@ -124,6 +150,19 @@ class Checkpoints:
                 os.replace(old, self.run_dir / BEST)
 
 
+def _better_best(best_dir: Path, weights: dict) -> float | None:
+    """The existing best model's validation loss when it is of the same plan and not worse."""
+    if "val_loss" not in weights:
+        return None
+    try:
+        info = json.loads((best_dir / "plan.json").read_text())
+        old_loss = float(info["val_loss"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same_plan = info.get("plan_id") == weights.get("plan_id")
+    return old_loss if same_plan and old_loss <= float(weights["val_loss"]) else None
+
+
 def verify(path: Path) -> str | None:
     """None when ``path`` matches its sidecar, else what is wrong with it."""
     meta = _read_meta(path)
@@ -137,8 +176,33 @@ def verify(path: Path) -> str | None:
     return None
 
 
-def load(path: Path, map_location="cpu") -> dict[str, Any]:
+def load(path: Path, map_location="cpu", verified: bool = False) -> dict[str, Any]:
+    """A checkpoint or best model, checked first against its sidecar or the best model's
+    ``checksums.json`` (a flipped byte is one line naming the file, never a silently used model)."""
+    path = Path(path)
+    if not verified:
+        problem = verify_best(path.parent) if (path.parent / CHECKSUMS).is_file() else \
+            verify(path) if _meta_path(path).is_file() else None
+        if problem:
+            from corpus.errors import UserError
+
+            raise UserError(f"{problem}; retrain, or use another checkpoint of the run")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def verify_best(directory: Path) -> str | None:
+    """None when every file ``checksums.json`` lists matches it, else what is wrong."""
+    try:
+        sums = json.loads((directory / CHECKSUMS).read_text())
+    except (OSError, ValueError):
+        return f"{directory / CHECKSUMS}: unreadable"
+    for name, digest in sums.items():
+        f = directory / name
+        if not f.is_file():
+            return f"{f}: missing (listed in {CHECKSUMS})"
+        if sha256_file(f) != digest:
+            return f"{f} is corrupt (sha256 does not match {CHECKSUMS})"
+    return None
 
 
 def _write_torch(path: Path, obj: Any) -> None:

@@ -62,6 +62,7 @@ class TrainSection(_Section):
     hrm_gate_warmup_steps: NonNegInt = 0
     gate_ramp_steps: NonNegInt = 0
     reset_progress: bool = False
+    start_over: bool = False  # every checkpoint damaged: archive the run's files and train from step 0
     dry_run: bool = False
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -330,7 +331,10 @@ def _steps_note(manifest: dict, overrides: dict) -> list[str]:
 
 
 def _one_line(exc: ValidationError, path: Path, section: str, overrides: dict) -> str:
-    err = exc.errors()[0]
+    # an unknown key first: a typo in a required key shows up as "missing" AND as unknown, and
+    # the unknown one names both spellings
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    err = errors[0]
     key = str(err["loc"][0]) if err["loc"] else ""
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":

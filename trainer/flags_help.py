@@ -33,6 +33,7 @@ MEANING: dict[str, str] = {
     "hrm_gate_warmup_steps": "steps with the HRM gate closed (decoder only)",
     "gate_ramp_steps": "steps over which the gate opens 0 -> 1 after the warm-up",
     "reset_progress": "start at step 0 on another plan instead of refusing to resume",
+    "start_over": "every checkpoint damaged: move the run's files to archive/ and train from step 0",
     "dry_run": "one forward/backward on the first batch; nothing written",
     "seed": "seed of weights init, sampling and the loader",
     "device": "auto | cpu | cuda | cuda:N",

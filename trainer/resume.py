@@ -34,8 +34,11 @@ class Start:
 
 
 def decide(ck: Checkpoints, plan_id: str, manifest_sha: str, reset_progress: bool,
-           init_from: str | None, runs_dir: Path, is_main: bool = True) -> Start:
-    latest = ck.load_latest()
+           init_from: str | None, runs_dir: Path, is_main: bool = True, start_over: bool = False) -> Start:
+    latest = ck.load_latest(refuse_all_bad=not start_over)
+    if latest is None and start_over and ck.candidates():  # every checkpoint damaged, restart asked for
+        archive = _archive(ck.run_dir, {"plan_id": "damaged", "step": "unknown"}) if is_main else None
+        return Start("fresh", None, None, f"start_over: no loadable checkpoint; the run's files moved to {archive}")
     if latest is not None:
         state, path = latest
         same_plan = state.get("plan_id") == plan_id

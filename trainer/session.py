@@ -329,7 +329,7 @@ def start(cfg: RunConfig) -> Session | None:
     if world.is_main:
         ck.recover_best()
         begin = resume.decide(ck, plan.id, cfg.manifest_sha, t.reset_progress, t.init_from,
-                              Path(t.runs_dir), is_main=not t.dry_run)
+                              Path(t.runs_dir), is_main=not t.dry_run, start_over=t.start_over)
     else:
         begin = None
     begin = dist.broadcast_object(world, begin)

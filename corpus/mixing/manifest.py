@@ -253,12 +253,26 @@ def describe_error(exc: ValidationError, raw: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown key"
     if err["type"] == "missing":
-        return f"{key}: missing"
+        return f"{key}: missing" + _near_miss(loc, raw)
     if loc and loc[-1] == "sources" or (err["type"] == "value_error" and loc == ["data"]):
         key = key if key.endswith("sources") else f"{key}.sources"
     shown = err.get("input")
     given = f" (got {shown!r})" if err["type"] not in ("value_error",) and not isinstance(shown, dict) else ""
     return f"{key}: {msg}{given}"
+
+
+def _near_miss(loc: list, raw: dict[str, Any]) -> str:
+    """`` (found 'nmae': a typo?)`` when the table holds a key close to the missing one."""
+    import difflib
+
+    node: Any = raw
+    for part in loc[:-1]:
+        node = node[part] if isinstance(node, (dict, list)) and (part in node if isinstance(node, dict)
+                                                                 else part < len(node)) else None
+    if not isinstance(node, dict) or not loc:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), [k for k in node if isinstance(k, str)], n=1, cutoff=0.6)
+    return f" (found {close[0]!r}: a typo?)" if close else ""
 
 
 def _dotted(loc: list, raw: dict[str, Any]) -> str:

@@ -322,8 +322,16 @@ def _registered_and_shards(catalog, root: Path, plan_id: str, versions: list[str
             rows = rows_of("SELECT * FROM mixes WHERE id = ?", [plan_id])
         except duckdb.CatalogException:  # a catalog not yet migrated for mixes (read-only connections do not migrate)
             rows = []
-        paths = rows_of("SELECT path FROM files WHERE version = ? AND role = 'plan'", [plan_id]) if rows else []
-    if not rows or not paths or not all((root / p["path"]).exists() for p in paths):
+        paths = rows_of("SELECT * FROM files WHERE version = ? AND role = 'plan'", [plan_id]) if rows else []
+    if not rows or not paths:
+        return None, shards
+    from corpus.verify import problem
+
+    damaged = [why for p in paths if (why := problem(root, p, hash_it=True))]
+    if damaged:  # a truncated plan-train.parquet or an edited plan.json: computed and written again
+        import sys
+
+        print(f"plan {plan_id}: {damaged[0]}; planning it again", file=sys.stderr)
         return None, shards
     return rows[0], shards
 

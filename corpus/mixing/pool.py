@@ -26,6 +26,9 @@ def shard_tiers(root: Path, shard: dict, rule: str | None = None) -> np.ndarray:
 
         return retiered(Catalog(root), shard["version"], shard["split"], shard["idx"], rule)
     path = root / shard["path"]
+    from corpus.mixing.readcheck import check_registered
+
+    check_registered(root, path)  # a plan is never computed from a damaged shard
     try:
         column = pq.ParquetFile(path).read(columns=["tier"]).column("tier")
     except (OSError, ValueError) as exc:

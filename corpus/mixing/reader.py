@@ -61,11 +61,14 @@ class Batch:
 class _Shard:
     """One open shard: memory-mapped sidecars, and its ids once someone asks for them."""
 
-    __slots__ = ("parquet", "tokens", "index", "_ids")
+    __slots__ = ("parquet", "tokens", "index", "_ids", "_check")
 
-    def __init__(self, parquet: Path):
+    def __init__(self, parquet: Path, check=None):
         from corpus.shards import open_sidecars
 
+        if check is not None:  # corpus.mixing.readcheck: hashed against the catalog on first open
+            check(parquet)
+        self._check = check
         self.parquet = parquet
         tokens, index = open_sidecars(parquet)
         # plain ndarray views of the maps: slicing an np.memmap runs Python-level hooks per slice
@@ -76,6 +79,8 @@ class _Shard:
         if self._ids is None:
             import pyarrow.parquet as pq
 
+            if self._check is not None:
+                self._check(self.parquet, ("parquet",))
             self._ids = pq.ParquetFile(self.parquet).read(columns=["id"]).column("id").combine_chunks()
         return self._ids
 
@@ -163,7 +168,7 @@ class Plan:
 
     def __init__(self, root: Path, row: dict[str, Any], components: list[dict[str, Any]],
                  shards: dict[tuple[str, str], list[dict]], manifest_sha: str | None = None,
-                 max_open_shards: int = 16):
+                 max_open_shards: int = 16, check_shard=None):
         self.root = Path(root)
         self.id: str = row["id"]
         self.name: str = row["name"]
@@ -181,6 +186,7 @@ class Plan:
         self._positions: dict[str, PlanPositions] = {}
         self._open: OrderedDict[tuple[str, int, int], _Shard] = OrderedDict()
         self.max_open_shards = max_open_shards
+        self.check_shard = check_shard
 
     def __repr__(self) -> str:
         return f"Plan({self.id}, {self.name}, sources={[c['source'] for c in self.sources]})"
@@ -208,7 +214,7 @@ class Plan:
         if handle is not None:
             self._open.move_to_end(key)
             return handle
-        handle = _Shard(self._shard_paths[(component, split)][idx])
+        handle = _Shard(self._shard_paths[(component, split)][idx], self.check_shard)
         self._open[key] = handle
         if len(self._open) > self.max_open_shards:
             self._open.popitem(last=False)
@@ -439,9 +445,14 @@ def open_plan(root: str | Path | None, plan: str | Path | Manifest, verify: str 
         plan_files = rows_of("SELECT * FROM files WHERE version = ? AND role = 'plan'", [row["id"]])
         shard_files = rows_of(f"SELECT * FROM files WHERE role IN ('parquet', 'tokens', 'index') "
                               f"AND version IN ({marks})", versions)
+        from corpus.mixing.readcheck import fast_digests
+
+        digests = fast_digests(con, versions)
     if verify != "none":
         _verify(root, row["id"], plan_files, shard_files, all_shards, full=verify == "full")
-    return Plan(root, row, components, shards, manifest_sha)
+    from corpus.mixing.readcheck import shard_checker
+
+    return Plan(root, row, components, shards, manifest_sha, check_shard=shard_checker(root, shard_files, components, digests))
 
 
 def _quiet(message: str) -> None:
@@ -463,4 +474,6 @@ def _verify(root: Path, plan_id: str, plan_files: list[dict], shard_files: list[
     for record, hash_it in checks:
         why = problem(root, record, hash_it)
         if why:
-            raise UserError(f"plan {plan_id} refused: {why} (see python -m corpus.verify)")
+            hint = ("re-run python -m corpus.mix on its manifest to plan it again" if record["role"] == "plan" else
+                    "rebuild its version with python -m corpus.build ... --rebuild")
+            raise UserError(f"plan {plan_id} refused: {why}; {hint} (python -m corpus.verify lists every damaged file)")

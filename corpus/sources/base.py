@@ -99,10 +99,18 @@ other source stores whole examples and the mix plan decides what a row longer th
     requires_target: ClassVar[bool] = True
     windows: ClassVar[bool] = False  # documents cut into --max-seq-len windows at build time
     benchmark: ClassVar[bool] = False  # has an evaluation split that must stay out of training
+    reads_hub: ClassVar[bool] = True  # False: generates its records (no --from, no hub)
     tier_rule: ClassVar[TierRule]
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
+        if getattr(args, "hub_dataset", None):  # --hub-dataset: another hub id or a local repository
+            self.hub_id = args.hub_dataset
+
+    @property
+    def hub_revision(self) -> str | None:
+        """The commit the build resolved (``--revision`` or the hub's ``main``) for hub reads."""
+        return getattr(self.args, "resolved_revision", None) or getattr(self.args, "revision", None)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -116,7 +124,8 @@ other source stores whole examples and the mix plan decides what a row longer th
         """Raw records from ``--from`` paths, or from the hub when ``paths`` is None."""
         from corpus.loading import load_records
 
-        return load_records(paths, split=split, hub_id=self.hub_id, hub_config=self.hub_config)
+        return load_records(paths, split=split, hub_id=self.hub_id, hub_config=self.hub_config,
+                            revision=self.hub_revision)
 
     def normalize(self, record: RawRecord) -> Example | Iterable[Example]:
         raise NotImplementedError

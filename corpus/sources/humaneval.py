@@ -36,7 +36,7 @@ class HumanEval(Source):
         return {}
 
     def records(self, paths, split, limit) -> Iterator[RawRecord]:
-        return load_records(paths, split="test", hub_id=self.hub_id)
+        return load_records(paths, split="test", hub_id=self.hub_id, revision=self.hub_revision)
 
     def normalize(self, record: RawRecord) -> Example:
         data = record.data

@@ -79,7 +79,8 @@ class MBPP(Source):
         if paths is None:
             config = "sanitized" if self.args.sanitized else "full"
             for name in wanted:
-                yield from load_records(None, split=name, hub_id=self.hub_id, hub_config=config)
+                yield from load_records(None, split=name, hub_id=self.hub_id, hub_config=config,
+                                        revision=self.hub_revision)
             return
         for rec in load_records(paths):
             task_id = rec.data.get("task_id") if isinstance(rec.data, dict) else None

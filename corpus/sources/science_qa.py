@@ -84,7 +84,7 @@ class ScienceQA(Source):
     def records(self, paths, split, limit) -> Iterator[RawRecord]:
         split = canonical_split(split)
         if paths is None:
-            yield from _hub_records(self.hub_id, split)
+            yield from _hub_records(self.hub_id, split, self.hub_revision)
             return
         problems, parquet = input_files(paths)
         for path in problems:
@@ -287,7 +287,7 @@ def _parquet_records(path: Path, split: str) -> Iterator[RawRecord]:
     yield from _dataset_records(ds, str(path), file_split or (None if split == "all" else split), path.parent)
 
 
-def _hub_records(hub_id: str, split: str) -> Iterator[RawRecord]:
+def _hub_records(hub_id: str, split: str, revision: str | None = None) -> Iterator[RawRecord]:
     import os
 
     import datasets
@@ -296,7 +296,7 @@ def _hub_records(hub_id: str, split: str) -> Iterator[RawRecord]:
     datasets.disable_progress_bars()
     for name in names:
         try:
-            ds = datasets.load_dataset(hub_id, split=name)
+            ds = datasets.load_dataset(hub_id, split=name, revision=revision)
         except Exception as exc:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""

@@ -39,6 +39,7 @@ class SyntheticSource(Source):
 
     task: str
     tier_rule = LEVEL_RULE
+    reads_hub = False
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -87,14 +87,14 @@ def test_bad_records_are_quarantined_naming_the_field(tmp_path, tokenizer_path):
     src = write_jsonl(tmp_path / "HumanEval.jsonl", recs)
     assert build(tmp_path / "data", tokenizer_path, "humaneval", "--from", str(src), "--max-bad-ratio", "0.5") == 0
     v = latest(tmp_path / "data")
-    found = {(q["ref"].rsplit("#", 1)[1], q["field"]): q["reason"] for q in quarantine(tmp_path / "data", v["id"])}
-    assert found == {
-        ("1", "entry_point"): "missing value (null)",  # datasets unifies the columns
-        ("2", "prompt"): "expected text, got int",
-        ("3", "entry_point"): "'not an identifier' is not a Python identifier",
-        ("4", "entry_point"): "prompt does not define sub()",
-        ("5", "test"): "no check(candidate) function",
-        ("6", "canonical_solution"): "empty text",
+    found = {(q["ref"].rsplit(":", 1)[1], q["field"]): q["reason"] for q in quarantine(tmp_path / "data", v["id"])}
+    assert found == {  # refs are file:line (line = record index + 1)
+        ("2", "entry_point"): "missing field 'entry_point'",
+        ("3", "prompt"): "expected text, got int",
+        ("4", "entry_point"): "'not an identifier' is not a Python identifier",
+        ("5", "entry_point"): "prompt does not define sub()",
+        ("6", "test"): "no check(candidate) function",
+        ("7", "canonical_solution"): "empty text",
     }
     assert v["rows"] == 24
 

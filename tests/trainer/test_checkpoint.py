@@ -67,7 +67,7 @@ def test_best_model_is_replaced_whole(tmp_path):
     ck.save_best({"w": torch.ones(2)}, {"config.json": b'{"a": 1}', "tokenizer.json": tok})
     ck.save_best({"w": torch.zeros(2)}, {"config.json": b'{"a": 2}', "tokenizer.json": tok})
     best = tmp_path / "best-model"
-    assert sorted(p.name for p in best.iterdir()) == ["config.json", "model.pt", "tokenizer.json"]
+    assert sorted(p.name for p in best.iterdir()) == ["checksums.json", "config.json", "model.pt", "tokenizer.json"]
     assert json.loads((best / "config.json").read_text()) == {"a": 2}
     assert torch.equal(load(best / "model.pt")["w"], torch.zeros(2))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -61,7 +61,8 @@ def test_reference_run_layout(tiny, reference):
         assert f"mixer pure SSD ({kernels.status()[1]})" in " ".join(result.stdout.split())
 
     best = run_dir / "best-model"
-    assert sorted(p.name for p in best.iterdir()) == ["config.json", "model.pt", "plan.json", "tokenizer.json"]
+    assert sorted(p.name for p in best.iterdir()) == ["checksums.json", "config.json", "model.pt", "plan.json",
+                                                     "tokenizer.json"]
     best_val = min(val, key=lambda r: r["val_loss"])
     assert plan["step"] == best_val["step"] and plan["val_loss"] == pytest.approx(best_val["val_loss"])
     from trainer.model import HRMMamba2LM, ModelConfig

@@ -99,7 +99,10 @@ def version_rows(root: Path, version_id: str, split: str | None = None,
     """The rows of a version's shards (one split or all), as dicts of ``columns``."""
     import pyarrow.parquet as pq
 
+    from corpus.mixing.readcheck import check_registered
+
     for path in _shard_paths(root, version_id, split):
+        check_registered(root, path)  # once per process and file: a damaged shard is one line
         table = pq.read_table(path, columns=list(columns))
         yield from table.to_pylist()
 
@@ -108,8 +111,11 @@ def version_prompts(root: Path, version_id: str, split: str = "train") -> set[st
     """Every prompt text of a version's split (for dropping holdout items seen in training)."""
     import pyarrow.parquet as pq
 
+    from corpus.mixing.readcheck import check_registered
+
     out: set[str] = set()
     for path in _shard_paths(root, version_id, split):
+        check_registered(root, path)
         out.update(pq.read_table(path, columns=["prompt"]).column("prompt").to_pylist())
     return out
 

@@ -4,16 +4,21 @@
          │              python -I -B sandbox_child.py   (new session = new process group,
          │                                               minimal environment, stdin /dev/null)
          │                 ├─ new network namespace (netns, or userns+netns when not root)
+         │                 ├─ new mount namespace: every mount read-only, the working directory
+         │                 │  a fresh tmpfs of ``max_disk_mb`` (the disk quota; gone at exit)
          │                 ├─ root only: drop to a fresh unused uid, no capabilities but
          │                 │  DAC_READ_SEARCH, empty bounding set, no_new_privs
          │                 ├─ rlimits: AS, CPU, NPROC, FSIZE, NOFILE, CORE=0 (soft = hard)
+         │                 ├─ seccomp: socket() and io_uring_setup() refused by the kernel
          │                 ├─ guard (Python-level refusals, see below)
          │                 └─ exec(program) ─► exit status says passed/failed/error/...
+         │                    + at its very end the nonce read from a pipe at start-up, written
+         │                    back on another: "passed" needs both (exit 0 alone is "exited")
          ├─ read stdout/stderr, at most ``max_output_bytes`` each (more: killed, "output_limit")
          ├─ wall clock ``timeout_s``: SIGKILL to the whole process group ("timeout")
          └─ always: SIGKILL the group and every process still running as the sandbox uid
             (catches a child that left the group with setsid), reap, delete the temp dir and
-            anything the sandbox uid left at the top of /tmp, /var/tmp, /dev/shm
+            anything the sandbox uid left at the top of /tmp, /var/tmp, /dev/shm, /run/lock
 
 What is isolated
     * Time: wall clock (``timeout_s``) for the whole group, CPU seconds per process (``cpu_s``).
@@ -22,13 +27,18 @@ What is isolated
       real uid, which is why a root parent drops the child to its own uid: a fork bomb then stops
       at ``max_processes`` tasks and all of them die at the end. The guard also refuses
       ``os.fork``/``subprocess``/``os.system``/exec/spawn outright.
-    * Files: the working directory is a fresh ``mkdtemp``; RLIMIT_FSIZE caps each file. Writes
-      elsewhere are refused by the guard (``open`` in a write mode, ``os.open`` with write flags,
+    * Files: the working directory is a fresh tmpfs of ``max_disk_mb`` (ENOSPC beyond it: the
+      disk quota) in a private mount namespace where every other mount is read-only, so nothing
+      written outside it can exist (``/tmp``, ``/run/lock``, ``/dev/shm`` included) and what is
+      written inside vanishes with the process; RLIMIT_FSIZE caps each file. Writes elsewhere
+      are also refused by the guard (``open`` in a write mode, ``os.open`` with write flags,
       ``os.remove/unlink/rmdir/mkdir/rename/replace/link/symlink/chmod/chown/truncate/utime``,
       resolved with ``realpath`` so symlinks and ``..`` do not escape) and, under a root parent,
       by the kernel too: the sandbox uid owns nothing outside its directory.
     * Network: a new network namespace with no usable interface (``connect`` fails with
-      ENETUNREACH; abstract Unix sockets are per namespace). The guard also refuses
+      ENETUNREACH; abstract Unix sockets are per namespace), and a seccomp filter that refuses
+      ``socket()`` of every family (EACCES), so a Unix socket path outside cannot be reached
+      either (a network namespace does not hide filesystem sockets). The guard also refuses
       ``socket.socket``, ``create_connection``, ``getaddrinfo`` and friends.
     * Other processes: the guard refuses ``os.kill``/``os.killpg`` outside the sandbox's process
       group; under a root parent the kernel does too (different uid, no CAP_KILL).
@@ -36,18 +46,26 @@ What is isolated
 
 What is not isolated
     * Reading: the program can read any file its uid (plus CAP_DAC_READ_SEARCH under a root
-      parent) can read, including the repository and data. There is no mount namespace.
+      parent) can read, including the repository and data: the mount namespace is read-only,
+      not empty (hiding the tree would need a pivot_root into a prepared minimal root).
+    * The verdict: exit status and end-of-program proof come from inside the process that runs
+      the program. The nonce is read from a pipe that is closed before the program starts and
+      lives only in the trusted stage's memory; ``posix._exit(0)``, ``os.kill(os.getpid())``
+      or a forged exit status no longer read as a pass, but a program that searches the
+      interpreter's memory (frames, gc) for the nonce could still forge one.
     * Without a root parent there is no separate uid: RLIMIT_NPROC then counts all of the user's
       processes (the parent adds ``max_processes`` to the current count), writes outside are
       stopped only by the guard, and signals to the user's other processes only by the guard.
       Where user namespaces are disabled there is no network namespace either; ``isolation()``
       says which layers hold on this machine.
-    * World-writable places (``/tmp``, ``/dev/shm``) are writable to a program that gets past the
-      guard; top-level entries the sandbox uid leaves there are deleted afterwards.
+    * Where the mount namespace cannot be made (no root and no user namespaces), world-writable
+      places (``/tmp``, ``/dev/shm``, ``/run/lock``) stay writable to a program that gets past
+      the guard; top-level entries the sandbox uid leaves there are deleted afterwards, and
+      ``isolation()`` reports ``filesystem_confined=no``; likewise ``sockets_blocked=no`` where
+      seccomp is unavailable.
     * The guard is Python-level: it stops careless and confused code, not an adversary who
-      rebuilds ``os`` from ``posix`` internals. Its pass verdict also relies on it (it refuses
-      ``os._exit``, so only reaching the end of the program exits 0). It is not a security
-      boundary against malicious code; a VM or gVisor is.
+      rebuilds ``os`` from ``posix`` internals (the kernel layers above are what hold then).
+      None of this is a boundary against a determined attacker; a VM or gVisor is.
 """
 
 from __future__ import annotations
@@ -121,6 +139,8 @@ class Isolation:
     network_namespace: bool
     separate_uid: bool
     nproc_enforced: bool
+    filesystem_confined: bool = False  # read-only mounts + tmpfs working directory (disk quota)
+    sockets_blocked: bool = False  # seccomp: socket() refused by the kernel (Unix sockets too)
 
     def describe(self) -> str:
         return ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in self.__dict__.items())
@@ -135,6 +155,7 @@ def run_python(
     max_output_bytes: int = 1 << 20,
     max_processes: int = 32,
     max_file_mb: int = 64,
+    max_disk_mb: int = 128,
     guard: bool = True,
     python: str | None = None,
 ) -> SandboxResult:
@@ -161,7 +182,13 @@ def run_python(
             "open_files": 256,
             "processes": max_processes if uid is not None else _current_tasks(os.getuid()) + max_processes,
         }
-        config = [f"program={PROGRAM_NAME}", f"uid={'' if uid is None else uid}", f"guard={int(guard)}"]
+        proof_in, to_child = os.pipe()  # the nonce goes in here ...
+        from_child, proof_out = os.pipe()  # ... and comes back only from a program that reached its end
+        nonce = secrets.token_hex(32).encode()
+        os.write(to_child, nonce)
+        os.close(to_child)
+        config = [f"program={PROGRAM_NAME}", f"uid={'' if uid is None else uid}", f"guard={int(guard)}",
+                  f"proof_in={proof_in}", f"proof_out={proof_out}", f"quota_bytes={int(max_disk_mb) << 20}"]
         config += [f"limit.{key}={value}" for key, value in limits.items()]
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -183,11 +210,15 @@ def run_python(
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
+            pass_fds=(proof_in, proof_out),
         )
+        os.close(proof_in)
+        os.close(proof_out)
         try:
             stdout, stderr, stopped, truncated = _collect(proc, started + timeout_s, max_output_bytes, uid)
         finally:
             _kill_everything(proc, uid)  # already done unless reading failed; harmless twice
+            proven = _read_proof(from_child) == nonce  # every writer is dead: EOF, never a block
         seconds = time.monotonic() - started
         returncode = proc.returncode
     finally:
@@ -199,6 +230,8 @@ def run_python(
     if stopped is None and returncode == child.EXIT_SETUP and child.SETUP_MARKER in err:
         raise SandboxError(err.split(child.SETUP_MARKER, 1)[1].strip())
     status, detail = _classify(returncode, stopped, err, timeout_s, max_output_bytes)
+    if status == "passed" and not proven:  # exit status 0 from posix._exit(0) or a forged exit
+        status, detail = "exited", "exit status 0 without the end-of-program proof (the program exited early)"
     return SandboxResult(
         status=status,
         stdout=out,
@@ -299,6 +332,17 @@ def _collect(proc: subprocess.Popen, deadline: float, cap: int, uid: int | None)
     return bytes(buffers[proc.stdout]), bytes(buffers[proc.stderr]), stopped, truncated
 
 
+def _read_proof(fd: int) -> bytes:
+    """What the child wrote on the proof pipe (at most the nonce's length and a little more)."""
+    try:
+        os.set_blocking(fd, False)
+        return os.read(fd, 256)
+    except (BlockingIOError, OSError):
+        return b""
+    finally:
+        os.close(fd)
+
+
 def _has_exited(pid: int) -> bool:
     try:
         info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -384,7 +428,7 @@ def _cleanup(workdir: str, uid: int | None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     if uid is None:
         return
-    for shared in {tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"}:
+    for shared in {tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock"}:
         try:
             entries = list(os.scandir(shared))
         except OSError:
@@ -441,9 +485,20 @@ def _release_uid(uid: int | None) -> None:
 
 _isolation_cache: Isolation | None = None
 _PROBE = """
-import os, sys
+import os, socket, sys
 print(os.readlink("/proc/self/ns/net"))
 print(os.getuid())
+try:
+    open("/var/tmp/.hrm-sandbox-probe", "w").close()
+    os.unlink("/var/tmp/.hrm-sandbox-probe")
+    print("rw")
+except OSError:
+    print("ro")
+try:
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+    print("sockets")
+except OSError:
+    print("nosockets")
 """
 
 
@@ -451,14 +506,16 @@ def isolation() -> Isolation:
     """Probe (once per process) which OS-level layers a sandboxed program gets on this machine."""
     global _isolation_cache
     if _isolation_cache is None:
-        result = run_python(_PROBE, timeout_s=30)
+        result = run_python(_PROBE, timeout_s=30, guard=False)  # the OS layers alone: our own probe code
         if not result.passed:
             raise SandboxError(f"isolation probe failed: {result.status}: {result.detail}\n{result.stderr}")
-        child_net, child_uid = result.stdout.split()
+        child_net, child_uid, fs, sockets = result.stdout.split()
         separate_uid = result.uid is not None and int(child_uid) == result.uid
         _isolation_cache = Isolation(
             network_namespace=child_net != os.readlink("/proc/self/ns/net"),
             separate_uid=separate_uid,
             nproc_enforced=separate_uid or os.geteuid() != 0,
+            filesystem_confined=fs == "ro",
+            sockets_blocked=sockets == "nosockets",
         )
     return _isolation_cache

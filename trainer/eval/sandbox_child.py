@@ -43,8 +43,17 @@ EXIT_EXITED = 14  # the program called exit() / sys.exit() before reaching its e
 EXIT_SETUP = 97  # this stage could not build the sandbox; the program never ran
 SETUP_MARKER = "hrm-sandbox-setup-error:"
 
+CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
+MOUNT_ATTR_RDONLY = 1
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
+SYS_MOUNT_SETATTR = 442  # the same number on x86_64 and aarch64 (Linux >= 5.12)
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+# (audit arch, socket, io_uring_setup) per machine: socket() is refused outright (Unix sockets
+# are filesystem paths a network namespace does not hide); io_uring would bypass the filter
+SECCOMP_ARCH = {"x86_64": (0xC000003E, 41, 425), "aarch64": (0xC00000B7, 198, 425)}
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
@@ -96,6 +105,76 @@ def enter_network_namespace() -> str:
                 pass
         return "userns+netns"
     return "none"
+
+
+def confine_filesystem(root: str, quota_bytes: int, uid: int | None) -> str:
+    """A private mount namespace where every mount is read-only and the working directory is a
+    fresh tmpfs of ``quota_bytes`` (the disk quota): nothing the program writes outside it can
+    exist, and everything it writes vanishes with the namespace. Returns how, or "none"."""
+    ctypes, libc = _libc()
+
+    class MountAttr(ctypes.Structure):
+        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return "none"
+    if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount(MS_PRIVATE)")
+    attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+    if libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        raise OSError(ctypes.get_errno(), "mount_setattr(/, read-only, recursive)")
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    options = f"size={max(quota_bytes, 1 << 16)},mode=0700,nr_inodes=4096{owner}".encode()
+    if libc.mount(b"hrm-sandbox", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+        raise OSError(ctypes.get_errno(), "mount(tmpfs on the working directory)")
+    os.chdir(root)  # into the new tmpfs (the old directory is now hidden beneath it)
+    return "mountns+ro+tmpfs"
+
+
+def restore_program(root: str, name: str, source: str, uid: int | None) -> None:
+    """Put the program back into the fresh tmpfs (tracebacks quote its lines)."""
+    path = os.path.join(root, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(source)
+    if uid is not None:
+        os.chown(path, uid, uid)
+
+
+def install_seccomp() -> str:
+    """Refuse ``socket()`` (every family: Unix, abstract, inet, netlink) and ``io_uring_setup``
+    in the kernel, whatever the program rebuilds in Python; ``socketpair`` stays (asyncio)."""
+    import platform
+
+    ctypes, libc = _libc()
+    known = SECCOMP_ARCH.get(platform.machine())
+    if known is None:
+        return "none"
+    arch, nr_socket, nr_uring = known
+    errno_eacces = 0x00050000 | 13
+    code = [  # (code, jt, jf, k)
+        (0x20, 0, 0, 4),            # A = seccomp_data.arch
+        (0x15, 0, 6, arch),         # other ABI (int 0x80, x32 tricks) → kill
+        (0x20, 0, 0, 0),            # A = seccomp_data.nr
+        (0x35, 3, 0, 0x40000000),   # x32 numbers → EACCES
+        (0x15, 2, 0, nr_socket),    # socket() → EACCES
+        (0x15, 1, 0, nr_uring),     # io_uring_setup() → EACCES
+        (0x06, 0, 0, 0x7FFF0000),   # allow
+        (0x06, 0, 0, errno_eacces),
+        (0x06, 0, 0, 0x80000000),   # SECCOMP_RET_KILL_PROCESS
+    ]
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
+
+    program = (SockFilter * len(code))(*[SockFilter(*row) for row in code])
+    fprog = SockFprog(len(code), program)
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+    return "seccomp"
 
 
 def drop_privileges(uid: int) -> None:
@@ -361,11 +440,14 @@ class _PatchingLoader:
 # --- running the program ---------------------------------------------------------------------
 
 
-def run_program(source: str, filename: str) -> None:
+def run_program(source: str, filename: str, proof: tuple[int, bytes] | None = None) -> None:
     """Execute the program as ``__main__`` and exit with the ``EXIT_*`` code for how it ended.
 
     The process exits from inside the ``except`` clause, before the exception and its frames are
     freed, so nothing a finalizer prints (unawaited coroutines, ``__del__``) follows the report.
+    ``proof``: (fd, nonce) — only when the program ran to its end is the nonce the parent sent
+    written back on ``fd``; an exit status of 0 without it (``posix._exit(0)`` before a failing
+    assert) is not a pass.
     """
     write, real_exit = _REAL_WRITE, _REAL_EXIT  # the guard and the program rebind os.*
 
@@ -399,6 +481,11 @@ def run_program(source: str, filename: str) -> None:
         finish(EXIT_MEMORY, exc)
     except BaseException as exc:  # noqa: BLE001 - any other way a program can fail is an error
         finish(EXIT_ERROR, exc)
+    if proof is not None:
+        try:
+            write(proof[0], proof[1])
+        except OSError:
+            pass
     finish(EXIT_PASSED)
 
 
@@ -411,7 +498,9 @@ def parse_config(args: list[str]) -> dict:
             config["limits"][key[len("limit."):]] = int(value)
         elif key == "uid":
             config["uid"] = int(value) if value else None
-        elif key in ("guard", "network_namespace"):
+        elif key in ("proof_in", "proof_out", "quota_bytes"):
+            config[key] = int(value)
+        elif key in ("guard", "network_namespace", "filesystem", "seccomp"):
             config[key] = value == "1"
         else:
             config[key] = value
@@ -427,11 +516,22 @@ def main(argv: list[str]) -> None:
     except OSError as exc:
         _setup_error(f"cannot read the program: {exc}")
 
+    proof = None
+    if "proof_in" in config:  # the nonce, read and its pipe closed before the program exists
+        nonce = os.read(config["proof_in"], 64)
+        os.close(config["proof_in"])
+        proof = (config["proof_out"], nonce)
     if config.get("network_namespace", True):
         try:
             enter_network_namespace()  # best effort; sandbox.isolation() reports what held
         except OSError:
             pass
+    if config.get("filesystem", True):
+        try:  # needs CAP_SYS_ADMIN: root, or the user namespace entered above
+            if confine_filesystem(root, config.get("quota_bytes", 64 << 20), config.get("uid")) != "none":
+                restore_program(root, config["program"], source, config.get("uid"))
+        except OSError as exc:
+            _setup_error(f"cannot confine the filesystem: {exc}")
     if config.get("uid") is not None:
         try:
             drop_privileges(int(config["uid"]))
@@ -442,10 +542,15 @@ def main(argv: list[str]) -> None:
         set_limits(config["limits"])
     except (OSError, ValueError) as exc:
         _setup_error(f"cannot set no_new_privs or resource limits: {exc}")
+    if config.get("seccomp", True):
+        try:
+            install_seccomp()  # after no_new_privs (the kernel requires it of an unprivileged filter)
+        except OSError as exc:
+            _setup_error(f"cannot install the seccomp filter: {exc}")
     if config.get("guard", True):
         install_guard(root)
 
-    run_program(source, os.path.join(root, config["program"]))  # exits
+    run_program(source, os.path.join(root, config["program"]), proof)  # exits
 
 
 if __name__ == "__main__":
