@@ -195,15 +195,19 @@ def versions(source: str | None = None, data_dir: str | Path | None = None):
 
 def query(sql: str, data_dir: str | Path | None = None, params: Sequence[Any] | None = None,
         pandas: bool = False):
-    """Run ``sql`` over the catalog and the plans (their views read Parquet in place), read-only, into
-    a polars DataFrame (``pandas=True``: a pandas one)."""
+    """Run ``sql`` over the catalog and the plans (their views read Parquet in place) into a polars
+    DataFrame (``pandas=True``: a pandas one), under ``corpus.sql``'s rules: reading statements
+    only, files of the data root only."""
     import duckdb
 
     from corpus.catalog import Catalog
 
+    from corpus.sql import confine, refuse_writes
+
     root = _root(data_dir)
     with Catalog(root).connect(read_only=True) as con:
-        con.execute(f"SET file_search_path = '{root.resolve()}'")
+        confine(con, root)  # the audit surface of corpus.sql: files of the data root only, reads only
+        refuse_writes(con, sql)
         try:
             relation = con.sql(sql, params=list(params) if params else None)
             if relation is None:

@@ -66,6 +66,18 @@ def test_errors_are_one_corpus_error_line_like_the_cli(tmp_path, monkeypatch, to
                                                     "sources": [{"name": "wiki", "weight": "heavy"}]}})
 
 
+def test_query_is_the_read_only_audit_surface(notebook):
+    """corpus.query keeps corpus.sql's rules: no writes, no files outside the data root."""
+    ns, root = notebook
+    before = (root / "catalog.duckdb").read_bytes()
+    for sql, why in (("DROP TABLE files", "read-only"), ("SELECT * FROM read_csv('/etc/passwd')", "query failed"),
+                     ("COPY (SELECT 1) TO 'x.csv'", "read-only")):
+        with pytest.raises(corpus.CorpusError, match=why):
+            corpus.query(sql)
+    assert (root / "catalog.duckdb").read_bytes() == before and not (root / "x.csv").exists()
+    assert corpus.query("SELECT count(*) AS n FROM files")["n"][0] > 0
+
+
 def test_import_corpus_stays_light():
     import subprocess
     import sys
