@@ -51,18 +51,7 @@ def plot_run(run_dir: Path) -> list[Path]:
             _, hi = col(rows, hi_key)
             if xs:
                 ax.fill_between(xs, lo, hi, alpha=0.2, label=f"[{lo_key}, {hi_key}]")
-        ax.set_title(f"{run_dir.name}: {title}")
-        ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{name}.png"
-        tmp = path.with_name(f".{path.stem}.tmp.png")
-        fig.savefig(tmp)
-        plt.close(fig)
-        tmp.replace(path)
-        return path
+        return _finish(fig, ax, out_dir / f"{name}.png", f"{run_dir.name}: {title}", ylabel)
 
     paths = [
         figure("loss", "training loss" + progress, [("loss", train, "-"), ("lm_loss", train, "-"),
@@ -143,19 +132,25 @@ def plot_overlay(run_dirs: list[Path], out_dir: Path) -> list[Path]:
         if not drawn:
             plt.close(fig)
             continue
-        ax.set_title(f"{title}: {len(runs)} runs")
-        ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{name}.png"
-        tmp = path.with_name(f".{path.stem}.tmp.png")
-        fig.savefig(tmp)
-        plt.close(fig)
-        tmp.replace(path)
-        paths.append(path)
+        paths.append(_finish(fig, ax, out_dir / f"{name}.png", f"{title}: {len(runs)} runs", ylabel))
     return paths
+
+
+def _finish(fig, ax, path: Path, title: str, ylabel: str) -> Path:
+    """Title, axes, legend; written to a temporary name and renamed (a reader never sees half a PNG)."""
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
