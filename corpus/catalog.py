@@ -209,12 +209,15 @@ class Catalog:
             con.close()
 
     # -- convenience -------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        with self.connect() as con:
+    def query(self, sql: str, params: Sequence[Any] | None = None, read_only: bool = False) -> list[tuple]:
+        with self.connect(read_only=read_only) as con:
             return con.execute(sql, params or []).fetchall()
 
-    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        with self.connect() as con:
+    def query_dicts(self, sql: str, params: Sequence[Any] | None = None,
+                    read_only: bool = False) -> list[dict[str, Any]]:
+        """Rows as dicts; ``read_only`` for commands that only read (they share the file with each
+        other instead of queueing on the write lock)."""
+        with self.connect(read_only=read_only) as con:
             cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
@@ -241,7 +244,7 @@ class Catalog:
         return self.query_dicts(sql + " ORDER BY split, idx", params)
 
     def file_record(self, rel_path: str) -> dict[str, Any] | None:
-        rows = self.query_dicts("SELECT * FROM files WHERE path = ?", [rel_path])
+        rows = self.query_dicts("SELECT * FROM files WHERE path = ?", [rel_path], read_only=True)
         return rows[0] if rows else None
 
 

@@ -67,7 +67,7 @@ def verify(root: Path, catalog=None, roles: list[str] | None = None, versions: l
     if versions:
         sql += f" AND version IN ({', '.join('?' for _ in versions)})"
         params += versions
-    records = catalog.query_dicts(sql + " ORDER BY path", params)
+    records = catalog.query_dicts(sql + " ORDER BY path", params, read_only=True)
     workers = workers or min(8, os.cpu_count() or 1)  # sha256 releases the GIL: threads hash in parallel
     problems: list[str] = []
     with _progress(progress) as bar, ThreadPoolExecutor(workers) as pool:

@@ -13,15 +13,18 @@ HOLD = """
 import sys, time
 from pathlib import Path
 from corpus.catalog import Catalog
-with Catalog(Path(sys.argv[1])).connect() as con:
-    con.execute("INSERT INTO quarantine VALUES ('holder', 'x', 'ref', NULL, 'held')")
+read_only = len(sys.argv) > 3
+with Catalog(Path(sys.argv[1])).connect(read_only=read_only) as con:
+    if not read_only:
+        con.execute("INSERT INTO quarantine VALUES ('holder', 'x', 'ref', NULL, 'held')")
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
 """
 
 
-def _hold(root, seconds):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root), str(seconds)], stdout=subprocess.PIPE,
+def _hold(root, seconds, read_only=False):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root), str(seconds), *(["ro"] if read_only else [])],
+                            stdout=subprocess.PIPE,
                             text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -65,3 +68,21 @@ def test_writer_gives_up_after_its_budget_with_one_line(tmp_path, tokenizer_path
     err = proc.stderr.strip()
     assert "stayed locked by another process" in err and "\n" not in err and "HRM_CATALOG_TIMEOUT" in err
     assert Catalog(root).query("SELECT count(*) FROM versions") == [(0,)]
+
+
+def test_reading_commands_share_the_catalog_with_a_reader(tmp_path, tokenizer_path):
+    """corpus.verify opens the catalog read-only: another reader holding it does not make it wait."""
+    root = tmp_path / "data"
+    src = write_jsonl(tmp_path / "a.jsonl", _records())
+    assert run_cli("corpus.build", "gsm8k", "--from", str(src), "--tokenizer", str(tokenizer_path),
+                   "--data-dir", str(root)).returncode == 0
+    holder = _hold(root, 20, read_only=True)
+    try:
+        started = time.monotonic()
+        proc = run_cli("corpus.verify", "--data-dir", str(root), env={"HRM_CATALOG_TIMEOUT": "3"})
+        took = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert "locked" not in proc.stderr and took < 15
