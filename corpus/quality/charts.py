@@ -173,8 +173,10 @@ def plan_windows(catalog) -> list[tuple[dict, str]]:
 
 
 def _realized_vs_target(ax, x, realized, target, color, name) -> None:
-    ax.plot(x, target, color=color, linewidth=5, alpha=0.3, solid_capstyle="butt")
-    ax.plot(x, realized, color=color, linewidth=1.2, label=name)
+    few = len(x) < 3  # a plan shorter than a few windows: a line would be a dot nobody sees
+    ax.plot(x, target, color=color, linewidth=5, alpha=0.3, solid_capstyle="butt",
+            marker="s" if few else None, markersize=12)
+    ax.plot(x, realized, color=color, linewidth=1.2, label=name, marker="o" if few else None, markersize=5)
 
 
 def _window_axes(ax, plan: dict, ylabel: str) -> None:
@@ -183,6 +185,12 @@ def _window_axes(ax, plan: dict, ylabel: str) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    lo, hi = ax.get_xlim()
+    if hi - lo < 2:  # one or two windows: whole-window ticks only
+        import math
+
+        ax.set_xticks(range(math.ceil(lo), math.floor(hi) + 1))
+        ax.set_xlim(lo - 0.5, hi + 0.5)
     ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # room for the legend above the highest line
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, ncol=2, loc="upper right", frameon=False)
@@ -217,6 +225,12 @@ def decontamination_bars(catalog, versions: list[dict], standing: dict[str, str]
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    lo, hi = ax.get_xlim()
+    if hi - lo < 2:  # one or two windows: whole-window ticks only
+        import math
+
+        ax.set_xticks(range(math.ceil(lo), math.floor(hi) + 1))
+        ax.set_xlim(lo - 0.5, hi + 0.5)
     ax.set_xlabel("training rows sharing an n-gram with the benchmark", fontsize=8)
     ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(actions))
     fig.tight_layout()
