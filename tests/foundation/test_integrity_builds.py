@@ -24,9 +24,9 @@ def _build_cmd(root: Path, tokenizer_path, src, *extra) -> list[str]:
 
 
 def test_two_builds_of_one_version_at_once_one_wins_the_other_says_already_built(tmp_path, tokenizer_path):
-    src = shared("gsm8k", "test.jsonl")
+    src = shared("gsm8k", "test.jsonl")  # built as what it is, evaluation data: the race is the same
     root = tmp_path / "data"
-    procs = [subprocess.Popen(_build_cmd(root, tokenizer_path, src, "--max-seq-len", "2048"), env=_env(), cwd=REPO,
+    procs = [subprocess.Popen(_build_cmd(root, tokenizer_path, src, "--split", "test"), env=_env(), cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
