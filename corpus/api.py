@@ -48,6 +48,7 @@ class Version:
     config: dict[str, Any]
     directory: Path
     shard_paths: list[Path]
+    split_paths: dict[str, list[Path]]  # the catalog's split of each shard (eval shards are eval-<split>-N)
     quarantine_path: Path | None
     already_built: bool = False
     data_dir: Path = field(default=Path("data"), repr=False)
@@ -56,9 +57,10 @@ class Version:
         """The version's rows (one split or all) as a polars DataFrame (images left out by default)."""
         import polars as pl
 
-        paths = [p for p in self.shard_paths if split is None or p.name.startswith(f"{split}-")]
+        paths = self.shard_paths if split is None else self.split_paths.get(split, [])
         if not paths:
-            raise CorpusError(f"version {self.id} has no {split or ''} shards".replace("  ", " "))
+            raise CorpusError(f"version {self.id} has no {split or ''} shards (its splits: "
+                              f"{', '.join(sorted(self.split_paths)) or 'none'})".replace("no  shards", "no shards"))
         frame = pl.concat([pl.read_parquet(p, columns=list(columns) if columns else None) for p in paths])
         if columns is None and "image" in frame.columns:
             frame = frame.drop("image")
@@ -176,12 +178,15 @@ def version(version_id: str, data_dir: str | Path | None = None) -> Version:
     for s in shards:
         split_rows[s["split"]] += int(s["rows"])
     paths = [root / s["path"] for s in shards]
+    split_paths: dict[str, list[Path]] = {}
+    for s, path in zip(shards, paths):
+        split_paths.setdefault(s["split"], []).append(path)
     return Version(
         id=v["id"], source=v["source"], kind=v.get("kind") or "train", status=v["status"], rows=int(v["rows"] or 0),
         tokens=int(v["tokens"] or 0), quarantined=sum(int(r["n"]) for r in reasons),
         quarantine_reasons={r["reason"]: int(r["n"]) for r in reasons}, split_rows=dict(split_rows),
         tokenizer_sha=v["tokenizer_sha"], created_at=v["created_at"], config=json.loads(v["config"] or "{}"),
-        directory=paths[0].parent if paths else root, shard_paths=paths,
+        directory=paths[0].parent if paths else root, shard_paths=paths, split_paths=split_paths,
         quarantine_path=root / q_file[0]["path"] if q_file else None, data_dir=root,
     )
 

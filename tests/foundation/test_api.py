@@ -49,6 +49,7 @@ def test_readme_notebook_example_runs_end_to_end(notebook):
     assert again.already_built and again.id == arith.id
     assert corpus.version(arith.id).tokens == arith.tokens and corpus.version("synthetic:arith").id == arith.id
     assert corpus.versions()["id"].to_list() == [arith.id]
+    assert len(arith.frame("val")) == arith.split_rows["val"] and len(arith.frame()) == arith.rows
 
 
 def test_errors_are_one_corpus_error_line_like_the_cli(tmp_path, monkeypatch, tokenizer_path):
