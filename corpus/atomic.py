@@ -57,6 +57,18 @@ def xxh3_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def digest_file(path: Path, chunk: int = 1 << 22) -> tuple[str, str]:
+    """``(sha256, xxh3)`` of a file in one read: what the catalog records for every file."""
+    import xxhash
+
+    sha, fast = hashlib.sha256(), xxhash.xxh3_64()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            sha.update(block)
+            fast.update(block)
+    return sha.hexdigest(), fast.hexdigest()
+
+
 def write_bytes_atomic(final: Path, data: bytes) -> None:
     with atomic_path(final) as tmp:
         tmp.write_bytes(data)

@@ -63,6 +63,8 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bad-ratio", type=float, default=0.01)
     p.add_argument("--data-dir", default=None, help="data root (default: $HRM_DATA_DIR or ./data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--timings", metavar="FILE", help="write where the build's time went (seconds per phase and "
+                   "thread, wall, CPU) as JSON to FILE; the summary's last line shows the largest phases")
     p.add_argument("--rebuild", action="store_true", help="build the version again even if registered (its "
                    "files were damaged: same inputs give the same id and the same bytes)")
     p.add_argument("--role", choices=["train", "eval"], help="register as training data or as an evaluation set "
@@ -154,6 +156,8 @@ def _prepare(batch):
     from corpus.rows import Rejected, encode_items
 
     source, tok = _WORKER["source"], _WORKER["tok"]
+    clock = _WORKER.get("clock")
+    t0 = time.perf_counter()
     items, rejected = [], []
     for rec in batch:
         if isinstance(rec.data, Unreadable):
@@ -167,7 +171,12 @@ def _prepare(batch):
                 items.append((rec.ref, ex))
         except BadRecord as exc:
             rejected.append(Rejected(rec.ref, exc.field, exc.reason))
-    return items, rejected, len(batch), source.take_counters(), encode_items(items, tok)
+    t1 = time.perf_counter()
+    encoded = encode_items(items, tok)
+    if clock is not None:
+        clock.add("normalize", t1 - t0, "encoder")
+        clock.add("encode", time.perf_counter() - t1, "encoder")
+    return items, rejected, len(batch), source.take_counters(), encoded
 
 
 def _finish(prepared):
@@ -211,20 +220,28 @@ def _batches(records: Iterable, size: int, max_chars: int = BATCH_CHARS) -> Iter
         yield batch
 
 
-def _prefetch(fn, items: Iterable, depth: int = 2) -> Iterator:
+def _prefetch(fn, items: Iterable, depth: int = 2, clock=None) -> Iterator:
     """``map(fn, items)`` computed one step ahead in a thread: tokenizers release the GIL, so the
-    next batch is encoded while this one is written."""
+    next batch is encoded while this one is written. Time spent waiting for a result is the
+    ``wait`` phase."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
+
+    def result(future):
+        t0 = time.perf_counter()
+        out = future.result()
+        if clock is not None:
+            clock.add("wait", time.perf_counter() - t0)
+        return out
 
     with ThreadPoolExecutor(1) as pool:
         pending: deque = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
             if len(pending) > depth:
-                yield pending.popleft().result()
+                yield result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield result(pending.popleft())
 
 
 @dataclass(frozen=True)
@@ -234,6 +251,8 @@ class BuildOutcome:
     version_id: str
     status: str  # published | failed
     already_built: bool = False
+    rows: int = 0
+    tokens: int = 0
 
 
 def build(args: argparse.Namespace) -> int:
@@ -256,7 +275,11 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
                         "says what a row longer than the run's max_seq_len becomes ([data] or a source's "
                         "overlong = \"skip\" | \"cut_target\" | \"truncate\"; docs/mixing.md)")
     os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
-    started = time.perf_counter()
+    from corpus.phases import PhaseClock
+
+    clock = PhaseClock()
+    setup = clock.phase("setup")
+    setup.__enter__()
     root = data_root(args.data_dir)
     catalog = Catalog(root)
     tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog), parse_specials(args.special_tokens)),
@@ -300,12 +323,17 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
     from corpus.buildlock import version_lock
 
     with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
-        return _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam,
-                             vid, final_dir, started)
+        outcome = _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam,
+                                vid, final_dir, clock, setup)
+    if args.timings:
+        clock.write(args.timings, version=outcome.version_id, status=outcome.status,
+                    already_built=outcome.already_built, rows=outcome.rows, tokens=outcome.tokens,
+                    workers=args.workers, threads=args.threads)
+    return outcome
 
 
 def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam, vid,
-                  final_dir, started) -> BuildOutcome:
+                  final_dir, clock, setup) -> BuildOutcome:
     from corpus.buildlock import reclaim_staging
     from corpus.flags import ratio_text
     from corpus.paths import quarantine_path
@@ -319,7 +347,9 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         existing = None
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
-        return BuildOutcome(vid, existing["status"], already_built=True)
+        setup.__exit__(None, None, None)
+        return BuildOutcome(vid, existing["status"], already_built=True, rows=int(existing["rows"] or 0),
+                            tokens=int(existing["tokens"] or 0))
     if existing:  # an interrupted earlier attempt (no build of it is alive: we hold its lock)
         _forget(catalog, vid)
     reclaim_staging(final_dir)  # left by builds of this version killed before their rename
@@ -328,8 +358,11 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         decontam.shard_dir = str(final_dir.relative_to(root))
     staging = final_dir.with_name(f".{vid}.staging-{os.getpid()}")
     staging.mkdir(parents=True)
+    setup.__exit__(None, None, None)
     try:
-        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind)
+        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock)
+        finish = clock.phase("finish")
+        finish.__enter__()
         from corpus.quality.eval_guard import NOT_DECONTAMINATED, not_decontaminated
 
         unchecked = not_decontaminated(source, kind, decontam)
@@ -356,23 +389,28 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         if final_dir.exists():  # left by a crash before registration (the catalog has no row for it)
             shutil.rmtree(final_dir)
         os.replace(staging, final_dir)
+        finish.__exit__(None, None, None)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-    seconds = time.perf_counter() - started
-    _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
-              rejected, q_path if rejected else None, seconds)
-    if decontam:
-        decontam.record(catalog, vid)
+    seconds = time.perf_counter() - clock.started
+    with clock.phase("register"):
+        _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
+                  rejected, q_path if rejected else None, seconds)
+        if decontam:
+            decontam.record(catalog, vid)
     from corpus.publish import publish
 
-    status, failures = publish(catalog, root, vid)
-    _print_summary(args, source, vid, stats, rejected, status, failures, time.perf_counter() - started)
+    with clock.phase("validate"):
+        status, failures = publish(catalog, root, vid)
+    with clock.phase("summary"):
+        _print_summary(args, source, vid, stats, rejected, status, failures, time.perf_counter() - clock.started,
+                       clock)
     if decontam:
         print(decontam.summary())
     if unchecked:
         print(unchecked)
-    return BuildOutcome(vid, status)
+    return BuildOutcome(vid, status, rows=sum(stats.rows.values()), tokens=sum(stats.tokens.values()))
 
 
 def _tokenizer_path(args, root: Path, catalog) -> str | Path:
@@ -393,9 +431,11 @@ def _tokenizer_path(args, root: Path, catalog) -> str | Path:
                     "a Hugging Face tokenizer directory or a hub id) or train one with python -m corpus.tokenizer train ...")
 
 
-def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train"):
+def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train", clock=None):
+    from corpus.phases import PhaseClock
     from corpus.shards import ShardWriter
 
+    clock = clock or PhaseClock()
     records = source.records([str(f) for f in files] if files is not None else None, args.split, args.limit)
     if args.limit is not None:
         records = itertools.islice(records, args.limit)
@@ -403,7 +443,7 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
     rejected = []
     writers: dict[str, ShardWriter] = {}
     with_image = bool(getattr(source, "has_images", False))
-    batches = _batches(records, args.batch_size)
+    batches = _timed(_batches(records, args.batch_size), clock, "read")
     if args.workers > 1:
         import multiprocessing as mp
 
@@ -412,8 +452,15 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
         results = pool.imap(_process, batches)
     else:
         _init_worker(args, str(tok.path), args.threads)
+        _WORKER["clock"] = clock
         # the next batches are encoded in a thread while this one becomes rows and is written
-        pool, results = None, map(_finish, _prefetch(_prepare, batches))
+        pool = None
+
+        def finish(prepared):
+            with clock.phase("rows"):
+                return _finish(prepared)
+
+        results = map(finish, _prefetch(_prepare, batches, clock=clock))
     progress = _progress(args)
     try:
         with progress:
@@ -427,8 +474,10 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
                         writers[split] = ShardWriter(staging, args.source, split, tok.token_dtype, with_image,
                                                      kind=kind)
                     if decontam:  # before the shard: shards are immutable once written
-                        batch = decontam.apply(batch, split, len(writers[split].written))
-                    writers[split].add(batch)
+                        with clock.phase("decontaminate"):
+                            batch = decontam.apply(batch, split, writers[split].shard_of)
+                    with clock.phase("write"):
+                        writers[split].add(batch)
                     stats.rows[split] += len(batch)
                     stats.lengths.setdefault(split, []).append(np.asarray(batch.n_tokens))
                     stats.tokens[split] += int(batch.n_tokens.sum())
@@ -439,11 +488,26 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
             pool.close()
             pool.join()
     stats.counters.update(source.take_counters())  # counted while reading records
-    shard_files = [s for w in writers.values() for s in w.close()]
+    with clock.phase("write"):
+        shard_files = [s for w in writers.values() for s in w.close()]
     for s in shard_files:
         for tier, (rows, tokens) in s.tier_counts.items():
             stats.tiers[(s.split, tier)] += rows
     return stats, shard_files, rejected
+
+
+def _timed(items: Iterable, clock, name: str) -> Iterator:
+    """``items``, with the time spent producing each one added to phase ``name``."""
+    it = iter(items)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            clock.add(name, time.perf_counter() - t0)
+            return
+        clock.add(name, time.perf_counter() - t0)
+        yield item
 
 
 def _progress(args):
@@ -503,7 +567,8 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
                     role = "parquet" if name.endswith(".parquet") else name.split(".")[-2]
                     con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
                                 [rel(path), vid, role, s.sha256[name], s.bytes[name]])
-                    con.execute("INSERT OR REPLACE INTO file_checksums VALUES (?, ?)", [rel(path), xxh3_file(path)])
+                    con.execute("INSERT OR REPLACE INTO file_checksums VALUES (?, ?)",
+                                [rel(path), s.xxh3.get(name) or xxh3_file(path)])
             for (split, tier), rows in sorted(tier_rows.items()):
                 con.execute("INSERT INTO tiers (version, split, tier, rows, tokens, rule) VALUES (?, ?, ?, ?, ?, ?)",
                             [vid, split, tier, rows, tier_tokens[(split, tier)], source.tier_rule.id])
@@ -531,7 +596,7 @@ def _forget(catalog, vid: str) -> None:
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])
 
 
-def _print_summary(args, source, vid, stats: BuildStats, rejected, status, failures, seconds) -> None:
+def _print_summary(args, source, vid, stats: BuildStats, rejected, status, failures, seconds, clock=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -556,7 +621,8 @@ def _print_summary(args, source, vid, stats: BuildStats, rejected, status, failu
         counted = {name: n for name, n in stats.counters.items() if name != "not decontaminated"}  # printed below
         if counted:
             console.print("counted: " + ", ".join(f"{name}: {n}" for name, n in sorted(counted.items())))
-    console.print(f"{seconds:.1f} s, {total_tokens / max(seconds, 1e-9):,.0f} tokens/s")
+    console.print(f"{seconds:.1f} s, {total_tokens / max(seconds, 1e-9):,.0f} tokens/s"
+                  + (f" (phases: {clock.line()})" if clock is not None else ""))
     console.print(f"version {vid}: {status}" + (f" — failing: {'; '.join(failures)}" if failures else ""))
 
 

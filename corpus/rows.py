@@ -43,8 +43,8 @@ class Rejected:
 class _Rows:
     ids: list[str] = field(default_factory=list)
     tiers: list[int] = field(default_factory=list)
-    prompt_ids: list[np.ndarray] = field(default_factory=list)
-    target_ids: list[np.ndarray] = field(default_factory=list)
+    seqs: list[np.ndarray] = field(default_factory=list)  # prompt then target ids of each row
+    prompt_lens: list[int] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     features: list[str] = field(default_factory=list)
@@ -53,11 +53,11 @@ class _Rows:
     widths: list = field(default_factory=list)
     heights: list = field(default_factory=list)
 
-    def add(self, row_id, tier, p_ids, t_ids, prompt, target, features, meta, ex: Example):
+    def add(self, row_id, tier, seq, prompt_len, prompt, target, features, meta, ex: Example):
         self.ids.append(row_id)
         self.tiers.append(tier)
-        self.prompt_ids.append(p_ids)
-        self.target_ids.append(t_ids)
+        self.seqs.append(seq)
+        self.prompt_lens.append(prompt_len)
         self.prompts.append(prompt)
         self.targets.append(target)
         self.features.append(json.dumps(features, sort_keys=True))
@@ -68,13 +68,13 @@ class _Rows:
 
     def batch(self, index: list[int]) -> RowBatch:
         pick = lambda xs: [xs[i] for i in index]  # noqa: E731
-        cat = lambda arrays: np.concatenate(arrays).astype(np.int32) if arrays else np.zeros(0, np.int32)  # noqa: E731
-        p = pick(self.prompt_ids)
-        t = pick(self.target_ids)
+        seqs = pick(self.seqs)
+        tokens = np.concatenate(seqs).astype(np.int32, copy=False) if seqs else np.zeros(0, np.int32)
+        lengths = np.fromiter((len(a) for a in seqs), dtype=np.int64, count=len(seqs))
+        prompt_lens = np.asarray(pick(self.prompt_lens), dtype=np.int64)
         return RowBatch(
             ids=pick(self.ids), tiers=np.asarray(pick(self.tiers), dtype=np.int8),
-            prompt_tokens=cat(p), prompt_lens=np.asarray([len(a) for a in p], dtype=np.int64),
-            target_tokens=cat(t), target_lens=np.asarray([len(a) for a in t], dtype=np.int64),
+            tokens=tokens, prompt_lens=prompt_lens, target_lens=lengths - prompt_lens,
             prompts=pick(self.prompts), targets=pick(self.targets),
             features=pick(self.features), metas=pick(self.metas),
             images=pick(self.images), image_widths=pick(self.widths), image_heights=pick(self.heights),
@@ -144,11 +144,12 @@ def _tokenize_pairs(pairs, encoded: Encoded, tok, opts, tier_of, rows, split_of)
     empty = np.zeros(0, dtype=np.int32)
     for i, (ref, ex) in enumerate(pairs):
         row_id = f"{opts.source}:{ex.native_id}"
-        p_ids = np.concatenate([bos, np.asarray(prompts[i].ids, dtype=np.int32)])
-        t_ids = np.concatenate([np.asarray(targets[i].ids, dtype=np.int32), eos]) if i in targets else empty
+        p_ids = np.asarray(prompts[i].ids, dtype=np.int32)
+        t_ids = np.asarray(targets[i].ids, dtype=np.int32) if i in targets else None
+        seq = np.concatenate([bos, p_ids, t_ids, eos] if t_ids is not None else [bos, p_ids, empty])
         features = dict(ex.features)
-        features.setdefault("tokens", int(len(p_ids) + len(t_ids)))
-        rows.add(row_id, tier_of(features), p_ids, t_ids, ex.prompt, ex.target, features, dict(ex.meta), ex)
+        features.setdefault("tokens", int(len(seq)))
+        rows.add(row_id, tier_of(features), seq, 1 + len(p_ids), ex.prompt, ex.target, features, dict(ex.meta), ex)
         split_of.append("val" if is_val(row_id, opts.seed, opts.val_ratio) else "train")
 
 
@@ -163,7 +164,8 @@ def _tokenize_documents(docs, encodings, tok, opts, tier_of, rows, split_of) -> 
         text = ex.prompt
         data = text.encode("utf-8")
         ends = np.cumsum(nbytes[ids]) if nbytes is not None else None
-        if ends is not None and ends[-1] == len(data):
+        byte_level = ends is not None and ends[-1] == len(data)
+        if byte_level:
             # byte-level tokens: boundaries from byte lengths; a token starting on a UTF-8
             # continuation byte begins inside a character
             starts = ends - nbytes[ids]
@@ -179,32 +181,41 @@ def _tokenize_documents(docs, encodings, tok, opts, tier_of, rows, split_of) -> 
             total = len(text)
         doc_id = f"{opts.source}:{ex.native_id}"
         split = "val" if is_val(doc_id, opts.seed, opts.val_ratio) else "train"
-
-        def safe(t: int, floor: int) -> int:
-            # never cut inside a character that byte-level BPE split over two tokens
-            while floor < t < n and unsafe[t]:
-                t -= 1
-            return t
-
-        k, start = 0, 0
-        while start < n:
-            end = safe(min(start + window, n), start + 1)
-            cut = safe(start + max(1, int((end - start) * opts.prompt_ratio)), start + 1) if end - start > 1 else end
-            char = lambda t: int(starts[t]) if t < n else total  # noqa: E731
-            lo = 0 if start == 0 else char(start)
-            prompt, target = piece(lo, char(cut)), piece(char(cut), char(end))
+        cuts = _windows(n, window, opts.stride, opts.prompt_ratio, unsafe)
+        char = lambda t: int(starts[t]) if t < n else total  # noqa: E731
+        spans = [(0 if start == 0 else char(start), char(cut), char(end)) for start, cut, end in cuts]
+        for k, ((start, cut, end), (lo, mid, hi)) in enumerate(zip(cuts, spans)):
+            prompt, target = piece(lo, mid), piece(mid, hi)
             features = dict(ex.features)
             features.update(_text_features(prompt + target))
             features["tokens"] = int(end - start)
             meta = dict(ex.meta)
             meta.update({"window": k, "start_token": int(start), "doc_tokens": int(n)})
-            rows.add(f"{doc_id}#w{k}", tier_of(features), ids[start:cut], ids[cut:end], prompt, target,
+            rows.add(f"{doc_id}#w{k}", tier_of(features), ids[start:end], cut - start, prompt, target,
                      features, meta, ex)
             split_of.append(split)
-            k += 1
-            if end >= n:
-                break
-            start = safe(max(end - opts.stride, start + 1), start + 1)
+
+
+def _windows(n: int, window: int, stride: int, prompt_ratio: float, unsafe: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(start, cut, end)`` token positions of each window of a document of ``n`` tokens:
+    ``window`` long, overlapping by ``stride``, the prompt/target cut at ``prompt_ratio``, and no
+    position inside a character that byte-level BPE split over two tokens."""
+
+    def safe(t: int, floor: int) -> int:
+        while floor < t < n and unsafe[t]:
+            t -= 1
+        return t
+
+    out = []
+    start = 0
+    while start < n:
+        end = safe(min(start + window, n), start + 1)
+        cut = safe(start + max(1, int((end - start) * prompt_ratio)), start + 1) if end - start > 1 else end
+        out.append((start, cut, end))
+        if end >= n:
+            break
+        start = safe(max(end - stride, start + 1), start + 1)
+    return out
 
 
 def _text_features(text: str) -> dict[str, float | int]:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpus.atomic import atomic_path, sha256_file
+from corpus.atomic import atomic_path
 
 SIDECAR_DIR = ".mmap"
 ROWS_PER_SHARD = 100_000
@@ -50,18 +50,17 @@ def shard_schema(with_image: bool = False) -> pa.Schema:
 
 @dataclass
 class RowBatch:
-    """Tokenized rows in columnar form: flat token arrays plus per-row lengths.
+    """Tokenized rows in columnar form: one flat token array plus per-row lengths.
 
-    ``prompt_tokens``/``target_tokens`` are the concatenation of every row's ids; ``prompt_lens``
-    and ``target_lens`` cut them. Keeping tokens flat lets the writer build Arrow lists and the
-    sidecars without a Python loop over tokens.
+    ``tokens`` holds every row's prompt ids then its target ids, row after row: exactly the
+    memory-map sidecar's layout. ``prompt_lens`` and ``target_lens`` cut it. Keeping tokens flat
+    lets the writer build Arrow lists and the sidecars without a Python loop over tokens.
     """
 
     ids: list[str]
     tiers: np.ndarray
-    prompt_tokens: np.ndarray
+    tokens: np.ndarray
     prompt_lens: np.ndarray
-    target_tokens: np.ndarray
     target_lens: np.ndarray
     prompts: list[str]
     targets: list[str]
@@ -78,25 +77,60 @@ class RowBatch:
     def n_tokens(self) -> np.ndarray:
         return self.prompt_lens + self.target_lens
 
+    def _prompt_mask(self) -> np.ndarray:
+        """True at the prompt positions of ``tokens``."""
+        n = self.n_tokens
+        within = np.arange(len(self.tokens), dtype=np.int64) - np.repeat(_offsets(n)[:-1], n)
+        return within < np.repeat(self.prompt_lens, n)
+
+    @property
+    def prompt_tokens(self) -> np.ndarray:
+        """Every row's prompt ids, concatenated."""
+        return self.tokens[self._prompt_mask()]
+
+    @property
+    def target_tokens(self) -> np.ndarray:
+        """Every row's target ids, concatenated."""
+        return self.tokens[~self._prompt_mask()]
+
     def take(self, index: np.ndarray) -> "RowBatch":
         """The rows at ``index`` (sorted ascending), as a new batch."""
-        p_off = _offsets(self.prompt_lens)
-        t_off = _offsets(self.target_lens)
+        index = np.asarray(index, dtype=np.int64)
+        off = _offsets(self.n_tokens)
         pick = lambda xs: [xs[i] for i in index] if xs is not None else None  # noqa: E731
+        tokens = (np.concatenate([self.tokens[off[i]:off[i + 1]] for i in index]) if len(index)
+                  else self.tokens[:0])
         return RowBatch(
-            ids=pick(self.ids),
-            tiers=self.tiers[index],
-            prompt_tokens=_gather(self.prompt_tokens, p_off, index),
-            prompt_lens=self.prompt_lens[index],
-            target_tokens=_gather(self.target_tokens, t_off, index),
-            target_lens=self.target_lens[index],
-            prompts=pick(self.prompts),
-            targets=pick(self.targets),
-            features=pick(self.features),
-            metas=pick(self.metas),
-            images=pick(self.images),
-            image_widths=pick(self.image_widths),
-            image_heights=pick(self.image_heights),
+            ids=pick(self.ids), tiers=self.tiers[index], tokens=tokens,
+            prompt_lens=self.prompt_lens[index], target_lens=self.target_lens[index],
+            prompts=pick(self.prompts), targets=pick(self.targets),
+            features=pick(self.features), metas=pick(self.metas),
+            images=pick(self.images), image_widths=pick(self.image_widths), image_heights=pick(self.image_heights),
+        )
+
+    def slice(self, lo: int, hi: int) -> "RowBatch":
+        """Rows ``lo:hi`` (contiguous, so the tokens are one view)."""
+        off = _offsets(self.n_tokens)
+        cut = lambda xs: xs[lo:hi] if xs is not None else None  # noqa: E731
+        return RowBatch(
+            ids=self.ids[lo:hi], tiers=self.tiers[lo:hi], tokens=self.tokens[off[lo]:off[hi]],
+            prompt_lens=self.prompt_lens[lo:hi], target_lens=self.target_lens[lo:hi],
+            prompts=self.prompts[lo:hi], targets=self.targets[lo:hi], features=self.features[lo:hi],
+            metas=self.metas[lo:hi], images=cut(self.images), image_widths=cut(self.image_widths),
+            image_heights=cut(self.image_heights),
+        )
+
+    @staticmethod
+    def concat(batches: list["RowBatch"]) -> "RowBatch":
+        if len(batches) == 1:
+            return batches[0]
+        flat = lambda name: [x for b in batches for x in (getattr(b, name) or [None] * len(b))]  # noqa: E731
+        cat = lambda name: np.concatenate([getattr(b, name) for b in batches])  # noqa: E731
+        return RowBatch(
+            ids=flat("ids"), tiers=cat("tiers"), tokens=cat("tokens"), prompt_lens=cat("prompt_lens"),
+            target_lens=cat("target_lens"), prompts=flat("prompts"), targets=flat("targets"),
+            features=flat("features"), metas=flat("metas"), images=flat("images"),
+            image_widths=flat("image_widths"), image_heights=flat("image_heights"),
         )
 
 
@@ -104,12 +138,6 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     out = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])
     return out
-
-
-def _gather(flat: np.ndarray, offsets: np.ndarray, index: np.ndarray) -> np.ndarray:
-    if len(index) == 0:
-        return flat[:0]
-    return np.concatenate([flat[offsets[i] : offsets[i + 1]] for i in index])
 
 
 @dataclass
@@ -126,16 +154,30 @@ class ShardFile:
     min_len: int
     max_len: int
     sha256: dict[str, str] = field(default_factory=dict)
+    xxh3: dict[str, str] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     tier_counts: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
+ROW_GROUP_ROWS = 16_384
+# low-cardinality columns: dictionary pages pay off; text and token ids only cost time to try
+DICTIONARY_COLUMNS = ["source", "split", "tier"]
+STATISTICS_COLUMNS = ["id", "source", "split", "tier", "n_tokens"]
+
+
 class ShardWriter:
-    """Accumulates rows of one split and writes shards of bounded size into ``directory``."""
+    """Accumulates rows of one split and writes shards of bounded size into ``directory``.
+
+    Rows stream out as Parquet row groups of ``ROW_GROUP_ROWS`` while the build goes on (the
+    write overlaps tokenizing), so closing a shard writes only its last row group, the
+    sidecars and the footer. Shard and row-group boundaries fall at fixed row counts (and the
+    token bound), never at input batch boundaries: the bytes do not depend on ``--batch-size``
+    or ``--workers``.
+    """
 
     def __init__(self, directory: Path, source: str, split: str, token_dtype: str, with_image: bool = False,
                  rows_per_shard: int = ROWS_PER_SHARD, tokens_per_shard: int = TOKENS_PER_SHARD,
-                 kind: str = "train"):
+                 kind: str = "train", row_group_rows: int = ROW_GROUP_ROWS):
         self.directory = Path(directory)
         # evaluation versions are recognisable from their files: eval-<split>-NNNNN, never train-NNNNN
         self.stem = f"eval-{split}" if kind == "eval" else split
@@ -146,103 +188,159 @@ class ShardWriter:
         self.with_image = with_image
         self.rows_per_shard = rows_per_shard
         self.tokens_per_shard = tokens_per_shard
+        self.row_group_rows = row_group_rows
         self.pending: list[RowBatch] = []
         self.pending_rows = 0
-        self.pending_tokens = 0
         self.written: list[ShardFile] = []
+        self._open: _OpenShard | None = None
 
     def add(self, batch: RowBatch) -> None:
         if len(batch) == 0:
             return
         self.pending.append(batch)
         self.pending_rows += len(batch)
-        self.pending_tokens += int(batch.n_tokens.sum())
-        if self.pending_rows >= self.rows_per_shard or self.pending_tokens >= self.tokens_per_shard:
-            self._flush()
+        self._drain(final=False)
+
+    def shard_of(self, batch: RowBatch) -> np.ndarray:
+        """The index of the shard each row of ``batch`` will land in, were it added next."""
+        idx = len(self.written)
+        rows = (self._open.rows if self._open else 0) + self.pending_rows
+        tokens = (self._open.tokens if self._open else 0) + sum(int(b.n_tokens.sum()) for b in self.pending)
+        out = np.empty(len(batch), dtype=np.int64)
+        for i, n in enumerate(batch.n_tokens.tolist()):
+            if rows >= self.rows_per_shard or tokens >= self.tokens_per_shard:
+                idx, rows, tokens = idx + 1, 0, 0
+            out[i] = idx
+            rows, tokens = rows + 1, tokens + n
+        return out
 
     def close(self) -> list[ShardFile]:
-        if self.pending_rows:
-            self._flush()
+        self._drain(final=True)
         return self.written
 
-    def _flush(self) -> None:
-        batches, self.pending = self.pending, []
-        self.pending_rows = self.pending_tokens = 0
+    def _drain(self, final: bool) -> None:
+        """Write every complete row group (and close every full shard) pending; with ``final``
+        the rest too."""
+        while self.pending_rows:
+            shard = self._open or self._start()
+            rows = RowBatch.concat(self.pending)
+            end = shard.rows_until_full(rows.n_tokens, self.rows_per_shard, self.tokens_per_shard)
+            group = min(self.row_group_rows, end)
+            if group > len(rows):
+                if not final:  # wait for rows to fill the row group
+                    self.pending = [rows]
+                    return
+                group = len(rows)
+            shard.write(rows.slice(0, group), self)
+            rest = rows.slice(group, len(rows))
+            self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
+            if group == end:  # the shard is full
+                self._finish()
+        if final and self._open is not None:
+            self._finish()
+
+    def _start(self) -> "_OpenShard":
         idx = len(self.written)
-        stem = f"{self.stem}-{idx:05d}"
-        table = self._table(batches)
-        parquet = self.directory / f"{stem}.parquet"
-        with atomic_path(parquet) as tmp:
-            pq.write_table(table, tmp, row_group_size=16_384, compression="zstd", compression_level=1)
-        tokens, index = self._sidecars(batches)
-        tokens_path, index_path = sidecar_paths(parquet)
+        self._open = _OpenShard(self.directory / f"{self.stem}-{idx:05d}.parquet", idx)
+        return self._open
+
+    def _finish(self) -> None:
+        shard, self._open = self._open, None
+        self.written.append(shard.close(self))
+
+    def table(self, batch: RowBatch) -> pa.Table:
+        n = len(batch)
+        mask = batch._prompt_mask()
+        prompt_offsets = _offsets(batch.prompt_lens).astype(np.int32)
+        target_offsets = _offsets(batch.target_lens).astype(np.int32)
+        columns = {
+            "id": pa.array(batch.ids, pa.string()),
+            "source": pa.array([self.source] * n, pa.string()),
+            "split": pa.array([self.split] * n, pa.string()),
+            "tier": pa.array(batch.tiers.astype(np.int8), pa.int8()),
+            "prompt_ids": pa.ListArray.from_arrays(prompt_offsets, batch.tokens[mask].astype(np.int32, copy=False)),
+            "target_ids": pa.ListArray.from_arrays(target_offsets, batch.tokens[~mask].astype(np.int32, copy=False)),
+            "n_tokens": pa.array(batch.n_tokens.astype(np.int32), pa.int32()),
+            "prompt": pa.array(batch.prompts, pa.string()),
+            "target": pa.array(batch.targets, pa.string()),
+            "features": pa.array(batch.features, pa.string()),
+            "meta": pa.array(batch.metas, pa.string()),
+        }
+        if self.with_image:
+            columns["image"] = pa.array(batch.images, pa.binary())
+            columns["image_width"] = pa.array(batch.image_widths, pa.int32())
+            columns["image_height"] = pa.array(batch.image_heights, pa.int32())
+        return pa.Table.from_pydict(columns, schema=self.schema)
+
+
+class _OpenShard:
+    """A shard being written: its Parquet temp file takes one row group at a time."""
+
+    def __init__(self, parquet: Path, idx: int):
+        import os
+
+        self.parquet = parquet
+        self.idx = idx
+        self.tmp = parquet.with_name(f".{parquet.name}.tmp-{os.getpid()}")
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+        self.tokens = 0
+        self.pieces: list[np.ndarray] = []
+        self.prompt_lens: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.tiers: list[np.ndarray] = []
+
+    def rows_until_full(self, n_tokens: np.ndarray, max_rows: int, max_tokens: int) -> int:
+        """How many of the next rows this shard takes: up to ``max_rows`` in all, and up to the
+        row that brings it to ``max_tokens``."""
+        by_rows = max_rows - self.rows
+        reach = np.searchsorted(np.cumsum(n_tokens), max_tokens - self.tokens) + 1
+        return int(min(by_rows, reach))
+
+    def write(self, batch: RowBatch, owner: ShardWriter) -> None:
+        table = owner.table(batch)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, owner.schema, compression="zstd", compression_level=1,
+                                           use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS)
+        self.writer.write_table(table, row_group_size=len(batch))
+        self.rows += len(batch)
+        self.tokens += int(batch.n_tokens.sum())
+        self.pieces.append(batch.tokens.astype(owner.token_dtype))
+        self.prompt_lens.append(np.asarray(batch.prompt_lens, dtype=np.int64))
+        self.lengths.append(np.asarray(batch.n_tokens, dtype=np.int64))
+        self.tiers.append(np.asarray(batch.tiers))
+
+    def close(self, owner: ShardWriter) -> ShardFile:
+        from corpus.atomic import digest_file, fsync_dir, fsync_file
+
+        self.writer.close()
+        fsync_file(self.tmp)
+        import os
+
+        os.replace(self.tmp, self.parquet)
+        fsync_dir(self.parquet.parent)
+        lengths = np.concatenate(self.lengths)
+        tokens = np.concatenate(self.pieces) if self.pieces else np.zeros(0, owner.token_dtype)
+        index = np.stack([_offsets(lengths)[:-1], np.concatenate(self.prompt_lens), lengths], axis=1).astype(np.int64)
+        tokens_path, index_path = sidecar_paths(self.parquet)
         tokens_path.parent.mkdir(exist_ok=True)
         for path, array in ((tokens_path, tokens), (index_path, index)):
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, array, allow_pickle=False)
-        lengths = index[:, 2]
-        tiers = table.column("tier").to_numpy()
+        tiers = np.concatenate(self.tiers)
         shard = ShardFile(
-            split=self.split, idx=idx, parquet=parquet, tokens=tokens_path, index=index_path,
-            rows=table.num_rows, tokens_total=int(lengths.sum()),
-            min_len=int(lengths.min()), max_len=int(lengths.max()),
+            split=owner.split, idx=self.idx, parquet=self.parquet, tokens=tokens_path, index=index_path,
+            rows=self.rows, tokens_total=int(lengths.sum()), min_len=int(lengths.min()), max_len=int(lengths.max()),
         )
         for tier in np.unique(tiers):
             mask = tiers == tier
             shard.tier_counts[int(tier)] = (int(mask.sum()), int(lengths[mask].sum()))
-        for path in (parquet, tokens_path, index_path):  # keyed by the path inside the version directory
-            name = str(path.relative_to(self.directory))
-            shard.sha256[name] = sha256_file(path)
+        for path in (self.parquet, tokens_path, index_path):  # keyed by the path inside the version directory
+            name = str(path.relative_to(owner.directory))
+            shard.sha256[name], shard.xxh3[name] = digest_file(path)
             shard.bytes[name] = path.stat().st_size
-        self.written.append(shard)
-
-    def _table(self, batches: list[RowBatch]) -> pa.Table:
-        n = sum(len(b) for b in batches)
-        cat = lambda name: np.concatenate([getattr(b, name) for b in batches])  # noqa: E731
-        flat = lambda name: [x for b in batches for x in getattr(b, name)]  # noqa: E731
-        prompt_lens, target_lens = cat("prompt_lens"), cat("target_lens")
-        columns = {
-            "id": pa.array(flat("ids"), pa.string()),
-            "source": pa.array([self.source] * n, pa.string()),
-            "split": pa.array([self.split] * n, pa.string()),
-            "tier": pa.array(cat("tiers").astype(np.int8), pa.int8()),
-            "prompt_ids": pa.ListArray.from_arrays(_offsets(prompt_lens).astype(np.int32), cat("prompt_tokens").astype(np.int32)),
-            "target_ids": pa.ListArray.from_arrays(_offsets(target_lens).astype(np.int32), cat("target_tokens").astype(np.int32)),
-            "n_tokens": pa.array((prompt_lens + target_lens).astype(np.int32), pa.int32()),
-            "prompt": pa.array(flat("prompts"), pa.string()),
-            "target": pa.array(flat("targets"), pa.string()),
-            "features": pa.array(flat("features"), pa.string()),
-            "meta": pa.array(flat("metas"), pa.string()),
-        }
-        if self.with_image:
-            columns["image"] = pa.array(flat("images"), pa.binary())
-            columns["image_width"] = pa.array(flat("image_widths"), pa.int32())
-            columns["image_height"] = pa.array(flat("image_heights"), pa.int32())
-        return pa.Table.from_pydict(columns, schema=self.schema)
-
-    def _sidecars(self, batches: list[RowBatch]) -> tuple[np.ndarray, np.ndarray]:
-        pieces: list[np.ndarray] = []
-        prompt_lens = np.concatenate([b.prompt_lens for b in batches]).astype(np.int64)
-        n_tokens = np.concatenate([b.n_tokens for b in batches]).astype(np.int64)
-        for b in batches:
-            p_off, t_off = _offsets(b.prompt_lens), _offsets(b.target_lens)
-            # interleave prompt and target of each row: build per-row slices via a gather index
-            order = np.empty(int(b.n_tokens.sum()), dtype=np.int64)
-            both = np.concatenate([b.prompt_tokens, b.target_tokens])
-            row_start = _offsets(b.n_tokens)
-            n_prompt_total = len(b.prompt_tokens)
-            # positions of prompt tokens in the output and their source indices
-            rows_p = np.repeat(np.arange(len(b)), b.prompt_lens)
-            within_p = np.arange(len(b.prompt_tokens)) - p_off[rows_p]
-            order[row_start[rows_p] + within_p] = np.arange(len(b.prompt_tokens))
-            rows_t = np.repeat(np.arange(len(b)), b.target_lens)
-            within_t = np.arange(len(b.target_tokens)) - t_off[rows_t]
-            order[row_start[rows_t] + b.prompt_lens[rows_t] + within_t] = n_prompt_total + np.arange(len(b.target_tokens))
-            pieces.append(both[order])
-        tokens = np.concatenate(pieces).astype(self.token_dtype) if pieces else np.zeros(0, self.token_dtype)
-        index = np.stack([_offsets(n_tokens)[:-1], prompt_lens, n_tokens], axis=1).astype(np.int64)
-        return tokens, index
+        return shard
 
 
 def sidecar_paths(parquet_path: Path) -> tuple[Path, Path]:

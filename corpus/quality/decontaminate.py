@@ -136,6 +136,9 @@ def index_texts(n: int, versions: list[tuple[str, str]], items: list[tuple[str, 
     from corpus.quality.text import ngram_hashes
 
     owners_arr = np.asarray(owners, dtype=np.int64)
+    if not texts:  # nothing registered to check against: no need for the text kernels
+        empty = np.zeros(0, dtype=np.int64)
+        return EvalIndex(n, versions, np.zeros(0, dtype=np.uint64), empty, owners_arr, empty, items)
     rows, _, hashes, _ = ngram_hashes(texts, n)
     short = sum(1 for t in texts if t.strip()) - len(np.unique(rows))
     # distinct (hash, text) pairs, then how many distinct items each hash appears in
@@ -184,17 +187,21 @@ class Decontaminator:
         return {"policy": self.policy, "n": self.index.n, "against": sorted(v for v, _ in self.index.versions),
                 "min_overlap": self.min_overlap, "boilerplate_items": BOILERPLATE_ITEMS, "code": _code_hash()}
 
-    def apply(self, batch, split: str, shard_idx: int):
-        """``batch`` (a RowBatch) without its contaminated rows (policy drop) or unchanged (flag)."""
+    def apply(self, batch, split: str, shard_of):
+        """``batch`` (a RowBatch) without its contaminated rows (policy drop) or unchanged (flag).
+
+        ``shard_of`` is the shard index every row of the batch goes to (an int), or a function
+        giving the indexes of all its rows (a batch may straddle two shards)."""
         if len(self.index) == 0 or len(batch) == 0:
             return batch
         found = find_hits(self.index, [f"{p}\n{t}" for p, t in zip(batch.prompts, batch.targets)], self.min_overlap)
         if not found:
             return batch
         action = "dropped" if self.policy == "drop" else "flagged"
-        name = f"{split}-{shard_idx:05d}.parquet"
-        shard = f"{self.shard_dir}/{name}" if self.shard_dir else name
+        shards = shard_of(batch) if callable(shard_of) else np.full(len(batch), shard_of)
         for row, (benchmark, eval_version, item, ngram) in sorted(found.items()):
+            name = f"{split}-{int(shards[row]):05d}.parquet"
+            shard = f"{self.shard_dir}/{name}" if self.shard_dir else name
             self.hits.append(Hit(split, shard, batch.ids[row], benchmark, eval_version, item, ngram, action))
         if self.policy != "drop":
             return batch

@@ -73,7 +73,111 @@ def _ref_id(ref: str) -> str:
 
 
 def _text_articles(path: Path) -> Iterator[RawRecord]:
-    """Group text lines into articles (WikiText titles) or paragraphs; refs are ``file:line``."""
+    """Group text lines into articles (WikiText titles) or paragraphs; refs are ``file:line``.
+
+    A WikiText file that is valid UTF-8 throughout is cut at its title lines with one regex
+    scan per block (the same articles, ~10x faster than a line at a time); anything else (plain
+    paragraphs, invalid bytes, pathological lines) goes line by line, so a bad line becomes an
+    :class:`Unreadable` record with its line number.
+    """
+    if _clean_wikitext(path):
+        yield from _wikitext_articles(path)
+    else:
+        yield from _line_articles(path)
+
+
+BLOCK = 16 << 20
+NEXT_TITLE = re.compile(r"\n ?= (?!=)(.+?) = ?$", re.M)  # a line break, then a TITLE line (a literal
+# first character lets the regex engine skip ahead; ``^`` with re.M would try every position)
+NON_SPACE = re.compile(r"\S")
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    """The file in blocks of about ``BLOCK`` bytes, each ending at a line break (or the end)."""
+    from corpus.loading import _open_bytes
+
+    carry = b""
+    with _open_bytes(path) as f:
+        while chunk := f.read(BLOCK):
+            chunk = carry + chunk
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:
+                carry = chunk
+                continue
+            carry = chunk[cut:]
+            yield chunk[:cut]
+    if carry:
+        yield carry
+
+
+def _clean_wikitext(path: Path) -> bool:
+    """Valid UTF-8, no line over the record limit, and a title in the first 200 lines."""
+    from corpus.loading import MAX_RECORD_BYTES
+
+    since_break, first = 0, True
+    wikitext = False
+    for block in _blocks(path):
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        head = block.find(b"\n")
+        if head < 0:
+            since_break += len(block)
+        else:
+            if since_break + head + 1 > MAX_RECORD_BYTES:
+                return False
+            since_break = len(block) - block.rfind(b"\n") - 1
+        if since_break > MAX_RECORD_BYTES or (len(block) > MAX_RECORD_BYTES and _longest_line(block) > MAX_RECORD_BYTES):
+            return False
+        if first:
+            lines = text.split("\n", 200)[:200]
+            wikitext = any(TITLE.match(line) for line in lines)
+            first = False
+            if not wikitext:
+                return False
+    return wikitext
+
+
+def _longest_line(block: bytes) -> int:
+    return max(map(len, block.split(b"\n")))
+
+
+def _wikitext_articles(path: Path) -> Iterator[RawRecord]:
+    """Articles of a clean WikiText file: each title line up to the next one, as
+    :func:`_line_articles` cuts them (tests compare the two on WikiText-2)."""
+    pending, line, title, titled = "", 1, "", False  # the open segment, its first line, its title
+    for block in _blocks(path):
+        text = pending + block.decode("utf-8")
+        cur = 0
+        if not pending and line == 1 and (m := TITLE.match(text[:text.find("\n") % (len(text) + 1)])):
+            title, titled = m.group(1), True  # the file opens with a title
+        # blocks end at line breaks, so a title in this block starts after len(pending)
+        for m in NEXT_TITLE.finditer(text, max(0, len(pending) - 1)):
+            start = m.start() + 1  # the title line, after its line break
+            yield from _segment(path, text[cur:start], line, title, titled)
+            line += text.count("\n", cur, start)
+            cur, title, titled = start, m.group(1), True
+        pending = text[cur:]
+    yield from _segment(path, pending, line, title, titled)
+
+
+def _segment(path: Path, text: str, line: int, title: str, titled: bool) -> Iterator[RawRecord]:
+    """One article: a titled segment whole; the text before the first title from its first
+    non-blank line."""
+    if not titled:
+        first = NON_SPACE.search(text)
+        if first is None:
+            return
+        begin = text.rfind("\n", 0, first.start()) + 1
+        line += text.count("\n", 0, begin)
+        text = text[begin:]
+    if text.strip():
+        yield RawRecord(f"{path.name}:{line}", {"text": _trim(text), "title": title})
+
+
+def _line_articles(path: Path) -> Iterator[RawRecord]:
+    """Group text lines into articles (WikiText titles) or paragraphs, a line at a time."""
     from corpus.loading import iter_text_records
 
     lines = list(iter_text_records(path))
