@@ -282,15 +282,16 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
     setup.__enter__()
     root = data_root(args.data_dir)
     catalog = Catalog(root)
-    tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog), parse_specials(args.special_tokens)),
-                            root, catalog)
     source = args.source_cls(args)
     if args.role:
         source.role = args.role
     kind = "eval" if source.is_eval_split(args.split) else source.role
     from corpus.quality.decontaminate import prepare
 
-    decontam = prepare(args, catalog, root, kind)
+    with catalog.session():  # one connection for these lookups, released before any long work
+        tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog),
+                                               parse_specials(args.special_tokens)), root, catalog)
+        decontam = prepare(args, catalog, root, kind)
     files = expand_paths(args.inputs) if args.inputs is not None else None  # never falls back to the hub
     hub = revision = None
     if files is None and getattr(source, "reads_hub", True):
@@ -394,9 +395,18 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         shutil.rmtree(staging, ignore_errors=True)
 
     seconds = time.perf_counter() - clock.started
+    with catalog.session():
+        return _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam, vid,
+                                     final_dir, shard_files, stats, rejected, q_path if rejected else None, unchecked,
+                                     seconds, clock)
+
+
+def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam, vid, final_dir,
+                          shard_files, stats, rejected, q_path, unchecked, seconds, clock) -> BuildOutcome:
+    """Register the complete version, then validate it: published or failed."""
     with clock.phase("register"):
         _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
-                  rejected, q_path if rejected else None, seconds)
+                  rejected, q_path, seconds)
         if decontam:
             decontam.record(catalog, vid)
     from corpus.publish import publish

@@ -15,6 +15,7 @@ import contextlib
 import os
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -169,10 +170,29 @@ class Catalog:
         self.path = catalog_path(self.root)
         self.timeout = _timeout() if timeout is None else timeout
         self._migrated = False
+        self._session: tuple[int, duckdb.DuckDBPyConnection] | None = None  # (thread id, connection)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator["Catalog"]:
+        """One connection for a short run of operations (opening one costs ~20 ms): every
+        :meth:`connect` of this thread inside reuses it. Hold it for bursts of catalog work,
+        never across a long computation: it holds the file's write lock."""
+        if self._session is not None:
+            yield self
+            return
+        with self.connect() as con:
+            self._session = (threading.get_ident(), con)
+            try:
+                yield self
+            finally:
+                self._session = None
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection, retried while another process holds the file lock."""
+        if self._session is not None and self._session[0] == threading.get_ident():
+            yield self._session[1]
+            return
         if read_only and not self.path.exists():
             raise UserError(f"no catalog at {self.path}: build something first (python -m corpus.build ...)")
         self.root.mkdir(parents=True, exist_ok=True)

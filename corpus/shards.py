@@ -249,28 +249,28 @@ class ShardWriter:
         self.written.append(shard.close(self))
 
     def table(self, batch: RowBatch) -> pa.Table:
+        """The Parquet rows of ``batch`` (arrays built from buffers: corpus.arrow)."""
+        from corpus import arrow
+
         n = len(batch)
         mask = batch._prompt_mask()
-        prompt_offsets = _offsets(batch.prompt_lens).astype(np.int32)
-        target_offsets = _offsets(batch.target_lens).astype(np.int32)
-        columns = {
-            "id": pa.array(batch.ids, pa.string()),
-            "source": pa.array([self.source] * n, pa.string()),
-            "split": pa.array([self.split] * n, pa.string()),
-            "tier": pa.array(batch.tiers.astype(np.int8), pa.int8()),
-            "prompt_ids": pa.ListArray.from_arrays(prompt_offsets, batch.tokens[mask].astype(np.int32, copy=False)),
-            "target_ids": pa.ListArray.from_arrays(target_offsets, batch.tokens[~mask].astype(np.int32, copy=False)),
-            "n_tokens": pa.array(batch.n_tokens.astype(np.int32), pa.int32()),
-            "prompt": pa.array(batch.prompts, pa.string()),
-            "target": pa.array(batch.targets, pa.string()),
-            "features": pa.array(batch.features, pa.string()),
-            "meta": pa.array(batch.metas, pa.string()),
-        }
+        columns = [
+            arrow.strings(batch.ids),
+            arrow.repeated(self.source, n),
+            arrow.repeated(self.split, n),
+            arrow.numbers(batch.tiers.astype(np.int8)),
+            arrow.lists(_offsets(batch.prompt_lens), batch.tokens[mask].astype(np.int32, copy=False)),
+            arrow.lists(_offsets(batch.target_lens), batch.tokens[~mask].astype(np.int32, copy=False)),
+            arrow.numbers(batch.n_tokens.astype(np.int32)),
+            arrow.strings(batch.prompts),
+            arrow.strings(batch.targets),
+            arrow.strings(batch.features),
+            arrow.strings(batch.metas),
+        ]
         if self.with_image:
-            columns["image"] = pa.array(batch.images, pa.binary())
-            columns["image_width"] = pa.array(batch.image_widths, pa.int32())
-            columns["image_height"] = pa.array(batch.image_heights, pa.int32())
-        return pa.Table.from_pydict(columns, schema=self.schema)
+            columns += [pa.array(batch.images, pa.binary()), pa.array(batch.image_widths, pa.int32()),
+                        pa.array(batch.image_heights, pa.int32())]
+        return pa.Table.from_arrays(columns, schema=self.schema)
 
 
 class _OpenShard:
