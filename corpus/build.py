@@ -180,12 +180,28 @@ def _prepare(batch):
 
 
 def _finish(prepared):
-    """Turn a prepared batch into rows per split (windows, tiers, split); examples stay whole."""
+    """Turn a prepared batch into rows per split (windows, tiers, split; examples stay whole),
+    each with its Parquet table and row facts: all the per-row work happens where the batch was
+    encoded, in a worker process with ``--workers``."""
+    from corpus.quality.facts import table_facts
     from corpus.rows import tokenize_examples
+    from corpus.shards import Rows, rows_table
 
     items, rejected, n_records, counters, encoded = prepared
     source, tok, opts = _WORKER["source"], _WORKER["tok"], _WORKER["opts"]
-    return tokenize_examples(items, tok, opts, source.tier, encoded), rejected, n_records, counters
+    clock = _WORKER.get("clock")
+    t0 = time.perf_counter()
+    by_split = tokenize_examples(items, tok, opts, source.tier, encoded)
+    t1 = time.perf_counter()
+    with_image = bool(getattr(source, "has_images", False))
+    out = {}
+    for split, batch in by_split.items():
+        table = rows_table(batch, opts.source, split, with_image)
+        out[split] = Rows(batch, table, table_facts(table, with_image))
+    if clock is not None:
+        clock.add("rows", t1 - t0)
+        clock.add("facts", time.perf_counter() - t1)
+    return out, rejected, n_records, counters
 
 
 def _process(batch):
@@ -412,7 +428,9 @@ def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, c
     from corpus.publish import publish
 
     with clock.phase("validate"):
-        status, failures = publish(catalog, root, vid)
+        # the facts taken on the rows as they were written (each file was read back and compared)
+        known = {str((final_dir / s.parquet.name).relative_to(root)): s.facts for s in shard_files if s.facts}
+        status, failures = publish(catalog, root, vid, facts=known)
     with clock.phase("summary"):
         _print_summary(args, source, vid, stats, rejected, status, failures, time.perf_counter() - clock.started,
                        clock)
@@ -466,11 +484,7 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
         # the next batches are encoded in a thread while this one becomes rows and is written
         pool = None
 
-        def finish(prepared):
-            with clock.phase("rows"):
-                return _finish(prepared)
-
-        results = map(finish, _prefetch(_prepare, batches, clock=clock))
+        results = map(_finish, _prefetch(_prepare, batches, clock=clock))
     progress = _progress(args)
     try:
         with progress:
@@ -488,9 +502,10 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
                             batch = decontam.apply(batch, split, writers[split].shard_of)
                     with clock.phase("write"):
                         writers[split].add(batch)
+                    n_tokens = batch.batch.n_tokens
                     stats.rows[split] += len(batch)
-                    stats.lengths.setdefault(split, []).append(np.asarray(batch.n_tokens))
-                    stats.tokens[split] += int(batch.n_tokens.sum())
+                    stats.lengths.setdefault(split, []).append(np.asarray(n_tokens))
+                    stats.tokens[split] += int(n_tokens.sum())
                 progress.update(task, advance=n_records,
                                 description=f"building {args.source}: {sum(stats.tokens.values()):,} tokens")
     finally:

@@ -17,11 +17,14 @@ from corpus.catalog import Catalog
 from corpus.errors import UserError
 
 
-def publish(catalog: Catalog, root: Path, version_id: str) -> tuple[str, list[str]]:
-    """Validate ``version_id`` and set its status; returns (status, failure descriptions)."""
+def publish(catalog: Catalog, root: Path, version_id: str, facts: dict | None = None) -> tuple[str, list[str]]:
+    """Validate ``version_id`` and set its status; returns (status, failure descriptions).
+
+    ``facts``: shard path → facts a build took on the rows it wrote (read back and compared),
+    so they are not computed from the files a second time."""
     from corpus.quality.validate import validate_version
 
-    outcome = validate_version(catalog, Path(root), version_id)
+    outcome = validate_version(catalog, Path(root), version_id, facts=facts)
     status = "published" if outcome.success else "failed"
     with catalog.connect() as con:
         con.execute("UPDATE versions SET status = ? WHERE id = ?", [status, version_id])

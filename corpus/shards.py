@@ -134,6 +134,75 @@ class RowBatch:
         )
 
 
+@dataclass
+class Rows:
+    """Rows on their way to a shard: the batch, its Parquet table and its row facts
+    (:func:`corpus.quality.facts.table_facts`), computed once where the rows are made (a worker
+    process with ``--workers``) and cut together."""
+
+    batch: RowBatch
+    table: pa.Table | None = None
+    facts: dict[str, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    ids = property(lambda self: self.batch.ids)
+    prompts = property(lambda self: self.batch.prompts)
+    targets = property(lambda self: self.batch.targets)
+    n_tokens = property(lambda self: self.batch.n_tokens)
+
+    def slice(self, lo: int, hi: int) -> "Rows":
+        return Rows(self.batch.slice(lo, hi), None if self.table is None else self.table.slice(lo, hi - lo),
+                    None if self.facts is None else {k: v[lo:hi] for k, v in self.facts.items()})
+
+    def take(self, index: np.ndarray) -> "Rows":
+        index = np.asarray(index, dtype=np.int64)
+        return Rows(self.batch.take(index), None if self.table is None else self.table.take(index),
+                    None if self.facts is None else {k: v[index] for k, v in self.facts.items()})
+
+    @staticmethod
+    def concat(parts: list["Rows"]) -> "Rows":
+        if len(parts) == 1:
+            return parts[0]
+        tables = [r.table for r in parts]
+        facts = [r.facts for r in parts]
+        return Rows(RowBatch.concat([r.batch for r in parts]),
+                    pa.concat_tables(tables) if all(t is not None for t in tables) else None,
+                    {k: np.concatenate([f[k] for f in facts]) for k in facts[0]}
+                    if all(f is not None for f in facts) else None)
+
+
+def rows_table(batch: RowBatch, source: str, split: str, with_image: bool) -> pa.Table:
+    """The Parquet rows of ``batch`` (arrays built from buffers: corpus.arrow)."""
+    from corpus import arrow
+
+    n = len(batch)
+    mask = batch._prompt_mask()
+    columns = [
+        arrow.strings(batch.ids),
+        arrow.repeated(source, n),
+        arrow.repeated(split, n),
+        arrow.numbers(batch.tiers.astype(np.int8)),
+        arrow.lists(_offsets(batch.prompt_lens), batch.tokens[mask].astype(np.int32, copy=False)),
+        arrow.lists(_offsets(batch.target_lens), batch.tokens[~mask].astype(np.int32, copy=False)),
+        arrow.numbers(batch.n_tokens.astype(np.int32)),
+        arrow.strings(batch.prompts),
+        arrow.strings(batch.targets),
+        arrow.strings(batch.features),
+        arrow.strings(batch.metas),
+    ]
+    if with_image:
+        columns += [pa.array(batch.images, pa.binary()), pa.array(batch.image_widths, pa.int32()),
+                    pa.array(batch.image_heights, pa.int32())]
+    return pa.Table.from_arrays(columns, schema=shard_schema(with_image))
+
+
+def _rows_to_reach(n_tokens: np.ndarray, tokens: int) -> int:
+    """How many leading rows it takes for their tokens to reach ``tokens`` (all + 1 if they never do)."""
+    return int(np.searchsorted(np.cumsum(n_tokens), tokens)) + 1
+
+
 def _offsets(lengths: np.ndarray) -> np.ndarray:
     out = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])
@@ -157,9 +226,11 @@ class ShardFile:
     xxh3: dict[str, str] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     tier_counts: dict[int, tuple[int, int]] = field(default_factory=dict)
+    facts: object = None  # corpus.quality.facts.ShardFacts when the build took them on the rows
 
 
 ROW_GROUP_ROWS = 16_384
+ROW_GROUP_TOKENS = 2 * 1024 * 1024  # ~10 MB of text and ids: small enough to stream out while encoding
 # low-cardinality columns: dictionary pages pay off; text and token ids only cost time to try
 DICTIONARY_COLUMNS = ["source", "split", "tier"]
 STATISTICS_COLUMNS = ["id", "source", "split", "tier", "n_tokens"]
@@ -177,7 +248,8 @@ class ShardWriter:
 
     def __init__(self, directory: Path, source: str, split: str, token_dtype: str, with_image: bool = False,
                  rows_per_shard: int = ROWS_PER_SHARD, tokens_per_shard: int = TOKENS_PER_SHARD,
-                 kind: str = "train", row_group_rows: int = ROW_GROUP_ROWS):
+                 kind: str = "train", row_group_rows: int = ROW_GROUP_ROWS,
+                 row_group_tokens: int = ROW_GROUP_TOKENS):
         self.directory = Path(directory)
         # evaluation versions are recognisable from their files: eval-<split>-NNNNN, never train-NNNNN
         self.stem = f"eval-{split}" if kind == "eval" else split
@@ -189,23 +261,27 @@ class ShardWriter:
         self.rows_per_shard = rows_per_shard
         self.tokens_per_shard = tokens_per_shard
         self.row_group_rows = row_group_rows
-        self.pending: list[RowBatch] = []
+        self.row_group_tokens = row_group_tokens
+        self.pending: list[Rows] = []
         self.pending_rows = 0
         self.written: list[ShardFile] = []
         self._open: _OpenShard | None = None
 
-    def add(self, batch: RowBatch) -> None:
-        if len(batch) == 0:
+    def add(self, batch: "RowBatch | Rows") -> None:
+        """Queue rows (a RowBatch, or Rows with their table and facts) and write what is complete."""
+        rows = batch if isinstance(batch, Rows) else Rows(batch)
+        if len(rows) == 0:
             return
-        self.pending.append(batch)
-        self.pending_rows += len(batch)
+        self.pending.append(rows)
+        self.pending_rows += len(rows)
         self._drain(final=False)
 
     def shard_of(self, batch: RowBatch) -> np.ndarray:
         """The index of the shard each row of ``batch`` will land in, were it added next."""
+        batch = batch.batch if isinstance(batch, Rows) else batch
         idx = len(self.written)
         rows = (self._open.rows if self._open else 0) + self.pending_rows
-        tokens = (self._open.tokens if self._open else 0) + sum(int(b.n_tokens.sum()) for b in self.pending)
+        tokens = (self._open.tokens if self._open else 0) + sum(int(r.batch.n_tokens.sum()) for r in self.pending)
         out = np.empty(len(batch), dtype=np.int64)
         for i, n in enumerate(batch.n_tokens.tolist()):
             if rows >= self.rows_per_shard or tokens >= self.tokens_per_shard:
@@ -223,9 +299,11 @@ class ShardWriter:
         the rest too."""
         while self.pending_rows:
             shard = self._open or self._start()
-            rows = RowBatch.concat(self.pending)
-            end = shard.rows_until_full(rows.n_tokens, self.rows_per_shard, self.tokens_per_shard)
-            group = min(self.row_group_rows, end)
+            rows = Rows.concat(self.pending)
+            n_tokens = rows.batch.n_tokens
+            end = shard.rows_until_full(n_tokens, self.rows_per_shard, self.tokens_per_shard)
+            # a row group ends at row_group_rows rows or at the row that reaches row_group_tokens
+            group = min(self.row_group_rows, end, _rows_to_reach(n_tokens, self.row_group_tokens))
             if group > len(rows):
                 if not final:  # wait for rows to fill the row group
                     self.pending = [rows]
@@ -249,28 +327,7 @@ class ShardWriter:
         self.written.append(shard.close(self))
 
     def table(self, batch: RowBatch) -> pa.Table:
-        """The Parquet rows of ``batch`` (arrays built from buffers: corpus.arrow)."""
-        from corpus import arrow
-
-        n = len(batch)
-        mask = batch._prompt_mask()
-        columns = [
-            arrow.strings(batch.ids),
-            arrow.repeated(self.source, n),
-            arrow.repeated(self.split, n),
-            arrow.numbers(batch.tiers.astype(np.int8)),
-            arrow.lists(_offsets(batch.prompt_lens), batch.tokens[mask].astype(np.int32, copy=False)),
-            arrow.lists(_offsets(batch.target_lens), batch.tokens[~mask].astype(np.int32, copy=False)),
-            arrow.numbers(batch.n_tokens.astype(np.int32)),
-            arrow.strings(batch.prompts),
-            arrow.strings(batch.targets),
-            arrow.strings(batch.features),
-            arrow.strings(batch.metas),
-        ]
-        if self.with_image:
-            columns += [pa.array(batch.images, pa.binary()), pa.array(batch.image_widths, pa.int32()),
-                        pa.array(batch.image_heights, pa.int32())]
-        return pa.Table.from_arrays(columns, schema=self.schema)
+        return rows_table(batch, self.source, self.split, self.with_image)
 
 
 class _OpenShard:
@@ -289,16 +346,19 @@ class _OpenShard:
         self.prompt_lens: list[np.ndarray] = []
         self.lengths: list[np.ndarray] = []
         self.tiers: list[np.ndarray] = []
+        self.tables: list[pa.Table] = []  # what was written, to prove the file reads back as it
+        self.facts: list[dict | None] = []
 
     def rows_until_full(self, n_tokens: np.ndarray, max_rows: int, max_tokens: int) -> int:
         """How many of the next rows this shard takes: up to ``max_rows`` in all, and up to the
         row that brings it to ``max_tokens``."""
-        by_rows = max_rows - self.rows
-        reach = np.searchsorted(np.cumsum(n_tokens), max_tokens - self.tokens) + 1
-        return int(min(by_rows, reach))
+        return int(min(max_rows - self.rows, _rows_to_reach(n_tokens, max_tokens - self.tokens)))
 
-    def write(self, batch: RowBatch, owner: ShardWriter) -> None:
-        table = owner.table(batch)
+    def write(self, rows: Rows, owner: ShardWriter) -> None:
+        batch = rows.batch
+        table = rows.table if rows.table is not None else owner.table(batch)
+        self.tables.append(table)
+        self.facts.append(rows.facts)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, owner.schema, compression="zstd", compression_level=1,
                                            use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS)
@@ -314,6 +374,8 @@ class _OpenShard:
         from corpus.atomic import digest_file, fsync_dir, fsync_file
 
         self.writer.close()
+        if all(f is not None for f in self.facts):  # facts were taken on the rows: check the file holds them
+            _check_reads_back(self.tmp, self.parquet.name, self.tables)
         fsync_file(self.tmp)
         import os
 
@@ -340,7 +402,23 @@ class _OpenShard:
             name = str(path.relative_to(owner.directory))
             shard.sha256[name], shard.xxh3[name] = digest_file(path)
             shard.bytes[name] = path.stat().st_size
+        if all(f is not None for f in self.facts):
+            from corpus.quality.facts import written_facts
+
+            shard.facts = written_facts(self.parquet, {k: np.concatenate([f[k] for f in self.facts])
+                                                       for k in self.facts[0]}, owner.with_image)
+        self.tables = []
         return shard
+
+
+def _check_reads_back(path: Path, name: str, written: list[pa.Table]) -> None:
+    """Read the Parquet file back and compare it with the rows written: the build validated
+    those rows, so the file must hold exactly them."""
+    with pq.ParquetFile(path) as f:
+        back = f.read()
+    if not back.equals(pa.concat_tables(written)):
+        raise OSError(f"{name}: the Parquet file does not read back as the rows written (disk or library fault); "
+                      "nothing registered")
 
 
 def sidecar_paths(parquet_path: Path) -> tuple[Path, Path]:

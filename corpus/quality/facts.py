@@ -72,6 +72,29 @@ def shard_facts(parquet: Path) -> ShardFacts:
         raise FactsError(f"unreadable Parquet: {str(exc).splitlines()[0][:200]}") from None
     n = table.num_rows
     frame = {"row": np.arange(n, dtype=np.int64)}
+    frame.update(table_facts(table, with_image))
+    frame.update(_sidecar_facts(parquet, n))
+    return ShardFacts(pd.DataFrame(frame), schema, with_image)
+
+
+def written_facts(parquet: Path, rows: dict[str, np.ndarray], with_image: bool) -> ShardFacts:
+    """The facts of a shard the build has just written, from the row facts it took on the rows
+    (:func:`table_facts`, proven to be the file's by reading it back) plus what only the files
+    say: the Parquet schema and the sidecars."""
+    import pandas as pd
+
+    n = len(next(iter(rows.values()))) if rows else 0
+    frame = {"row": np.arange(n, dtype=np.int64)}
+    frame.update(rows)
+    frame.update(_sidecar_facts(parquet, n))
+    return ShardFacts(pd.DataFrame(frame), schema_frame(parquet), with_image)
+
+
+def table_facts(table, with_image: bool) -> dict[str, np.ndarray]:
+    """The row facts of Parquet rows (a pyarrow Table), all but the row number and the sidecar
+    facts: a build computes them on the rows it writes, batch by batch, and proves the file reads
+    back as exactly those rows (corpus.shards)."""
+    frame = {}
     for name in ("id", "source", "split"):
         frame[name] = _strings(table, name)
     frame["tier"] = _ints(table, "tier")
@@ -84,11 +107,10 @@ def shard_facts(parquet: Path) -> ShardFacts:
     frame["min_token"] = np.fmin(p_min, t_min)
     frame["max_token"] = np.fmax(p_max, t_max)
     frame["token_sum"] = p_sum + t_sum
-    frame.update(_sidecar_facts(parquet, n))
     frame.update(_text_facts(table, with_image))
     if with_image:
         frame.update(_image_facts(table))
-    return ShardFacts(pd.DataFrame(frame), schema, with_image)
+    return frame
 
 
 def _strings(table, name: str) -> np.ndarray:

@@ -38,8 +38,12 @@ class VersionOutcome:
                 for f in r.failures if f.get("severity", "critical") == severity]
 
 
-def validate_version(catalog, root: Path, version_id: str, write: bool = True) -> VersionOutcome:
-    """Run every suite of ``version_id``; with ``write`` record results, hashes and duplicates."""
+def validate_version(catalog, root: Path, version_id: str, write: bool = True,
+                     facts: dict | None = None) -> VersionOutcome:
+    """Run every suite of ``version_id``; with ``write`` record results, hashes and duplicates.
+
+    ``facts`` maps shard paths to facts already taken (a build's, on the rows it wrote); every
+    other shard's facts are computed from its files."""
     import pandas as pd
 
     from corpus.paths import safe_name
@@ -68,6 +72,7 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True) -
     limits = Limits(source=v["source"], vocab_size=int(vocab[0][0]), max_seq_len=int(v["max_seq_len"]),
                     max_tier=max_tier(v["source"], v["tier_rule"]), rows=int(v["rows"] or 0),
                     max_dup_rate=dup_rate, dup_severity=dup_severity)
+    known = facts or {}
     outcome = VersionOutcome(version_id, v["source"], v["kind"] or "train")
     runner = Runner()
     rows_suite = f"{kind}.rows"
@@ -76,7 +81,7 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True) -
         rel = shard["path"]
         asset = f"{v['source']}/{version_id}/{Path(rel).stem}"
         try:
-            facts = shard_facts(root / rel)
+            facts = known[rel] if rel in known else shard_facts(root / rel)
         except (FactsError, OSError) as exc:
             outcome.results.append((rel, error_result(rows_suite, f"{rel}: {exc}"), None))
             continue

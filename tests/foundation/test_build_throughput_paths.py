@@ -66,7 +66,7 @@ def _batch(n_rows: int, seed: int) -> RowBatch:
 
 
 def _write(directory, batches, **limits):
-    writer = ShardWriter(directory, "s", "train", "uint16", row_group_rows=50, **limits)
+    writer = ShardWriter(directory, "s", "train", "uint16", row_group_rows=50, row_group_tokens=10**9, **limits)
     for b in batches:
         writer.add(b)
     return writer.close()
@@ -120,7 +120,8 @@ def test_wiki_build_bytes_do_not_depend_on_batch_size(tmp_path, tokenizer_path):
 
 
 def test_shard_of_names_the_shard_each_row_lands_in(tmp_path):
-    writer = ShardWriter(tmp_path, "s", "train", "uint16", row_group_rows=50, rows_per_shard=120, tokens_per_shard=900)
+    writer = ShardWriter(tmp_path, "s", "train", "uint16", row_group_rows=50, row_group_tokens=300,
+                         rows_per_shard=120, tokens_per_shard=900)
     predicted = {}
     for seed, n in enumerate((37, 1, 130, 64, 90)):
         batch = _batch(n, seed)
@@ -128,3 +129,55 @@ def test_shard_of_names_the_shard_each_row_lands_in(tmp_path):
         writer.add(batch)
     landed = {row_id: s.idx for s in writer.close() for row_id in pq.read_table(s.parquet, columns=["id"])["id"].to_pylist()}
     assert landed == predicted and len(set(landed.values())) >= 3
+
+
+def test_row_groups_end_at_the_token_bound(tmp_path):
+    batch = _batch(300, 5)
+    writer = ShardWriter(tmp_path, "s", "train", "uint16", row_group_rows=1000, row_group_tokens=200)
+    writer.add(batch)
+    (shard,) = writer.close()
+    meta = pq.ParquetFile(shard.parquet).metadata
+    groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    assert sum(groups) == 300 and len(groups) > 5
+    n = batch.n_tokens
+    start = 0
+    for g in groups[:-1]:  # each group: the fewest rows whose tokens reach 200
+        assert n[start:start + g].sum() >= 200 > n[start:start + g - 1].sum()
+        start += g
+
+
+@pytest.mark.parametrize("source,make", [
+    ("wiki", lambda: ["--from", str(shared("wikitext2", "valid.txt")), "--max-seq-len", "256", "--batch-size", "5"]),
+    ("gsm8k", lambda: ["--from", str(shared("gsm8k", "train_sample.jsonl")), "--batch-size", "64"]),
+    ("science_qa", lambda: ["--from", str(shared("scienceqa")), "--split", "all", "--batch-size", "16"]),
+])
+def test_facts_taken_while_writing_equal_the_files_facts(tmp_path, tokenizer_path, source, make, monkeypatch):
+    """The build validates the facts it took on the rows it wrote; they must be exactly the facts
+    computed afresh from the files (what corpus.quality check does)."""
+    import corpus.publish as publish_module
+    from corpus.catalog import Catalog
+    from corpus.quality.facts import shard_facts
+
+    seen = {}
+    real = publish_module.publish
+
+    def spy(catalog, root, vid, facts=None):
+        seen.update(facts or {})
+        return real(catalog, root, vid, facts=facts)
+
+    monkeypatch.setattr(publish_module, "publish", spy)
+    assert build_main([source, *make(), "--tokenizer", str(tokenizer_path), "--data-dir", str(tmp_path), "--quiet",
+                       "--allow-eval-data"]) == 0
+    shards = Catalog(tmp_path).query("SELECT path FROM shards")
+    assert {p for (p,) in shards} == set(seen) and len(seen) >= 1
+    for rel, taken in seen.items():
+        fresh = shard_facts(tmp_path / rel)
+        assert list(sorted(taken.rows.columns)) == list(sorted(fresh.rows.columns))
+        for column in fresh.rows.columns:
+            a, b = np.asarray(taken.rows[column]), np.asarray(fresh.rows[column])
+            assert a.dtype == b.dtype, column
+            if a.dtype.kind == "f":
+                np.testing.assert_array_equal(a, b, err_msg=column)
+            else:
+                assert a.tolist() == b.tolist(), column
+        assert taken.schema.equals(fresh.schema) and taken.with_image == fresh.with_image
