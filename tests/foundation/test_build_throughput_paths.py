@@ -108,15 +108,16 @@ def test_sidecars_hold_the_parquet_tokens(tmp_path):
             assert prompt_len == len(row["prompt_ids"]) and n == row["n_tokens"]
 
 
-def test_wiki_build_bytes_do_not_depend_on_batch_size(tmp_path, tokenizer_path):
+def test_wiki_build_bytes_do_not_depend_on_batch_size_or_workers(tmp_path, tokenizer_path):
     src = shared("wikitext2", "valid.txt")
     outputs = []
-    for batch in ("7", "8192"):
-        root = tmp_path / batch
+    for batch, workers in (("7", "1"), ("8192", "1"), ("5", "2")):
+        root = tmp_path / f"{batch}-{workers}"
         assert build_main(["wiki", "--from", str(src), "--tokenizer", str(tokenizer_path), "--data-dir", str(root),
-                           "--max-seq-len", "256", "--batch-size", batch, "--quiet"]) == 0
+                           "--max-seq-len", "256", "--batch-size", batch, "--workers", workers, "--threads", "1",
+                           "--quiet"]) == 0
         outputs.append(_digests(root / "shards"))
-    assert outputs[0] == outputs[1] and len(outputs[0]) >= 6
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) >= 6
 
 
 def test_shard_of_names_the_shard_each_row_lands_in(tmp_path):
