@@ -17,8 +17,11 @@ from typing import Any
 
 
 def record(catalog, version_id: str, source: str, kind: str, frame) -> dict[str, int]:
-    """Store the version's row hashes and its duplicates; returns ``{"within": n, "across": n}``."""
-    hashes = frame[["split", "shard", "id", "text_hash"]]
+    """Store the version's row hashes and its duplicates; returns ``{"within": n, "across": n}``.
+
+    ``frame``: the version frame (:class:`~corpus.quality.frame.Frame`: split, shard, id, text_hash per row).
+    """
+    hashes = frame.to_polars(["split", "shard", "id", "text_hash"])
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:

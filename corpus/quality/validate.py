@@ -2,8 +2,9 @@
 
 For each shard: ``shard.schema`` and ``<kind>.rows`` (facts frame); then ``version.rows`` over
 all shards. Results go to the catalog ``validations`` table (one row per shard and suite, with
-the failing expectations) and, as GX JSON, to ``<root>/reports/validations/<source>/<version>/``
-for the Data Docs. Row hashes and duplicates are recorded by :mod:`corpus.quality.dedup`.
+the failing expectations) and, as GX JSON, to
+``<root>/reports/validations/<source>/<version>/`` for the Data Docs. Row hashes and duplicates
+are recorded by :mod:`corpus.quality.dedup`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from corpus.errors import UserError
+
+VERSION_COLUMNS = ["id", "split", "text_hash", "shard", "shard_split"]
 
 
 @dataclass
@@ -44,10 +49,9 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True,
 
     ``facts`` maps shard paths to facts already taken (a build's, on the rows it wrote); every
     other shard's facts are computed from its files."""
-    import pandas as pd
-
     from corpus.paths import safe_name
     from corpus.quality.facts import FactsError, schema_frame, shard_facts
+    from corpus.quality.frame import Frame
     from corpus.quality.gx import Runner, error_result
     from corpus.quality.suites import (Limits, max_dup_rate, max_tier, rows_expectations, schema_expectations,
                                        suite_kind, version_expectations)
@@ -74,7 +78,7 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True,
                     max_dup_rate=dup_rate, dup_severity=dup_severity)
     known = facts or {}
     outcome = VersionOutcome(version_id, v["source"], v["kind"] or "train")
-    runner = Runner()
+    suites = Runner()
     rows_suite = f"{kind}.rows"
     parts = []
     for shard in shards:
@@ -85,21 +89,21 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True,
         except (FactsError, OSError) as exc:
             outcome.results.append((rel, error_result(rows_suite, f"{rel}: {exc}"), None))
             continue
-        outcome.results.append((rel, runner.run("shard.schema", schema_expectations(kind == "image"), facts.schema,
+        outcome.results.append((rel, suites.run("shard.schema", schema_expectations(kind == "image"), facts.schema,
                                                 asset, index_column="column"), None))
-        outcome.results.append((rel, runner.run(rows_suite, rows_expectations(kind, limits), facts.rows, asset), None))
-        part = facts.rows[["id", "split", "text_hash"]].copy()
-        part["shard"] = rel
-        part["shard_split"] = shard["split"]
+        outcome.results.append((rel, suites.run(rows_suite, rows_expectations(kind, limits), facts.rows, asset), None))
+        n = len(facts.rows)
+        part = facts.rows.select(["id", "split", "text_hash"])
+        part["shard"] = np.full(n, rel, dtype=object)
+        part["shard_split"] = np.full(n, shard["split"], dtype=object)
         parts.append(part)
     version_dir = str(Path(shards[0]["path"]).parent) if shards else f"shards/{safe_name(v['source'])}/{version_id}"
     if not shards:
         outcome.results.append((version_dir, error_result("version.rows", "the version has no shards"), None))
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {"id": [], "split": [], "text_hash": [], "shard": [], "shard_split": []})
-    frame["in_both_splits"] = frame["id"].map(frame.groupby("id")["split"].nunique()) > 1
+    frame = Frame.concat(parts, VERSION_COLUMNS)
+    frame["in_both_splits"] = in_both_splits(frame["id"], frame["split"])
     if shards:
-        outcome.results.append((version_dir, runner.run("version.rows", version_expectations(limits), frame,
+        outcome.results.append((version_dir, suites.run("version.rows", version_expectations(limits), frame,
                                                         f"{v['source']}/{version_id}"), None))
     if write:
         outcome.results = _write_reports(root, v["source"], version_id, outcome.results)
@@ -110,6 +114,20 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True,
             outcome.duplicates = record(catalog, version_id, v["source"], outcome.kind, frame)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def in_both_splits(ids: np.ndarray, splits: np.ndarray) -> np.ndarray:
+    """Per row: does its id occur under more than one split? (missing ids and splits do not count)."""
+    from corpus.quality.frame import factorize
+
+    id_codes, n_ids = factorize(ids)
+    split_codes, n_splits = factorize(splits)
+    valid = (id_codes >= 0) & (split_codes >= 0)
+    if not valid.any():
+        return np.zeros(len(ids), dtype=bool)
+    pairs = np.unique(id_codes[valid] * n_splits + split_codes[valid])
+    splits_per_id = np.bincount(pairs // n_splits, minlength=n_ids)
+    return (id_codes >= 0) & (splits_per_id[np.maximum(id_codes, 0)] > 1)
 
 
 def _write_reports(root: Path, source: str, version_id: str, results: list) -> list:
