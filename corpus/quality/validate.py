@@ -2,9 +2,13 @@
 
 For each shard: ``shard.schema`` and ``<kind>.rows`` (facts frame); then ``version.rows`` over
 all shards. Results go to the catalog ``validations`` table (one row per shard and suite, with
-the failing expectations) and, as GX JSON, to
+the failing expectations and the engine that decided) and, as GX-structured JSON, to
 ``<root>/reports/validations/<source>/<version>/`` for the Data Docs. Row hashes and duplicates
 are recorded by :mod:`corpus.quality.dedup`.
+
+Two engines run the same suites (:mod:`corpus.quality.suites`) to the same results:
+``native`` (numpy, what a build uses; imports neither GX nor pandas) and ``gx`` (Great
+Expectations, the reference: ``python -m corpus.quality check`` and CI).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from corpus.errors import UserError
 
+ENGINES = ("native", "gx")
 VERSION_COLUMNS = ["id", "split", "text_hash", "shard", "shard_split"]
 
 
@@ -27,6 +32,7 @@ class VersionOutcome:
     version: str
     source: str
     kind: str
+    engine: str = "native"
     results: list = field(default_factory=list)    # (shard rel path, SuiteResult, report rel path)
     duplicates: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -37,22 +43,35 @@ class VersionOutcome:
 
     def failures(self, severity: str = "critical") -> list[str]:
         """One line per failed expectation of ``severity``: ``shard: suite: description (...): N rows, e.g. ...``."""
-        from corpus.quality.gx import describe
+        from corpus.quality.results import describe
 
         return [f"{Path(shard).name}: {r.suite}: {describe(f)}" for shard, r, _ in self.results
                 for f in r.failures if f.get("severity", "critical") == severity]
 
 
+def runner(engine: str):
+    """A fresh runner of ``engine`` (``native`` or ``gx``): ``run(suite, expectations, frame, asset)``."""
+    if engine == "native":
+        from corpus.quality.native import NativeRunner
+
+        return NativeRunner()
+    if engine == "gx":
+        from corpus.quality.gx import Runner
+
+        return Runner()
+    raise UserError(f"unknown validation engine {engine!r}: use one of {', '.join(ENGINES)}")
+
+
 def validate_version(catalog, root: Path, version_id: str, write: bool = True,
-                     facts: dict | None = None) -> VersionOutcome:
-    """Run every suite of ``version_id``; with ``write`` record results, hashes and duplicates.
+                     facts: dict | None = None, engine: str = "native") -> VersionOutcome:
+    """Run every suite of ``version_id`` with ``engine``; with ``write`` record results, hashes and duplicates.
 
     ``facts`` maps shard paths to facts already taken (a build's, on the rows it wrote); every
     other shard's facts are computed from its files."""
     from corpus.paths import safe_name
     from corpus.quality.facts import FactsError, schema_frame, shard_facts
     from corpus.quality.frame import Frame
-    from corpus.quality.gx import Runner, error_result
+    from corpus.quality.results import error_result
     from corpus.quality.suites import (Limits, max_dup_rate, max_tier, rows_expectations, schema_expectations,
                                        suite_kind, version_expectations)
 
@@ -77,8 +96,8 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True,
                     max_tier=max_tier(v["source"], v["tier_rule"]), rows=int(v["rows"] or 0),
                     max_dup_rate=dup_rate, dup_severity=dup_severity)
     known = facts or {}
-    outcome = VersionOutcome(version_id, v["source"], v["kind"] or "train")
-    suites = Runner()
+    outcome = VersionOutcome(version_id, v["source"], v["kind"] or "train", engine)
+    suites = runner(engine)
     rows_suite = f"{kind}.rows"
     parts = []
     for shard in shards:
@@ -107,7 +126,7 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True,
                                                         f"{v['source']}/{version_id}"), None))
     if write:
         outcome.results = _write_reports(root, v["source"], version_id, outcome.results)
-        _record(catalog, version_id, outcome.results)
+        _record(catalog, version_id, outcome.results, engine)
         if parts:
             from corpus.quality.dedup import record
 
@@ -147,16 +166,17 @@ def _write_reports(root: Path, source: str, version_id: str, results: list) -> l
     return out
 
 
-def _record(catalog, version_id: str, results: list) -> None:
+def _record(catalog, version_id: str, results: list, engine: str) -> None:
     now = datetime.now(timezone.utc)
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DELETE FROM validations WHERE version = ?", [version_id])
             con.executemany(
-                "INSERT INTO validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO validations (version, shard, suite, success, evaluated, failed, failed_expectations, "
+                "report_path, validated_at, engine) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[version_id, shard, r.suite, r.success, r.evaluated, r.failed, json.dumps(r.failures, default=str),
-                  report, now] for shard, r, report in results])
+                  report, now, engine] for shard, r, report in results])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
