@@ -61,6 +61,24 @@ class Frame:
             return cls({name: np.zeros(0, dtype=object) for name in columns}, rows=0)
         return cls({name: np.concatenate([f[name] for f in frames]) for name in columns})
 
+    def equals(self, other: "Frame") -> bool:
+        """Same columns in the same order, same dtypes, same values (missing where the other is missing)."""
+        if not isinstance(other, Frame) or self.columns != other.columns or len(self) != len(other):
+            return False
+        for name, values in self._columns.items():
+            theirs = other[name]
+            if values.dtype != theirs.dtype:
+                return False
+            nulls = null_mask(values)
+            if not np.array_equal(nulls, null_mask(theirs)):
+                return False
+            if values.dtype.kind == "O":
+                if any(a != b for a, b in zip(values[~nulls].tolist(), theirs[~nulls].tolist())):
+                    return False
+            elif not np.array_equal(values[~nulls], theirs[~nulls]):
+                return False
+        return True
+
     def to_pylist(self) -> list[dict]:
         """One dict per row, numpy scalars as Python values."""
         lists = {name: values.tolist() for name, values in self._columns.items()}
