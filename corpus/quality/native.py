@@ -101,7 +101,7 @@ class Column:
             self.kind = "bool"
         elif kind == "O":
             present = values[~self.nulls]
-            self.kind = "str" if len(present) and all(type(v) is str for v in present) else "object"
+            self.kind = "str" if len(present) and set(map(type, present)) == {str} else "object"
         else:
             self.kind = "other"
 
@@ -453,9 +453,9 @@ def _equal(a: Column, b: Column, rows: np.ndarray) -> np.ndarray:
         return np.asarray(left == right, dtype=bool)
     if a.numeric != b.numeric and a.kind != "object" and b.kind != "object":
         return np.zeros(len(left), dtype=bool)  # a number column is never equal to a text column
-    lnull, rnull = a.nulls[rows], b.nulls[rows]
-    same = np.fromiter((x == y for x, y in zip(left.tolist(), right.tolist())), dtype=bool, count=len(left))
-    return same & ~lnull & ~rnull
+    with np.errstate(invalid="ignore"):  # elementwise Python == (in C), a missing value never equal
+        same = np.asarray(left == right, dtype=bool)
+    return same & ~a.nulls[rows] & ~b.nulls[rows]
 
 
 def _unique_in_order(col: Column) -> list:
