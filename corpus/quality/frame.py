@@ -111,7 +111,7 @@ def null_mask(values: np.ndarray) -> np.ndarray:
     return np.zeros(len(values), dtype=bool)
 
 
-def factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
+def factorize(values: np.ndarray, nulls: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """(codes, distinct): equal values share a code in ``0..distinct-1``; nulls get -1.
 
     Numbers compare by value (1 and 1.0 are one value, as in pandas), text by content.
@@ -119,7 +119,7 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
     """
     n = len(values)
     codes = np.full(n, -1, dtype=np.int64)
-    nulls = null_mask(values)
+    nulls = null_mask(values) if nulls is None else nulls
     valid = ~nulls
     if values.dtype.kind != "O":
         if valid.any():
@@ -132,7 +132,7 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
         import polars as pl
 
         try:
-            ranks = pl.Series(present, dtype=pl.String).rank("dense").to_numpy().astype(np.int64)
+            ranks = pl.Series(present, dtype=pl.String, strict=True).rank("dense").to_numpy().astype(np.int64)
         except (TypeError, pl.exceptions.PolarsError):
             pass  # not all text after all: the general path below
         else:
@@ -141,3 +141,38 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
     seen: dict = {}
     codes[valid] = [seen.setdefault(v, len(seen)) for v in present]
     return codes, len(seen)
+
+
+def duplicated(values: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+    """Over the present values (``values[~nulls]``): is this value also somewhere else?
+    (pandas' ``duplicated(keep=False)``: every copy is marked)."""
+    present = values[~nulls]
+    if len(present) == 0:
+        return np.zeros(0, dtype=bool)
+    if present.dtype.kind != "O":
+        order = np.argsort(present, kind="stable")
+        ranked = present[order]
+        same = ranked[1:] == ranked[:-1]
+        marked = np.zeros(len(present), dtype=bool)
+        marked[1:] |= same
+        marked[:-1] |= same
+        out = np.empty(len(present), dtype=bool)
+        out[order] = marked
+        return out
+    codes, count = factorize(present, np.zeros(len(present), dtype=bool))  # polars' rank: ~8x its is_duplicated
+    return np.bincount(codes, minlength=count)[codes] > 1
+
+
+def distinct(values: np.ndarray, nulls: np.ndarray) -> int:
+    """How many distinct present values (pandas' ``nunique``)."""
+    present = values[~nulls]
+    if len(present) == 0:
+        return 0
+    if present.dtype.kind in "iu":  # exact for integers, and half the time of a sort
+        import polars as pl
+
+        return int(pl.Series(present).n_unique())
+    if present.dtype.kind != "O":  # floats: by value (0.0 and -0.0 are one)
+        ranked = np.sort(present)
+        return 1 + int(np.count_nonzero(ranked[1:] != ranked[:-1]))
+    return factorize(present, np.zeros(len(present), dtype=bool))[1]

@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from corpus.quality.frame import Frame, factorize, null_mask
+from corpus.quality.frame import Frame, distinct, duplicated, null_mask
 from corpus.quality.results import SuiteResult, condense, result_format
 from corpus.quality.spec import Expectation
 
@@ -87,30 +87,30 @@ class MetricError(Exception):
 class Column:
     """One column as pandas would hold it: its kind, missing mask, and the Python values it hands out."""
 
+    KINDS = {"i": "int", "u": "int", "f": "float", "b": "bool"}
+
     def __init__(self, values: np.ndarray):
         if values.dtype.kind in "US":  # numpy text: pandas makes it its str dtype
             values = values.astype(object)
         self.values = values
         self.nulls = null_mask(values)
-        kind = values.dtype.kind
-        if kind in "iu":
-            self.kind = "int"
-        elif kind == "f":
-            self.kind = "float"
-        elif kind == "b":
-            self.kind = "bool"
-        elif kind == "O":
-            present = values[~self.nulls]
-            self.kind = "str" if len(present) and set(map(type, present)) == {str} else "object"
-        else:
-            self.kind = "other"
+        self.numeric = values.dtype.kind in "iufb"
+        self._kind = self.KINDS.get(values.dtype.kind, None if values.dtype.kind == "O" else "other")
 
     @property
-    def numeric(self) -> bool:
-        return self.kind in ("int", "float", "bool")
+    def kind(self) -> str:
+        """int, float, bool, str (text and missing values: pandas' str dtype), object or other.
+
+        Worked out on first use: a column whose values all meet the expectation never needs it."""
+        if self._kind is None:
+            present = self.values[~self.nulls]
+            self._kind = "str" if len(present) and set(map(type, present)) == {str} else "object"
+        return self._kind
 
     def python(self, rows: np.ndarray) -> list:
         """Values as iterating the pandas Series gives them (Python scalars; the str dtype's NaN)."""
+        if len(rows) == 0:
+            return []
         out = self.values[rows].tolist()
         if self.kind == "str":
             out = [np.nan if v is None or v != v else v for v in out]
@@ -118,6 +118,8 @@ class Column:
 
     def raw(self, rows: np.ndarray) -> list:
         """Values as iterating ``Series.values`` gives them (numpy scalars for numbers)."""
+        if len(rows) == 0:
+            return []
         if self.kind == "str":
             return self.python(rows)
         return list(self.values[rows])
@@ -224,7 +226,7 @@ class _Run:
         self.limit = int(fmt["partial_unexpected_count"])
         self.index_columns = fmt.get("unexpected_index_column_names")
         self._columns: dict[str, Column] = {}
-        self._codes: dict[str, tuple[np.ndarray, int]] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
 
     def column(self, name: str, metrics: tuple[str, ...]) -> Column:
         if name not in self.frame:
@@ -233,10 +235,17 @@ class _Run:
             self._columns[name] = Column(self.frame[name])
         return self._columns[name]
 
-    def codes(self, name: str) -> tuple[np.ndarray, int]:
-        if name not in self._codes:
-            self._codes[name] = factorize(self._columns[name].values)
-        return self._codes[name]
+    def duplicated(self, name: str) -> np.ndarray:
+        if ("duplicated", name) not in self._cache:
+            col = self._columns[name]
+            self._cache["duplicated", name] = duplicated(col.values, col.nulls)
+        return self._cache["duplicated", name]
+
+    def distinct(self, name: str) -> int:
+        if ("distinct", name) not in self._cache:
+            col = self._columns[name]
+            self._cache["distinct", name] = distinct(col.values, col.nulls)
+        return self._cache["distinct", name]
 
     def evaluate(self, spec: Expectation, kwargs: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         kind = spec.type
@@ -280,9 +289,7 @@ class _Run:
         if kind == "expect_column_values_to_be_between":
             return _between(col, values, kwargs, metric)
         if kind == "expect_column_values_to_be_unique":
-            codes, distinct = self.codes(kwargs["column"])
-            codes = codes[present]
-            return np.bincount(codes, minlength=distinct)[codes] == 1
+            return ~self.duplicated(kwargs["column"])
         if kind == "expect_column_values_to_be_in_set":
             return _in_set(col, values, kwargs["value_set"])
         if kind == "expect_column_values_to_match_regex":
@@ -375,8 +382,7 @@ class _Run:
         col = self.column(name, AGGREGATE_METRICS["expect_column_proportion_of_unique_values_to_be_between"])
         n = len(col.values)
         nulls = int(col.nulls.sum())
-        _, distinct = self.codes(name)
-        value = distinct / (n - nulls) if n > 0 and n != nulls else 0
+        value = self.distinct(name) / (n - nulls) if n > 0 and n != nulls else 0
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         above = True if low is None else (value > low if kwargs.get("strict_min") else value >= low)
         below = True if high is None else (value < high if kwargs.get("strict_max") else value <= high)
@@ -435,10 +441,13 @@ def _in_set(col: Column, values: np.ndarray, value_set) -> np.ndarray:
     if col.numeric:
         numbers = [v for v in value_set if isinstance(v, (bool, int, float, np.number, np.bool_))]
         return np.isin(values, np.asarray(numbers)) if numbers else np.zeros(len(values), dtype=bool)
-    if col.kind == "str" and all(type(v) is str for v in value_set):
+    if values.dtype.kind == "O" and all(type(v) is str for v in value_set):
         import polars as pl
 
-        return pl.Series(values, dtype=pl.String).is_in(list(value_set)).to_numpy()
+        try:  # a text column (a strict conversion fails on anything but text): polars' hash join
+            return pl.Series(values, dtype=pl.String, strict=True).is_in(list(value_set)).to_numpy()
+        except (TypeError, pl.exceptions.PolarsError):
+            pass  # mixed values: one by one below
     try:
         allowed = set(value_set)
         return np.fromiter((v in allowed for v in values.tolist()), dtype=bool, count=len(values))
@@ -461,7 +470,7 @@ def _equal(a: Column, b: Column, rows: np.ndarray) -> np.ndarray:
 def _unique_in_order(col: Column) -> list:
     """Distinct present values in order of first appearance (what ``Series.dropna().unique()`` gives)."""
     present = np.flatnonzero(~col.nulls)
-    if col.kind in ("int", "float", "bool"):
+    if col.numeric:
         _, first = np.unique(col.values[present], return_index=True)
         return list(col.values[present][np.sort(first)])
     return list(dict.fromkeys(col.values[present].tolist()))

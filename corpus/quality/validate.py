@@ -143,8 +143,13 @@ def in_both_splits(ids: np.ndarray, splits: np.ndarray) -> np.ndarray:
     valid = (id_codes >= 0) & (split_codes >= 0)
     if not valid.any():
         return np.zeros(len(ids), dtype=bool)
-    pairs = np.unique(id_codes[valid] * n_splits + split_codes[valid])
-    splits_per_id = np.bincount(pairs // n_splits, minlength=n_ids)
+    keys = id_codes[valid] * n_splits + split_codes[valid]
+    if n_ids * n_splits <= 4 * len(keys) + 1024:  # the usual few splits: one pass, no sort
+        present = np.bincount(keys, minlength=n_ids * n_splits).reshape(n_ids, n_splits) > 0
+        splits_per_id = present.sum(axis=1)
+    else:
+        pairs = np.unique(keys)
+        splits_per_id = np.bincount(pairs // n_splits, minlength=n_ids)
     return (id_codes >= 0) & (splits_per_id[np.maximum(id_codes, 0)] > 1)
 
 

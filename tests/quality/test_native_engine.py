@@ -322,6 +322,8 @@ EDGE_FRAMES = {
     "text with None": {"x": ["1a", None, "b", "b", "2", None, "a", "zz"], "y": ["1a", None, None, "b", "c", "d", "a", "q"]},
     "mixed objects": {"x": [1, "a", None, 2.5, "a", np.nan, None, True], "y": [1, "a", None, None, "b", 2, None, 1]},
     "booleans": {"x": [True, False, True, True, False, True, True, True], "y": [True, True, 1, 0, False, True, 1, 1]},
+    "signed zeros, big ints": {"x": [0.0, -0.0, 1.0, np.nan, 1.0, -0.0, 2.0**60, 3.0],
+                               "y": [0, 0, 1, 2, 2**60 + 1, 0, 2**60, -3]},
     "all missing": {"x": [np.nan] * 5, "y": [np.nan, 1.0, np.nan, 2.0, np.nan]},
     "all None": {"x": [None] * 6, "y": ["a", None, "b", None, "c", None]},
     "empty": {"x": np.zeros(0), "y": np.zeros(0)},
