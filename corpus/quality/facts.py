@@ -200,21 +200,25 @@ def _sidecar_facts(parquet: Path, n: int) -> dict[str, np.ndarray]:
     return out
 
 
-_MEMORY_DB: list = []  # one in-memory DuckDB per process: opening one costs ~25 ms, a cursor on it ~1 ms
-_MEMORY_LOCK = threading.Lock()
+# One in-memory DuckDB per process (opening one costs ~25 ms, a cursor on it ~1 ms), by pid: a
+# forked child (a build worker, a DataLoader worker) opens its own and must neither use nor free
+# its parent's — freeing it there joins threads the child does not have (a segfault).
+_MEMORY_DB: dict[int, object] = {}
+_MEMORY_LOCK = [threading.Lock()]
 
 
 def _memory_db():
-    with _MEMORY_LOCK:
-        if not _MEMORY_DB:
+    with _MEMORY_LOCK[0]:
+        con = _MEMORY_DB.get(os.getpid())
+        if con is None:
             import duckdb
 
-            _MEMORY_DB.append(duckdb.connect())
-        return _MEMORY_DB[0]
+            con = _MEMORY_DB[os.getpid()] = duckdb.connect()
+        return con
 
 
-if hasattr(os, "register_at_fork"):  # a forked worker opens its own instead of sharing the parent's
-    os.register_at_fork(after_in_child=_MEMORY_DB.clear)
+if hasattr(os, "register_at_fork"):  # a lock held by another thread at the fork stays held in the child
+    os.register_at_fork(after_in_child=lambda: _MEMORY_LOCK.__setitem__(0, threading.Lock()))
 
 
 def _text_facts(table, with_image: bool) -> dict[str, np.ndarray]:

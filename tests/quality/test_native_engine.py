@@ -482,3 +482,33 @@ def test_the_engine_that_decided_is_recorded(qa_root, tmp_path, capsys):
     assert "(native engine)" in capsys.readouterr().out and engines_used() == {"native"}
     markdown, ok = summary_markdown(catalog, root, select_versions(catalog), None)
     assert ok and "passed, 0 failed. Engine: native." in markdown
+
+
+def test_facts_database_survives_forked_children(qa_root):
+    """Facts keep one in-memory DuckDB per process; a forked child (a build or DataLoader worker)
+    must open its own and leave its parent's alone: freeing it there crashed the child."""
+    code = (
+        "import multiprocessing\n"
+        "from pathlib import Path\n"
+        "from corpus.catalog import Catalog\n"
+        "from corpus.quality import facts\n"
+        f"root = Path({str(qa_root)!r})\n"
+        "path = root / Catalog(root).query('SELECT path FROM shards')[0][0]\n"
+        "assert facts.shard_facts(path).rows['json_ok'].all()  # the parent's database exists\n"
+        "def child():  # DuckDB only: polars' thread pool is not fork-safe whatever we do\n"
+        "    con = facts._memory_db().cursor()\n"
+        "    assert con.execute('SELECT 42').fetchall() == [(42,)]\n"
+        "def idle():\n"
+        "    pass\n"
+        "ctx = multiprocessing.get_context('fork')\n"
+        "for target in (idle, child):\n"
+        "    p = ctx.Process(target=target)\n"
+        "    p.start()\n"
+        "    p.join(60)\n"
+        "    assert p.exitcode == 0, (target.__name__, p.exitcode)\n"
+        "assert facts.shard_facts(path).rows['json_ok'].all()  # and the parent's still works\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
