@@ -132,6 +132,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE file_checksums (path VARCHAR PRIMARY KEY, xxh3 VARCHAR);
         """,
     ),
+    (
+        8,
+        # which engine decided each validation: "native" (numpy; what a build runs) or "gx" (Great
+        # Expectations; corpus.quality check and CI). Rows validated before this have none.
+        """
+        ALTER TABLE validations ADD COLUMN engine VARCHAR;
+        """,
+    ),
 ]
 
 

@@ -1,11 +1,11 @@
 """The last step of a build: decide whether a registered version may be used downstream.
 
 A version is registered with status ``validating``; :func:`publish` runs its expectation suites
-(:mod:`corpus.quality.validate`) and sets ``published`` when every shard passes, else ``failed``
-with the failing expectations listed in the ``validations`` table. Nothing downstream (mixer,
-trainer) accepts anything but ``published``: they call :func:`require_published`. Running
-``publish`` again (``python -m corpus.quality check``) re-validates, so a shard edited after
-publishing demotes its version.
+(:mod:`corpus.quality.validate`, native engine by default) and sets ``published`` when every
+shard passes, else ``failed`` with the failing expectations listed in the ``validations``
+table. Nothing downstream (mixer, trainer) accepts anything but ``published``: they call
+:func:`require_published`. Running ``publish`` again (``python -m corpus.quality check``, with
+the GX engine) re-validates, so a shard edited after publishing demotes its version.
 """
 
 from __future__ import annotations
@@ -17,14 +17,18 @@ from corpus.catalog import Catalog
 from corpus.errors import UserError
 
 
-def publish(catalog: Catalog, root: Path, version_id: str, facts: dict | None = None) -> tuple[str, list[str]]:
-    """Validate ``version_id`` and set its status; returns (status, failure descriptions).
+def publish(catalog: Catalog, root: Path, version_id: str, facts: dict | None = None,
+            engine: str = "native") -> tuple[str, list[str]]:
+    """Validate ``version_id`` with ``engine`` and set its status; returns (status, failure descriptions).
 
     ``facts``: shard path → facts a build took on the rows it wrote (read back and compared),
-    so they are not computed from the files a second time."""
+    so they are not computed from the files a second time. A build publishes with the native
+    engine (numpy, milliseconds); ``corpus.quality check`` and CI re-validate with
+    ``engine="gx"``, the Great Expectations reference. Both run the same suites.
+    """
     from corpus.quality.validate import validate_version
 
-    outcome = validate_version(catalog, Path(root), version_id, facts=facts)
+    outcome = validate_version(catalog, Path(root), version_id, facts=facts, engine=engine)
     status = "published" if outcome.success else "failed"
     with catalog.connect() as con:
         con.execute("UPDATE versions SET status = ? WHERE id = ?", [status, version_id])
@@ -36,7 +40,7 @@ def failing_expectations(catalog: Catalog, version_id: str, limit: int = 3, seve
 
     ``severity="warning"`` gives the non-blocking ones instead (reported, never gating).
     """
-    from corpus.quality.gx import describe
+    from corpus.quality.results import describe
 
     lines = []
     for row in catalog.query_dicts(

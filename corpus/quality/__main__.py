@@ -1,6 +1,7 @@
 """``python -m corpus.quality {check,report,ci}``: run the suites, report, gate CI.
 
-    check  [VERSION|SOURCE ...]         re-validate (updates published/failed); exit 1 on any failure
+    check  [VERSION|SOURCE ...] [--engine gx|native]
+                                        re-validate (updates published/failed); exit 1 on any failure
     report --out DIR [VERSION|SOURCE ...]  Data Docs (HTML) + summary.md from the catalog
     ci --shared DIR --out DIR           build the shared sample corpus, report, print the summary
 """
@@ -20,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="re-run every suite; exit 1 when any version fails")
     c.add_argument("versions", nargs="*", help="version ids or source names (default: all)")
     c.add_argument("--data-dir", default=None)
+    c.add_argument("--engine", choices=("gx", "native"), default="gx",
+                   help="gx: Great Expectations, the reference (default; the audit); native: the build's numpy "
+                        "engine, same suites and results")
     r = sub.add_parser("report", help="write GX Data Docs and a markdown summary")
     r.add_argument("versions", nargs="*", help="version ids or source names (default: all)")
     r.add_argument("--out", type=Path, required=True, help="output directory")
@@ -58,7 +62,7 @@ def _run(args) -> int:
 
         raise UserError(f"no catalog at {catalog.path}: build something first (python -m corpus.build ...)")
     if args.command == "check":
-        return _check(catalog, root, args.versions)
+        return _check(catalog, root, args.versions, args.engine)
     from corpus.quality.report import write_report
 
     report = write_report(catalog, root, args.out, args.versions or None)
@@ -70,7 +74,7 @@ def _run(args) -> int:
     return 1 if args.check and not report.success else 0
 
 
-def _check(catalog, root: Path, wanted: list[str]) -> int:
+def _check(catalog, root: Path, wanted: list[str], engine: str = "gx") -> int:
     from corpus.publish import publish
     from corpus.quality.report import select_versions
 
@@ -81,13 +85,13 @@ def _check(catalog, root: Path, wanted: list[str]) -> int:
     with progress_bar("check", total=len(versions)) as bar:
         for v in versions:
             bar.describe(f"check {v['source']} {v['id']}")
-            status, failures = publish(catalog, root, v["id"])
+            status, failures = publish(catalog, root, v["id"], engine=engine)
             bar.print(f"{v['source']} {v['id']}: {status}")
             for line in failures:
                 bar.print(f"  - {line}")
             failed += status != "published"
             bar.advance()
-    print(f"{len(versions) - failed} of {len(versions)} versions pass")
+    print(f"{len(versions) - failed} of {len(versions)} versions pass ({engine} engine)")
     from corpus.quality.eval_guard import train_eval_overlaps
 
     # over every version, not only the selected ones: the other half of a pair may be anywhere

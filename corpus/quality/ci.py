@@ -1,6 +1,9 @@
 """The CI sample corpus: every source available in ``../shared/data`` plus synthetic tasks.
 
-Builds, then re-hashes every registered file (``corpus.verify``), then reports.
+Builds (each build publishes with the native engine), then re-hashes every registered file
+(``corpus.verify``), re-validates every version with Great Expectations — the reference engine,
+whose results the report then shows; a version GX judges otherwise than the build did fails CI
+— then reports.
 
 Eval sets are built first (GSM8K test with ``--role eval``, MBPP test, HumanEval, ScienceQA
 test) so every training build after them is decontaminated against them. A source whose input
@@ -118,6 +121,7 @@ def run_ci(shared: Path, out: Path, data_dir: Path, echo=print) -> int:
     checked, problems = verify(data_dir)  # every registered file re-hashed: what the report covers is intact
     echo(f"verify: {checked - len(problems)} of {checked} registered files match the catalog")
     build_failures += [f"verify: {why}" for why in problems]
+    build_failures += revalidate_with_gx(Catalog(data_dir), data_dir, echo)
     report = write_report(Catalog(data_dir), data_dir, out)
     markdown = report.markdown
     extra = []
@@ -133,6 +137,24 @@ def run_ci(shared: Path, out: Path, data_dir: Path, echo=print) -> int:
     (out / "ci.json").write_text(json.dumps({"success": report.success and not build_failures,
                                              "skipped": notes, "build_failures": build_failures}, indent=1))
     return 0 if report.success and not build_failures else 1
+
+
+def revalidate_with_gx(catalog, root: Path, echo=print) -> list[str]:
+    """Every built version validated again by GX (status and results replaced); one line per
+    version whose status differs from what the build's native engine decided."""
+    from corpus.publish import publish
+
+    versions = catalog.query_dicts("SELECT id, source, status FROM versions WHERE status IN ('published', 'failed') "
+                                   "ORDER BY source, created_at, id")
+    disagree = []
+    for v in versions:
+        status, _ = publish(catalog, root, v["id"], engine="gx")
+        if status != v["status"]:
+            disagree.append(f"{v['source']} {v['id']}: the build's native engine decided {v['status']}, "
+                            f"great-expectations decides {status}")
+    echo(f"re-validated with great-expectations: {len(versions) - len(disagree)} of {len(versions)} versions "
+         "judged as the build judged them")
+    return disagree
 
 
 if __name__ == "__main__":  # pragma: no cover - use python -m corpus.quality ci

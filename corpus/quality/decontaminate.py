@@ -120,7 +120,8 @@ def build_index(root: Path, catalog, versions: list[dict], n: int) -> EvalIndex:
         except UserError:  # a source this code no longer knows: index prompt and target
             identity = Source.identity_texts
         for shard in catalog.shards(v["id"]):
-            table = pq.read_table(root / shard["path"], columns=["id", "prompt", "target", "meta"])
+            with pq.ParquetFile(root / shard["path"]) as file:  # not read_table: pyarrow.dataset imports pandas
+                table = file.read(columns=["id", "prompt", "target", "meta"])
             for row_id, prompt, target, meta in zip(*(table.column(c).to_pylist()
                                                       for c in ("id", "prompt", "target", "meta"))):
                 for text in identity(prompt or "", target or "", json.loads(meta or "{}")):

@@ -17,40 +17,49 @@ from typing import Any
 
 
 def record(catalog, version_id: str, source: str, kind: str, frame) -> dict[str, int]:
-    """Store the version's row hashes and its duplicates; returns ``{"within": n, "across": n}``."""
-    hashes = frame[["split", "shard", "id", "text_hash"]]
+    """Store the version's row hashes and its duplicates; returns ``{"within": n, "across": n}``.
+
+    ``frame``: the version frame (:class:`~corpus.quality.frame.Frame`: split, shard, id, text_hash per row).
+    """
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("DELETE FROM row_hashes WHERE version = ?", [version_id])
-            con.execute("DELETE FROM duplicates WHERE version = ?", [version_id])
-            con.register("new_hashes", hashes)
-            con.execute("INSERT INTO row_hashes SELECT ?, split, shard, id, text_hash FROM new_hashes", [version_id])
-            con.unregister("new_hashes")
-            con.execute(
-                """
-                INSERT INTO duplicates
-                SELECT version, split, row_id, text_hash, 'within', version, first_row_id FROM (
-                    SELECT *, first_value(row_id) OVER w AS first_row_id, row_number() OVER w AS k
-                    FROM row_hashes WHERE version = ?
-                    WINDOW w AS (PARTITION BY text_hash ORDER BY shard, row_id))
-                WHERE k > 1
-                """, [version_id])
-            if kind != "eval":
-                con.execute(
-                    f"""
-                    INSERT INTO duplicates
-                    SELECT h.version, h.split, h.row_id, h.text_hash, 'across', o.version, min(o.row_id)
-                    FROM row_hashes h JOIN row_hashes o ON h.text_hash = o.text_hash
-                    WHERE h.version = ? AND o.version IN ({LATEST_TRAIN}) AND o.version <> h.version
-                    GROUP BY h.version, h.split, h.row_id, h.text_hash, o.version
-                    """, [version_id, source])
-            counts = dict(con.execute("SELECT scope, count(*) FROM duplicates WHERE version = ? GROUP BY scope",
-                                      [version_id]).fetchall())
+            counts = record_in(con, version_id, source, kind, frame)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
+    return counts
+
+
+def record_in(con, version_id: str, source: str, kind: str, frame) -> dict[str, int]:
+    """:func:`record` on an open connection, inside the caller's transaction."""
+    hashes = frame.to_polars(["split", "shard", "id", "text_hash"])
+    con.execute("DELETE FROM row_hashes WHERE version = ?", [version_id])
+    con.execute("DELETE FROM duplicates WHERE version = ?", [version_id])
+    con.register("new_hashes", hashes)
+    con.execute("INSERT INTO row_hashes SELECT ?, split, shard, id, text_hash FROM new_hashes", [version_id])
+    con.unregister("new_hashes")
+    con.execute(
+        """
+        INSERT INTO duplicates
+        SELECT version, split, row_id, text_hash, 'within', version, first_row_id FROM (
+            SELECT *, first_value(row_id) OVER w AS first_row_id, row_number() OVER w AS k
+            FROM row_hashes WHERE version = ?
+            WINDOW w AS (PARTITION BY text_hash ORDER BY shard, row_id))
+        WHERE k > 1
+        """, [version_id])
+    if kind != "eval":
+        con.execute(
+            f"""
+            INSERT INTO duplicates
+            SELECT h.version, h.split, h.row_id, h.text_hash, 'across', o.version, min(o.row_id)
+            FROM row_hashes h JOIN row_hashes o ON h.text_hash = o.text_hash
+            WHERE h.version = ? AND o.version IN ({LATEST_TRAIN}) AND o.version <> h.version
+            GROUP BY h.version, h.split, h.row_id, h.text_hash, o.version
+            """, [version_id, source])
+    counts = dict(con.execute("SELECT scope, count(*) FROM duplicates WHERE version = ? GROUP BY scope",
+                              [version_id]).fetchall())
     return {"within": counts.get("within", 0), "across": counts.get("across", 0)}
 
 

@@ -5,15 +5,20 @@ lengths, min/max/sum of token ids (from the Parquet lists *and* from the memory-
 which is what the loader reads), text lengths, JSON validity, image facts and a normalized-text
 hash. Token statistics are numpy reductions over the flat value buffers (``reduceat``), text
 facts are polars string kernels; the only per-row Python is the stable text hash and, for image
-shards, decoding the images.
+shards, decoding the images. The result is a :class:`~corpus.quality.frame.Frame` of numpy
+columns (no pandas: the GX engine converts it itself).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from corpus.quality.frame import Frame
 
 BASE_COLUMNS = ["id", "source", "split", "tier", "prompt_ids", "target_ids", "n_tokens", "prompt", "target",
                 "features", "meta"]
@@ -26,23 +31,22 @@ class FactsError(Exception):
 
 @dataclass
 class ShardFacts:
-    rows: object        # pandas.DataFrame, one row per shard row
-    schema: object      # pandas.DataFrame, one row per Parquet column
+    rows: Frame         # one row per shard row
+    schema: Frame       # one row per Parquet column
     with_image: bool
 
 
 def schema_frame(parquet: Path):
     """One row per column of the Parquet file: ``column`` and ``signature`` ("name: type[ not null]")."""
-    import pandas as pd
     import pyarrow.parquet as pq
 
     try:
         schema = pq.read_schema(parquet)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise FactsError(f"unreadable Parquet: {str(exc).splitlines()[0][:200]}") from None
-    return pd.DataFrame({
-        "column": [f.name for f in schema],
-        "signature": [signature(f) for f in schema],
+    return Frame({
+        "column": np.asarray([f.name for f in schema], dtype=object),
+        "signature": np.asarray([signature(f) for f in schema], dtype=object),
     })
 
 
@@ -57,7 +61,6 @@ def signature(field) -> str:
 
 def shard_facts(parquet: Path) -> ShardFacts:
     """Facts of one shard (Parquet file plus its ``.tokens.npy``/``.index.npy`` sidecars)."""
-    import pandas as pd
     import pyarrow.parquet as pq
 
     schema = schema_frame(parquet)
@@ -67,27 +70,27 @@ def shard_facts(parquet: Path) -> ShardFacts:
         raise FactsError(f"missing columns {missing}")
     with_image = all(c in names for c in IMAGE_COLUMNS)
     try:
-        table = pq.read_table(parquet, columns=BASE_COLUMNS + (IMAGE_COLUMNS if with_image else []))
+        # ParquetFile, not read_table: read_table goes through pyarrow.dataset, which imports pandas (0.2 s)
+        with pq.ParquetFile(parquet) as file:
+            table = file.read(columns=BASE_COLUMNS + (IMAGE_COLUMNS if with_image else []))
     except Exception as exc:
         raise FactsError(f"unreadable Parquet: {str(exc).splitlines()[0][:200]}") from None
     n = table.num_rows
     frame = {"row": np.arange(n, dtype=np.int64)}
     frame.update(table_facts(table, with_image))
     frame.update(_sidecar_facts(parquet, n))
-    return ShardFacts(pd.DataFrame(frame), schema, with_image)
+    return ShardFacts(Frame(frame), schema, with_image)
 
 
 def written_facts(parquet: Path, rows: dict[str, np.ndarray], with_image: bool) -> ShardFacts:
     """The facts of a shard the build has just written, from the row facts it took on the rows
     (:func:`table_facts`, proven to be the file's by reading it back) plus what only the files
     say: the Parquet schema and the sidecars."""
-    import pandas as pd
-
     n = len(next(iter(rows.values()))) if rows else 0
     frame = {"row": np.arange(n, dtype=np.int64)}
     frame.update(rows)
     frame.update(_sidecar_facts(parquet, n))
-    return ShardFacts(pd.DataFrame(frame), schema_frame(parquet), with_image)
+    return ShardFacts(Frame(frame, rows=n), schema_frame(parquet), with_image)
 
 
 def table_facts(table, with_image: bool) -> dict[str, np.ndarray]:
@@ -128,7 +131,8 @@ def _ints(table, name: str) -> np.ndarray:
     column = table.column(name)
     if not pa.types.is_integer(column.type):
         raise FactsError(f"column {name} is {column.type}, not an integer")
-    return column.to_numpy().astype(np.float64) if column.null_count else column.to_numpy().astype(np.int64)
+    values = _numpy(column)
+    return values.astype(np.float64) if column.null_count else values.astype(np.int64)
 
 
 def _list_stats(table, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -140,9 +144,16 @@ def _list_stats(table, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)) \
             or not pa.types.is_integer(column.type.value_type):
         raise FactsError(f"column {name} is {column.type}, not a list of integers")
-    lengths = pc.list_value_length(column).fill_null(0).to_numpy().astype(np.int64)
-    values = pc.list_flatten(column).to_numpy()
+    lengths = np.nan_to_num(_numpy(pc.list_value_length(column)), nan=0).astype(np.int64)  # a null list: 0
+    values = _numpy(pc.list_flatten(column))
     return (lengths, *_reduce_rows(values, lengths))
+
+
+def _numpy(column) -> np.ndarray:
+    """An Arrow column as numpy (nulls as NaN), through polars: pyarrow's own ``to_numpy`` imports pandas."""
+    import polars as pl
+
+    return pl.from_arrow(column).to_numpy()
 
 
 def _reduce_rows(values: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,8 +200,28 @@ def _sidecar_facts(parquet: Path, n: int) -> dict[str, np.ndarray]:
     return out
 
 
+# One in-memory DuckDB per process (opening one costs ~25 ms, a cursor on it ~1 ms), by pid: a
+# forked child (a build worker, a DataLoader worker) opens its own and must neither use nor free
+# its parent's — freeing it there joins threads the child does not have (a segfault).
+_MEMORY_DB: dict[int, object] = {}
+_MEMORY_LOCK = [threading.Lock()]
+
+
+def _memory_db():
+    with _MEMORY_LOCK[0]:
+        con = _MEMORY_DB.get(os.getpid())
+        if con is None:
+            import duckdb
+
+            con = _MEMORY_DB[os.getpid()] = duckdb.connect()
+        return con
+
+
+if hasattr(os, "register_at_fork"):  # a lock held by another thread at the fork stays held in the child
+    os.register_at_fork(after_in_child=lambda: _MEMORY_LOCK.__setitem__(0, threading.Lock()))
+
+
 def _text_facts(table, with_image: bool) -> dict[str, np.ndarray]:
-    import duckdb
     import polars as pl
 
     from corpus.quality.text import normalized, stable_hashes
@@ -204,9 +235,9 @@ def _text_facts(table, with_image: bool) -> dict[str, np.ndarray]:
     norm = normalized(texts["prompt"].fill_null("") + " " + texts["target"].fill_null(""))
     images = table.column("image").to_pylist() if with_image else None
     out["text_hash"] = stable_hashes(norm, images)
-    con = duckdb.connect()
+    con = _memory_db().cursor()  # a cursor: a connection of its own, to the process's one in-memory database
     try:
-        json_table = table.select(["features", "meta"])  # noqa: F841 (read by DuckDB's replacement scan)
+        con.register("json_table", table.select(["features", "meta"]))
         found = con.execute(
             "SELECT (CASE WHEN json_valid(features) THEN json_type(features) = 'OBJECT' ELSE false END) AND "
             "(CASE WHEN json_valid(meta) THEN json_type(meta) = 'OBJECT' ELSE false END) AS ok FROM json_table"

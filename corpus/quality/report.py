@@ -165,7 +165,7 @@ def summary_markdown(catalog, root: Path, versions: list[dict], docs: Path | Non
 
 def _facts(catalog, ids: list[str]) -> dict[str, dict]:
     out = {i: {"passed": 0, "failed": 0, "warnings": 0, "suites_failed": 0, "hits": Counter(), "dup_within": 0,
-               "dup_across": 0} for i in ids}
+               "dup_across": 0, "engines": []} for i in ids}
     if not ids:
         return out
     marks = ", ".join("?" for _ in ids)
@@ -173,6 +173,9 @@ def _facts(catalog, ids: list[str]) -> dict[str, dict]:
             f"SELECT version, sum(evaluated), sum(failed), sum(CASE WHEN success THEN 0 ELSE 1 END) "
             f"FROM validations WHERE version IN ({marks}) GROUP BY version", ids):
         out[vid].update(passed=int(evaluated - failed), failed=int(failed), suites_failed=int(bad))
+    for vid, engine in catalog.query(f"SELECT DISTINCT version, engine FROM validations WHERE version IN ({marks}) "
+                                     f"AND engine IS NOT NULL ORDER BY engine", ids):
+        out[vid]["engines"].append(engine)
     for vid, text in catalog.query(f"SELECT version, failed_expectations FROM validations WHERE version IN ({marks})",
                                    ids):
         warned = sum(f.get("severity") == "warning" for f in json.loads(text or "[]"))
@@ -212,7 +215,8 @@ def _version_section(catalog, v: dict, f: dict) -> list[str]:
         reasons[re.sub(r"\d+", "N", reason.split(":")[0])] += 1
     lines.append("Quarantined: " + (", ".join(f"{r}: {n}" for r, n in reasons.most_common()) or "none") + ".")
     lines += ["", f"Expectations: {f['passed']} passed, {f['failed']} failed"
-              + (f", {f['warnings']} warned (not gating)." if f["warnings"] else ".")]
+              + (f", {f['warnings']} warned (not gating)." if f["warnings"] else ".")
+              + (f" Engine: {', '.join(f['engines'])}." if f["engines"] else "")]
     from corpus.publish import failing_expectations
 
     failing = failing_expectations(catalog, vid, limit=20)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from corpus.quality.spec import Expectation, expect
+
 KIND_BY_SOURCE = {"gsm8k": "qa", "mbpp": "code", "humaneval": "code", "science_qa": "image", "wiki": "text"}
 KINDS = ("qa", "code", "text", "image", "synthetic")
 # Highest share of rows whose normalized text (plus image) repeats another row's. Generated tasks
@@ -71,101 +73,92 @@ def max_tier(source: str, rule_id: str | None) -> int:
     return rule.max_tier if rule_id in (None, rule.id) else 127
 
 
-def _e(cls_name: str, description: str, **kwargs):
-    import great_expectations.expectations as gxe
-
-    return getattr(gxe, cls_name)(description=description, **kwargs)
-
-
-def schema_expectations(with_image: bool) -> list:
+def schema_expectations(with_image: bool) -> list[Expectation]:
     from corpus.quality.facts import signature
     from corpus.shards import shard_schema
 
     expected = [signature(f) for f in shard_schema(with_image)]
     return [
-        _e("ExpectColumnDistinctValuesToEqualSet", "Parquet columns, types and nullability are the shard contract "
-           "(docs/design.md)", column="signature", value_set=expected),
-        _e("ExpectColumnValuesToBeUnique", "no column appears twice", column="column"),
+        expect("expect_column_distinct_values_to_equal_set", "Parquet columns, types and nullability are the shard "
+               "contract (docs/design.md)", column="signature", value_set=expected),
+        expect("expect_column_values_to_be_unique", "no column appears twice", column="column"),
     ]
 
 
-def rows_expectations(kind: str, limits: Limits) -> list:
+def rows_expectations(kind: str, limits: Limits) -> list[Expectation]:
     """The ``<kind>.rows`` suite for one version's shards."""
     if kind not in KINDS:
         raise ValueError(f"unknown suite kind {kind!r}")
     last_id = limits.vocab_size - 1
+    between, in_set, pair_equal = ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
+                                   "expect_column_pair_values_to_be_equal")
     out = [
-        _e("ExpectColumnValuesToNotBeNull", "every row has an id", column="id"),
-        _e("ExpectColumnValuesToBeUnique", "ids are unique within the shard", column="id"),
-        _e("ExpectColumnValuesToBeInSet", "rows belong to the version's source", column="source",
-           value_set=[limits.source]),
-        _e("ExpectColumnValuesToBeInSet", "split is train or val", column="split", value_set=["train", "val"]),
-        _e("ExpectColumnValuesToBeBetween", f"tier within the rule's range 0..{limits.max_tier}", column="tier",
-           min_value=0, max_value=limits.max_tier),
-        _e("ExpectColumnValuesToBeBetween", (f"1 <= n_tokens <= max_seq_len {limits.max_seq_len} (the window)"
-                                             if kind == "text" else f"1 <= n_tokens <= {limits.max_seq_len}, the "
-                                             "longest whole example the build registered"),
-           column="n_tokens", min_value=1, max_value=limits.max_seq_len),
-        _e("ExpectColumnPairValuesToBeEqual", "n_tokens = len(prompt_ids) + len(target_ids)",
-           column_A="n_tokens", column_B="token_count"),
-        _e("ExpectColumnValuesToBeBetween", f"every token id in [0, vocab_size {limits.vocab_size})",
-           column="min_token", min_value=0, max_value=last_id),
-        _e("ExpectColumnValuesToBeBetween", f"every token id in [0, vocab_size {limits.vocab_size})",
-           column="max_token", min_value=0, max_value=last_id),
-        _e("ExpectColumnValuesToBeBetween", "the prompt has tokens", column="prompt_len", min_value=1),
-        _e("ExpectColumnValuesToBeInSet", "sidecar offsets are contiguous", column="sidecar_offset_ok",
-           value_set=[True]),
-        _e("ExpectColumnPairValuesToBeEqual", "the memory-map sidecars exist, align with the Parquet rows and "
-           "agree on lengths", column_A="n_tokens", column_B="sidecar_n_tokens"),
-        _e("ExpectColumnPairValuesToBeEqual", "sidecar prompt lengths = Parquet prompt lengths",
-           column_A="prompt_len", column_B="sidecar_prompt_len"),
-        _e("ExpectColumnPairValuesToBeEqual", "sidecar tokens sum to the Parquet tokens (same ids)",
-           column_A="token_sum", column_B="sidecar_token_sum"),
-        _e("ExpectColumnValuesToBeBetween", f"every sidecar token id in [0, vocab_size {limits.vocab_size})",
-           column="sidecar_max_token", min_value=0, max_value=last_id),
-        _e("ExpectColumnValuesToBeInSet", "features and meta are JSON objects", column="json_ok", value_set=[True]),
-        _e("ExpectColumnProportionOfUniqueValuesToBeBetween",
-           f"at most {limits.max_dup_rate:.0%} of rows repeat another row's normalized text",
-           column="text_hash", min_value=1 - limits.max_dup_rate, severity=limits.dup_severity),
+        expect("expect_column_values_to_not_be_null", "every row has an id", column="id"),
+        expect("expect_column_values_to_be_unique", "ids are unique within the shard", column="id"),
+        expect(in_set, "rows belong to the version's source", column="source", value_set=[limits.source]),
+        expect(in_set, "split is train or val", column="split", value_set=["train", "val"]),
+        expect(between, f"tier within the rule's range 0..{limits.max_tier}", column="tier", min_value=0,
+               max_value=limits.max_tier),
+        expect(between, (f"1 <= n_tokens <= max_seq_len {limits.max_seq_len} (the window)" if kind == "text"
+                         else f"1 <= n_tokens <= {limits.max_seq_len}, the longest whole example the build "
+                         "registered"),
+               column="n_tokens", min_value=1, max_value=limits.max_seq_len),
+        expect(pair_equal, "n_tokens = len(prompt_ids) + len(target_ids)", column_A="n_tokens",
+               column_B="token_count"),
+        expect(between, f"every token id in [0, vocab_size {limits.vocab_size})", column="min_token", min_value=0,
+               max_value=last_id),
+        expect(between, f"every token id in [0, vocab_size {limits.vocab_size})", column="max_token", min_value=0,
+               max_value=last_id),
+        expect(between, "the prompt has tokens", column="prompt_len", min_value=1),
+        expect(in_set, "sidecar offsets are contiguous", column="sidecar_offset_ok", value_set=[True]),
+        expect(pair_equal, "the memory-map sidecars exist, align with the Parquet rows and agree on lengths",
+               column_A="n_tokens", column_B="sidecar_n_tokens"),
+        expect(pair_equal, "sidecar prompt lengths = Parquet prompt lengths", column_A="prompt_len",
+               column_B="sidecar_prompt_len"),
+        expect(pair_equal, "sidecar tokens sum to the Parquet tokens (same ids)", column_A="token_sum",
+               column_B="sidecar_token_sum"),
+        expect(between, f"every sidecar token id in [0, vocab_size {limits.vocab_size})", column="sidecar_max_token",
+               min_value=0, max_value=last_id),
+        expect(in_set, "features and meta are JSON objects", column="json_ok", value_set=[True]),
+        expect("expect_column_proportion_of_unique_values_to_be_between",
+               f"at most {limits.max_dup_rate:.0%} of rows repeat another row's normalized text",
+               column="text_hash", min_value=1 - limits.max_dup_rate, severity=limits.dup_severity),
     ]
     if kind == "text":  # a window may cut anywhere, e.g. leave an article's trailing blank lines alone
         out += [
-            _e("ExpectColumnValuesToBeBetween", "the window holds more than whitespace", column="text_chars",
-               min_value=1, severity="warning"),
-            _e("ExpectColumnValuesToMatchRegex", "document windows are named <doc>#w<k>", column="id",
-               regex=r"#w\d+$"),
+            expect(between, "the window holds more than whitespace", column="text_chars", min_value=1,
+                   severity="warning"),
+            expect("expect_column_values_to_match_regex", "document windows are named <doc>#w<k>", column="id",
+                   regex=r"#w\d+$"),
         ]
     else:
-        out.append(_e("ExpectColumnValuesToBeBetween", "the prompt text is not empty", column="prompt_chars",
-                      min_value=1))
+        out.append(expect(between, "the prompt text is not empty", column="prompt_chars", min_value=1))
         # examples are stored whole (never cut at build time), so every row keeps its target
         out += [
-            _e("ExpectColumnValuesToBeBetween", "the target text is not empty", column="target_chars", min_value=1),
-            _e("ExpectColumnValuesToBeBetween", "the target has tokens", column="target_len", min_value=1),
+            expect(between, "the target text is not empty", column="target_chars", min_value=1),
+            expect(between, "the target has tokens", column="target_len", min_value=1),
         ]
     if kind == "image":
         lo, hi = IMAGE_SIDE
         out += [
-            _e("ExpectColumnValuesToBeInSet", "images decode to their declared size", column="image_status",
-               value_set=["ok"]),
-            _e("ExpectColumnValuesToBeBetween", f"image width in [{lo}, {hi}] px", column="image_width",
-               min_value=lo, max_value=hi),
-            _e("ExpectColumnValuesToBeBetween", f"image height in [{lo}, {hi}] px", column="image_height",
-               min_value=lo, max_value=hi),
+            expect(in_set, "images decode to their declared size", column="image_status", value_set=["ok"]),
+            expect(between, f"image width in [{lo}, {hi}] px", column="image_width", min_value=lo, max_value=hi),
+            expect(between, f"image height in [{lo}, {hi}] px", column="image_height", min_value=lo, max_value=hi),
         ]
     return out
 
 
-def version_expectations(limits: Limits) -> list:
+def version_expectations(limits: Limits) -> list[Expectation]:
     """The ``version.rows`` suite: facts that span shards."""
     return [
-        _e("ExpectTableRowCountToEqual", "the shards hold the rows the catalog registered", value=limits.rows),
-        _e("ExpectColumnValuesToBeUnique", "ids are unique across the whole version", column="id"),
-        _e("ExpectColumnValuesToBeInSet", "train and val ids are disjoint", column="in_both_splits",
-           value_set=[False]),
-        _e("ExpectColumnPairValuesToBeEqual", "every row sits in a shard of its own split", column_A="split",
-           column_B="shard_split"),
-        _e("ExpectColumnProportionOfUniqueValuesToBeBetween",
-           f"at most {limits.max_dup_rate:.0%} of the version's rows repeat another row's normalized text",
-           column="text_hash", min_value=1 - limits.max_dup_rate, severity=limits.dup_severity),
+        expect("expect_table_row_count_to_equal", "the shards hold the rows the catalog registered",
+               value=limits.rows),
+        expect("expect_column_values_to_be_unique", "ids are unique across the whole version", column="id"),
+        expect("expect_column_values_to_be_in_set", "train and val ids are disjoint", column="in_both_splits",
+               value_set=[False]),
+        expect("expect_column_pair_values_to_be_equal", "every row sits in a shard of its own split",
+               column_A="split", column_B="shard_split"),
+        expect("expect_column_proportion_of_unique_values_to_be_between",
+               f"at most {limits.max_dup_rate:.0%} of the version's rows repeat another row's normalized text",
+               column="text_hash", min_value=1 - limits.max_dup_rate, severity=limits.dup_severity),
     ]
