@@ -162,6 +162,15 @@ def phase_lines(timings: dict | None, wall: float, has_timings: bool | None) -> 
         lines.append(f"  {name:<16} {thread:<12} {seconds:>8.2f} {seconds / wall:>7.0%}")
     lines.append(f"  sum {sum(r[0] for r in rows):.2f} s: phases in different threads overlap, so they sum to more "
                  "than wall")
+    clock_wall = timings.get("wall")
+    if isinstance(clock_wall, (int, float)):
+        main = sum(seconds for seconds, _, thread in rows if thread == "main")
+        lines.append(f"  main thread: {main:.2f} s in phases, {clock_wall - main:.2f} s of the clock's wall in none "
+                     "(waiting on worker processes, or untimed)")
+        before = clock_wall + (timings.get("startup") or 0.0)
+        # startup runs from the process's birth to the clock's start, so this is spawn plus what
+        # follows the report: interpreter exit, module teardown
+        lines.append(f"  after the clock's report (exit) and before the process began (spawn): {wall - before:.2f} s")
     return lines
 
 
