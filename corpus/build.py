@@ -157,7 +157,7 @@ def _prepare(batch):
 
     source, tok = _WORKER["source"], _WORKER["tok"]
     clock = _WORKER.get("clock")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     items, rejected = [], []
     for rec in batch:
         if isinstance(rec.data, Unreadable):
@@ -171,10 +171,10 @@ def _prepare(batch):
                 items.append((rec.ref, ex))
         except BadRecord as exc:
             rejected.append(Rejected(rec.ref, exc.field, exc.reason))
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.thread_time()
     encoded = encode_items(items, tok)
     if clock is not None:
-        clock.add("normalize", t1 - t0, "encoder")
+        clock.add("normalize", t1 - t0, "encoder", c1 - c0)
         clock.add("encode", time.perf_counter() - t1, "encoder")
     return items, rejected, len(batch), source.take_counters(), encoded
 
@@ -190,17 +190,17 @@ def _finish(prepared):
     items, rejected, n_records, counters, encoded = prepared
     source, tok, opts = _WORKER["source"], _WORKER["tok"], _WORKER["opts"]
     clock = _WORKER.get("clock")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     by_split = tokenize_examples(items, tok, opts, source.tier, encoded)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.thread_time()
     with_image = bool(getattr(source, "has_images", False))
     out = {}
     for split, batch in by_split.items():
         table = rows_table(batch, opts.source, split, with_image)
         out[split] = Rows(batch, table, table_facts(table, with_image))
     if clock is not None:
-        clock.add("rows", t1 - t0)
-        clock.add("facts", time.perf_counter() - t1)
+        clock.add("rows", t1 - t0, cpu=c1 - c0)
+        clock.add("table+facts", time.perf_counter() - t1, cpu=time.thread_time() - c1)
     return out, rejected, n_records, counters
 
 
@@ -525,13 +525,13 @@ def _timed(items: Iterable, clock, name: str) -> Iterator:
     """``items``, with the time spent producing each one added to phase ``name``."""
     it = iter(items)
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             item = next(it)
         except StopIteration:
-            clock.add(name, time.perf_counter() - t0)
+            clock.add(name, time.perf_counter() - t0, cpu=time.thread_time() - c0)
             return
-        clock.add(name, time.perf_counter() - t0)
+        clock.add(name, time.perf_counter() - t0, cpu=time.thread_time() - c0)
         yield item
 
 

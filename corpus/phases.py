@@ -25,20 +25,25 @@ class PhaseClock:
         self.started = time.perf_counter()
         self._seconds: dict[str, float] = {}
         self._threads: dict[str, str] = {}
+        self._cpu: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def phase(self, name: str, thread: str = "main") -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            self.add(name, time.perf_counter() - t0, thread)
+            self.add(name, time.perf_counter() - t0, thread, time.thread_time() - c0)
 
-    def add(self, name: str, seconds: float, thread: str = "main") -> None:
+    def add(self, name: str, seconds: float, thread: str = "main", cpu: float | None = None) -> None:
+        """``seconds`` of wall in phase ``name``; ``cpu``: this Python thread's CPU seconds in it
+        (time.thread_time; the tokenizer's own threads are not counted)."""
         with self._lock:
             self._seconds[name] = self._seconds.get(name, 0.0) + seconds
             self._threads.setdefault(name, thread)
+            if cpu is not None:
+                self._cpu[name] = self._cpu.get(name, 0.0) + cpu
 
     def seconds(self, name: str) -> float:
         return self._seconds.get(name, 0.0)
@@ -52,7 +57,8 @@ class PhaseClock:
             "wall": time.perf_counter() - self.started,
             "startup": process_age() - (time.perf_counter() - self.started) if process_age() else None,
             "cpu": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
-            "phases": {name: {"seconds": round(s, 4), "thread": self._threads[name]}
+            "phases": {name: {"seconds": round(s, 4), "thread": self._threads[name],
+                              **({"cpu": round(self._cpu[name], 4)} if name in self._cpu else {})}
                        for name, s in sorted(self._seconds.items(), key=lambda kv: -kv[1])},
         }
         out.update(extra)

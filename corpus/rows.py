@@ -97,18 +97,26 @@ class Encoded:
     prompts: list
     targets: dict
     docs: list
+    doc_offsets: bool = True  # False: documents were encoded without character offsets
 
 
 def encode_items(items: list[tuple[str, Example]], tok: TokenizerInfo) -> Encoded:
+    """Encode prompts, targets and documents in three batches.
+
+    Ids are all a row needs, and a byte-level BPE's window cuts come from its tokens' byte
+    lengths, so these go through ``encode_batch_fast``, which skips tracking character offsets
+    (the same ids at a fraction of the CPU: BENCHMARKS.md). Documents of any other tokenizer
+    need offsets to cut their text, and get ``encode_batch``."""
     tokenizer = tok.tokenizer
+    fast = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
     pairs = [ex for _, ex in items if not ex.document]
     targets_idx = [i for i, ex in enumerate(pairs) if ex.target]
-    prompts = tokenizer.encode_batch([ex.prompt for ex in pairs], add_special_tokens=False) if pairs else []
-    target_enc = tokenizer.encode_batch([pairs[i].target for i in targets_idx], add_special_tokens=False) \
-        if targets_idx else []
+    prompts = fast([ex.prompt for ex in pairs], add_special_tokens=False) if pairs else []
+    target_enc = fast([pairs[i].target for i in targets_idx], add_special_tokens=False) if targets_idx else []
     docs = [ex.prompt for _, ex in items if ex.document]
-    doc_enc = tokenizer.encode_batch(docs, add_special_tokens=False) if docs else []
-    return Encoded(prompts, dict(zip(targets_idx, target_enc)), doc_enc)
+    with_offsets = tok.token_nbytes is None
+    doc_enc = (tokenizer.encode_batch if with_offsets else fast)(docs, add_special_tokens=False) if docs else []
+    return Encoded(prompts, dict(zip(targets_idx, target_enc)), doc_enc, doc_offsets=with_offsets or fast is tokenizer.encode_batch)
 
 
 def tokenize_examples(
@@ -128,7 +136,7 @@ def tokenize_examples(
     if pairs:
         _tokenize_pairs(pairs, encoded, tok, opts, tier_of, rows, split_of)
     if docs:
-        _tokenize_documents(docs, encoded.docs, tok, opts, tier_of, rows, split_of)
+        _tokenize_documents(docs, encoded.docs, tok, opts, tier_of, rows, split_of, encoded.doc_offsets)
     out: dict[str, RowBatch] = {}
     for split in ("train", "val"):
         index = [i for i, s in enumerate(split_of) if s == split]
@@ -153,7 +161,7 @@ def _tokenize_pairs(pairs, encoded: Encoded, tok, opts, tier_of, rows, split_of)
         split_of.append("val" if is_val(row_id, opts.seed, opts.val_ratio) else "train")
 
 
-def _tokenize_documents(docs, encodings, tok, opts, tier_of, rows, split_of) -> None:
+def _tokenize_documents(docs, encodings, tok, opts, tier_of, rows, split_of, have_offsets: bool = True) -> None:
     window = opts.max_seq_len
     nbytes = tok.token_nbytes
     for (ref, ex), enc in zip(docs, encodings):
@@ -165,6 +173,8 @@ def _tokenize_documents(docs, encodings, tok, opts, tier_of, rows, split_of) -> 
         data = text.encode("utf-8")
         ends = np.cumsum(nbytes[ids]) if nbytes is not None else None
         byte_level = ends is not None and ends[-1] == len(data)
+        if not byte_level and not have_offsets:  # token bytes do not add up to the text: cut by offsets
+            enc = tok.tokenizer.encode(text, add_special_tokens=False)
         if byte_level:
             # byte-level tokens: boundaries from byte lengths; a token starting on a UTF-8
             # continuation byte begins inside a character
