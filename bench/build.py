@@ -50,11 +50,12 @@ from corpus.sources.wiki import _text_articles
 texts = [r.data["text"] for r in _text_articles(Path(sys.argv[2]))]
 tok = Tokenizer.from_file(sys.argv[1])
 batch = int(sys.argv[4])
+encode = tok.encode_batch_fast if sys.argv[5] == "fast" else tok.encode_batch
 cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 c0, t0 = cpu(), time.perf_counter()
 n = 0
 for i in range(0, len(texts), batch):
-    n += sum(len(e.ids) for e in tok.encode_batch(texts[i:i + batch], add_special_tokens=False))
+    n += sum(len(e.ids) for e in encode(texts[i:i + batch], add_special_tokens=False))
 seconds, cpu_seconds = time.perf_counter() - t0, cpu() - c0
 print(json.dumps({"tokens": n, "seconds": seconds, "cpu": cpu_seconds, "articles": len(texts)}))
 """
@@ -257,16 +258,16 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
     out.mkdir()
     env = child_env(RAYON_NUM_THREADS=str(args.threads))
     builder = CorpusBuild()
-    jobs = ["raw"] + ([] if args.skip_peer else ["datasets"]) + [f"build w={w}" for w in args.workers]
+    jobs = ["raw", "raw fast"] + ([] if args.skip_peer else ["datasets"]) + [f"build w={w}" for w in args.workers]
     runs: dict[str, list[Run]] = {job: [] for job in jobs}
     notes: set[str] = set()
     for r in range(args.repeat):
         order = jobs[r % len(jobs):] + jobs[:r % len(jobs)]
         print(f"round {r + 1} of {args.repeat}: {', '.join(order)}")
         for job in order:
-            if job == "raw":
+            if job.startswith("raw"):
                 run = timed([sys.executable, "-c", RAW, str(tok_path), str(corpus), str(args.threads),
-                             str(args.batch_size)], env)
+                             str(args.batch_size), "fast" if job == "raw fast" else "plain"], env)
                 if run.proc.returncode:
                     fail("raw encode_batch", run.proc)
                 run.info = json.loads(run.proc.stdout)
@@ -293,7 +294,9 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
                 workers = int(job.split("=")[1])
                 root = out / f"build-w{workers}-{r}"
                 run = builder.run(["wiki", "--from", str(corpus), "--tokenizer", str(tok_path), "--data-dir",
-                                   str(root), "--max-seq-len", str(args.max_seq_len), "--threads", str(args.threads),
+                                   str(root), "--max-seq-len", str(args.max_seq_len),
+                                   # the same CPUs in all: each worker process gets its share
+                                   "--threads", str(max(1, args.threads // workers)),
                                    "--workers", str(workers), "--batch-size", str(args.batch_size), "--quiet"],
                                   out / f"timings-w{workers}-{r}.json", env)
                 if run.proc.returncode:
@@ -318,7 +321,8 @@ def report(args, copies, corpus: Path, runs: dict[str, list[Run]], builder: Corp
     print(f"corpus: {copies} x WikiText-2 valid (sentences marked per copy), {articles:,} articles, "
           f"{corpus.stat().st_size / 1e6:.1f} MB, {tokens:,} tokens; vocab {args.vocab_size}, "
           f"max_seq_len {args.max_seq_len}")
-    print(f"threads={args.threads}  workers={' '.join(map(str, args.workers))}  batch={args.batch_size}  "
+    print(f"threads={args.threads} (a build with --workers W runs W processes of threads/W tokenizer threads)  "
+          f"workers={' '.join(map(str, args.workers))}  batch={args.batch_size}  "
           f"repeat={args.repeat}  load average now {loadavg()}")
     if "datasets" in runs:
         num_proc = args.threads
@@ -327,10 +331,10 @@ def report(args, copies, corpus: Path, runs: dict[str, list[Run]], builder: Corp
               "(no fsync, checksums, split or windows)")
     print(f"{'':<22} {'median s':>9} {'tokens/s':>12}  all values (s)")
     medians = {job: statistics.median(r.wall for r in rs) for job, rs in runs.items()}
-    labels = {"raw": "raw encode_batch", "datasets": "datasets peer"}
+    labels = {"raw": "raw encode_batch", "raw fast": "raw encode_batch_fast", "datasets": "datasets peer"}
     for job, rs in runs.items():
         label = labels[job] if job in labels else f"corpus.build {job.split()[1]}"
-        how = "encode loop only, in-process" if job == "raw" else "launch to exit"
+        how = "encode loop only, in-process" if job.startswith("raw") else "launch to exit"
         print(f"{label:<22} {medians[job]:>9.2f} {tokens / medians[job]:>12,.0f}  {values(rs)}  ({how})")
     cpu = statistics.median(r.info["cpu"] for r in raw_runs)
     print(f"raw baseline's own cpu {cpu:.2f} s in the encode loop = {cpu / medians['raw']:.2f} x wall "
@@ -344,6 +348,9 @@ def report(args, copies, corpus: Path, runs: dict[str, list[Run]], builder: Corp
             ratio = medians["datasets"] / medians[job]
             print(f"build/datasets  workers={w}: {ratio:.2f}  (target >= {TARGET_PEER:.2f}) "
                   f"{verdict(ratio, TARGET_PEER)}")
+        ratio = medians["raw fast"] / medians[job]
+        print(f"build/raw_fast  workers={w}: {ratio:.2f}  (no target: the build tokenizes with encode_batch_fast, "
+              "the same ids without character offsets; this is its overhead over that call alone)")
     for job in builds[1:]:
         first = builds[0]
         print(f"{job} vs {first}: wall {medians[job]:.2f} s vs {medians[first]:.2f} s, "

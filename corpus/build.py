@@ -56,8 +56,8 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-ratio", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes for normalize + tokenize")
-    p.add_argument("--threads", "--tokenizer-num-threads", type=int, default=os.cpu_count() or 1,
-                   help="tokenizer threads per process")
+    p.add_argument("--threads", "--tokenizer-num-threads", type=int, default=None,
+                   help="tokenizer threads per process (default: the CPUs divided among the --workers)")
     p.add_argument("--batch-size", "--tokenizer-batch-size", type=int, default=8192)
     p.add_argument("--overlong", help=argparse.SUPPRESS)  # moved to the mix manifest: refused with a hint
     p.add_argument("--max-bad-ratio", type=float, default=0.01)
@@ -205,8 +205,12 @@ def _finish(prepared):
 
 
 def _process(batch):
-    """Both steps for one batch (a worker process's unit of work)."""
-    return _finish(_prepare(batch))
+    """Both steps for one batch (a worker process's unit of work), with the worker's phase times."""
+    from corpus.phases import PhaseClock
+
+    clock = _WORKER["clock"] = PhaseClock()
+    out = _finish(_prepare(batch))
+    return (*out, clock.totals())
 
 
 def _check_example(ex, source) -> None:
@@ -285,6 +289,8 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
     from corpus.tokenizer import install_tokenizer, load_tokenizer, parse_specials
     from corpus.versioning import code_version, input_fingerprint, version_id
 
+    if args.threads is None:  # each worker process gets its share of the CPUs
+        args.threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
     check_build_flags(args)
     if args.overlong is not None:
         raise UserError("--overlong is no longer a build option: examples are stored whole and the mix manifest "
@@ -489,7 +495,9 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
     try:
         with progress:
             task = progress.add_task(f"building {args.source}", total=args.limit)
-            for by_split, bad, n_records, counts in results:
+            for by_split, bad, n_records, counts, *worker_times in results:
+                for name, (seconds, cpu) in (worker_times[0] if worker_times else {}).items():
+                    clock.add(name, seconds, "workers", cpu)  # summed over the worker processes
                 stats.records += n_records
                 stats.counters.update(counts)
                 rejected.extend(bad)

@@ -45,6 +45,10 @@ class PhaseClock:
             if cpu is not None:
                 self._cpu[name] = self._cpu.get(name, 0.0) + cpu
 
+    def totals(self) -> dict[str, tuple[float, float | None]]:
+        """``{phase: (wall, cpu)}``: what a worker process sends back with its batch."""
+        return {name: (s, self._cpu.get(name)) for name, s in self._seconds.items()}
+
     def seconds(self, name: str) -> float:
         return self._seconds.get(name, 0.0)
 
