@@ -239,13 +239,19 @@ def main() -> None:
     if not WIKI.exists():
         sys.exit(f"needs {WIKI}")
     sys.path.insert(0, str(REPO))
-    own_work = args.workdir is None
-    work = Path(tempfile.mkdtemp(prefix="bench-build-")) if own_work else args.workdir
+    in_workdir(args.workdir, "bench-build-", lambda work: run_bench(args, work))
+
+
+def in_workdir(workdir: Path | None, prefix: str, body) -> None:
+    """``body(work)`` in ``workdir`` (kept: the corpus and tokenizer are reused), or in a
+    temporary directory removed afterwards."""
+    own = workdir is None
+    work = Path(tempfile.mkdtemp(prefix=prefix)) if own else workdir
     work.mkdir(parents=True, exist_ok=True)
     try:
-        run_bench(args, work)
+        body(work)
     finally:
-        if own_work:
+        if own:
             shutil.rmtree(work, ignore_errors=True)
 
 

@@ -26,7 +26,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -115,14 +114,7 @@ def main() -> int:
         if not needed.exists():
             sys.exit(f"needs {needed}")
     sys.path.insert(0, str(REPO))
-    own_work = args.workdir is None
-    work = Path(tempfile.mkdtemp(prefix="bench-small-build-")) if own_work else args.workdir
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        run_bench(args, work)
-    finally:
-        if own_work:
-            shutil.rmtree(work, ignore_errors=True)
+    bb.in_workdir(args.workdir, "bench-small-build-", lambda work: run_bench(args, work))
     return 0
 
 

@@ -20,12 +20,13 @@ def _bench(script: str, *argv: str) -> str:
 def test_build_bench_prints_ratios_targets_and_the_phase_split(tmp_path):
     shared("wikitext2", "valid.txt")
     out = _bench("build.py", "--tokens", "1", "--vocab-size", "1024", "--skip-peer", "--workdir", str(tmp_path))
-    assert "corpus: 1 x WikiText-2 valid" in out and "threads=2  workers=1" in out
+    assert "corpus: 1 x WikiText-2 valid" in out and "threads=2 (a build with --workers W" in out and "workers=1" in out
     assert "raw baseline's own cpu" in out
     assert "build/raw       workers=1:" in out and "(target >= 0.90)" in out
+    assert "raw encode_batch_fast" in out and "build/raw_fast  workers=1:" in out  # the build's own call
     assert "build/datasets" not in out  # --skip-peer
     assert "phase split" in out  # the table, or the line saying corpus.build has no --timings yet
-    assert "token counts equal in every run (raw, build w=1)" in out
+    assert "token counts equal in every run (raw, raw fast, build w=1)" in out
     assert out.count("load ") >= 3  # around every run, at start and end
 
 

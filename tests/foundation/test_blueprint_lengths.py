@@ -75,7 +75,7 @@ def test_synthetic_task_at_2000_keeps_every_generated_item(tokenizer, task):
     build._init_worker(args, str(tokenizer), 1)
     source = build._WORKER["source"]
     records = list(source.records(None, args.split, None))
-    by_split, rejected, n_records, _ = build._process(records)
+    by_split, rejected, n_records, *_ = build._process(records)  # then counters, worker phase times
     assert n_records == 2000 and rejected == []
     lengths = [n for batch in by_split.values() for n in batch.n_tokens.tolist()]
     assert len(lengths) == 2000 and min(lengths) > 0
