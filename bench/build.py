@@ -209,16 +209,21 @@ def prepare_corpus(work: Path, tokens: int, vocab_size: int) -> tuple[Path, Path
     tok_path = work / f"tokenizer-{vocab_size}.json"
     text = WIKI.read_text()
     if not tok_path.exists():
-        train_tokenizer(text.splitlines(), vocab_size).save(str(tok_path))
+        # written aside and renamed whole: a bench sharing --workdir never reads half a file
+        partial = tok_path.with_name(f".{os.getpid()}.{tok_path.name}")
+        train_tokenizer(text.splitlines(), vocab_size).save(str(partial))
+        os.replace(partial, tok_path)
     per_copy = len(Tokenizer.from_file(str(tok_path)).encode(text, add_special_tokens=False).ids)
     copies = max(1, -(-tokens // per_copy))
     corpus = work / f"wiki-x{copies}-marked.txt"
     if not corpus.exists():
         # every sentence of copy k ends with the marker "k": the text stays WikiText, but no
         # window repeats another (the quality gate rightly fails a version of duplicates)
-        with open(corpus, "w") as f:
+        partial = corpus.with_name(f".{os.getpid()}.{corpus.name}")
+        with open(partial, "w") as f:
             for k in range(copies):
                 f.write(text.replace(" . ", f" . {k} "))
+        os.replace(partial, corpus)
     return corpus, tok_path, copies
 
 
@@ -259,9 +264,17 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
     print(f"bench/build.py  {datetime.now(timezone.utc).isoformat(timespec='seconds')}  "
           f"{os.cpu_count()} CPUs  load average at start {loadavg()}")
     corpus, tok_path, copies = prepare_corpus(work, args.tokens, args.vocab_size)
-    out = work / "out"  # fresh outputs of every run, removed as soon as they are checked
+    out = work / f"out-{os.getpid()}"  # this invocation's fresh outputs (another may share --workdir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
+    try:
+        runs, builder, notes = run_rounds(args, corpus, tok_path, out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    report(args, copies, corpus, runs, builder, notes)
+
+
+def run_rounds(args: argparse.Namespace, corpus: Path, tok_path: Path, out: Path):
     env = child_env(RAYON_NUM_THREADS=str(args.threads))
     builder = CorpusBuild()
     jobs = ["raw", "raw fast"] + ([] if args.skip_peer else ["datasets"]) + [f"build w={w}" for w in args.workers]
@@ -316,7 +329,7 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
                 shutil.rmtree(root, ignore_errors=True)
             runs[job].append(run)
             print(f"  {job:<12} {run.wall:7.2f} s  cpu {run.cpu:6.2f} s  {run.load()}  {run.note}")
-    report(args, copies, corpus, runs, builder, notes)
+    return runs, builder, notes
 
 
 def report(args, copies, corpus: Path, runs: dict[str, list[Run]], builder: CorpusBuild, notes: set[str]) -> None:

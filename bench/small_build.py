@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import re
 import shutil
 import statistics
@@ -74,11 +75,14 @@ print(len(prompts), n)
 def train_tokenizer(work: Path, vocab_size: int) -> Path:
     tok = work / f"tokenizer-cli-{vocab_size}.json"
     if not tok.exists():
+        # written aside and renamed whole: a bench sharing --workdir never reads half a file
+        partial = tok.with_name(f".{os.getpid()}.{tok.name}")
         proc = subprocess.run([sys.executable, "-m", "corpus.tokenizer", "train", "--from", str(bb.WIKI),
-                               "--vocab-size", str(vocab_size), "--out", str(tok)],
+                               "--vocab-size", str(vocab_size), "--out", str(partial)],
                               capture_output=True, text=True, env=bb.child_env(), cwd=REPO)
         if proc.returncode:
             bb.fail("python -m corpus.tokenizer train", proc)
+        os.replace(partial, tok)
     return tok
 
 
@@ -123,9 +127,17 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
           f"load average at start {bb.loadavg()}")
     tok = train_tokenizer(work, args.vocab_size)
     records = sum(1 for line in args.records.open("rb") if line.strip())
-    out = work / "out"
+    out = work / f"out-{os.getpid()}"  # this invocation's (another may share --workdir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
+    try:
+        runs, builder, raw_tokens = run_rounds(args, tok, records, out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    report(args, records, runs, builder, raw_tokens)
+
+
+def run_rounds(args: argparse.Namespace, tok: Path, records: int, out: Path):
     env = bb.child_env()
     builder = bb.CorpusBuild()
     jobs = ["python -c pass", "raw", "build"]
@@ -150,7 +162,10 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
                 shutil.rmtree(root, ignore_errors=True)
             runs[job].append(run)
             print(f"  round {r + 1}  {job:<15} {run.wall:6.3f} s  cpu {run.cpu:5.2f} s  {run.load()}  {run.note}")
+    return runs, builder, raw_tokens
 
+
+def report(args: argparse.Namespace, records: int, runs: dict[str, list], builder, raw_tokens: int) -> None:
     print()
     print(f"{records:,} GSM8K records ({args.records.name}), tokenizer vocab {args.vocab_size}, "
           f"{args.repeat} interleaved rounds, launch-to-exit wall from the shell")
