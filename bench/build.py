@@ -156,16 +156,18 @@ def phase_lines(timings: dict | None, wall: float, has_timings: bool | None) -> 
     lines = [f"phase split (launch-to-exit wall {wall:.2f} s; the file says: {', '.join(facts) or 'no totals'})"]
     rows = []
     for name, value in (timings.get("phases") or {}).items():
-        seconds, thread = (value.get("seconds"), value.get("thread", "?")) if isinstance(value, dict) else (value, "?")
-        rows.append((float(seconds or 0.0), str(name), str(thread)))
-    lines.append(f"  {'phase':<16} {'thread':<12} {'seconds':>8} {'of wall':>8}")
-    for seconds, name, thread in sorted(rows, reverse=True):
-        lines.append(f"  {name:<16} {thread:<12} {seconds:>8.2f} {seconds / wall:>7.0%}")
-    lines.append(f"  sum {sum(r[0] for r in rows):.2f} s: phases in different threads overlap, so they sum to more "
-                 "than wall")
+        value = value if isinstance(value, dict) else {"seconds": value}
+        cpu = value.get("cpu")  # the Python thread's CPU in the phase, where the clock records it
+        rows.append((float(value.get("seconds") or 0.0), str(name), str(value.get("thread", "?")),
+                     f"{cpu:.2f}" if isinstance(cpu, (int, float)) else "-"))
+    lines.append(f"  {'phase':<16} {'thread':<12} {'seconds':>8} {'of wall':>8} {'py cpu':>8}")
+    for seconds, name, thread, cpu in sorted(rows, reverse=True):
+        lines.append(f"  {name:<16} {thread:<12} {seconds:>8.2f} {seconds / wall:>7.0%} {cpu:>8}")
+    lines.append(f"  sum {sum(row[0] for row in rows):.2f} s: phases in different threads overlap, so they sum to more "
+                 "than wall; py cpu is the phase's Python thread only (the tokenizer's Rayon threads are not in it)")
     clock_wall = timings.get("wall")
     if isinstance(clock_wall, (int, float)):
-        main = sum(seconds for seconds, _, thread in rows if thread == "main")
+        main = sum(row[0] for row in rows if row[2] == "main")
         lines.append(f"  main thread: {main:.2f} s in phases, {clock_wall - main:.2f} s of the clock's wall in none "
                      "(waiting on worker processes, or untimed)")
         before = clock_wall + (timings.get("startup") or 0.0)
