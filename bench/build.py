@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,8 +117,18 @@ def timed(cmd: list[str], env: dict, cwd: Path = REPO) -> Run:
     before = loadavg()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    # its own process group: a bench stopped (Ctrl-C, SIGTERM) takes the child and its workers along,
+    # so no orphan goes on loading the machine another measurement runs on
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                             start_new_session=True)
+    try:
+        stdout, stderr = child.communicate()
+    except BaseException:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise
     wall = time.perf_counter() - t0
+    proc = subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     return Run(wall, cpu, before, loadavg(), proc)
@@ -229,7 +240,13 @@ def prepare_corpus(work: Path, tokens: int, vocab_size: int) -> tuple[Path, Path
     return corpus, tok_path, copies
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C: :func:`timed` kills the running child's group, workdirs are removed."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main() -> None:
+    stop_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tokens", type=int, default=20_000_000)
     p.add_argument("--threads", type=int, default=2, help="tokenizer threads (raw, peer's num_proc, build)")

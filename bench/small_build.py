@@ -107,6 +107,7 @@ def check_build(run, root: Path, records: int) -> str:
 
 
 def main() -> int:
+    bb.stop_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--records", type=Path, default=RECORDS, help="GSM8K JSON Lines (default: the 1,000-record sample)")
