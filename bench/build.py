@@ -283,14 +283,20 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
     print(f"bench/build.py  {datetime.now(timezone.utc).isoformat(timespec='seconds')}  "
           f"{os.cpu_count()} CPUs  load average at start {loadavg()}")
     corpus, tok_path, copies = prepare_corpus(work, args.tokens, args.vocab_size)
-    out = work / f"out-{os.getpid()}"  # this invocation's fresh outputs (another may share --workdir)
+    runs, builder, notes = with_outputs(work, lambda out: run_rounds(args, corpus, tok_path, out))
+    report(args, copies, corpus, runs, builder, notes)
+
+
+def with_outputs(work: Path, body):
+    """``body(out)`` with ``out`` this invocation's fresh output folder under ``work`` (another
+    bench may share ``--workdir``), removed afterwards."""
+    out = work / f"out-{os.getpid()}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     try:
-        runs, builder, notes = run_rounds(args, corpus, tok_path, out)
+        return body(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    report(args, copies, corpus, runs, builder, notes)
 
 
 def run_rounds(args: argparse.Namespace, corpus: Path, tok_path: Path, out: Path):

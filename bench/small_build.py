@@ -128,13 +128,7 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
           f"load average at start {bb.loadavg()}")
     tok = train_tokenizer(work, args.vocab_size)
     records = sum(1 for line in args.records.open("rb") if line.strip())
-    out = work / f"out-{os.getpid()}"  # this invocation's (another may share --workdir)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
-    try:
-        runs, builder, raw_tokens = run_rounds(args, tok, records, out)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    runs, builder, raw_tokens = bb.with_outputs(work, lambda out: run_rounds(args, tok, records, out))
     report(args, records, runs, builder, raw_tokens)
 
 

@@ -300,8 +300,7 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
     from corpus.phases import PhaseClock
 
     clock = PhaseClock()
-    setup = clock.phase("setup")
-    setup.__enter__()
+    end_setup = clock.start("setup")
     root = data_root(args.data_dir)
     catalog = Catalog(root)
     source = args.source_cls(args)
@@ -347,7 +346,7 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
 
     with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
         outcome = _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam,
-                                vid, final_dir, clock, setup)
+                                vid, final_dir, clock, end_setup)
     if args.timings:
         clock.write(args.timings, version=outcome.version_id, status=outcome.status,
                     already_built=outcome.already_built, rows=outcome.rows, tokens=outcome.tokens,
@@ -356,7 +355,7 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
 
 
 def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam, vid,
-                  final_dir, clock, setup) -> BuildOutcome:
+                  final_dir, clock, end_setup) -> BuildOutcome:
     from corpus.buildlock import reclaim_staging
     from corpus.flags import ratio_text
     from corpus.paths import quarantine_path
@@ -370,7 +369,7 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         existing = None
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
-        setup.__exit__(None, None, None)
+        end_setup()
         return BuildOutcome(vid, existing["status"], already_built=True, rows=int(existing["rows"] or 0),
                             tokens=int(existing["tokens"] or 0))
     if existing:  # an interrupted earlier attempt (no build of it is alive: we hold its lock)
@@ -381,11 +380,10 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         decontam.shard_dir = str(final_dir.relative_to(root))
     staging = final_dir.with_name(f".{vid}.staging-{os.getpid()}")
     staging.mkdir(parents=True)
-    setup.__exit__(None, None, None)
+    end_setup()
     try:
         stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock)
-        finish = clock.phase("finish")
-        finish.__enter__()
+        end_finish = clock.start("finish")
         from corpus.quality.eval_guard import NOT_DECONTAMINATED, not_decontaminated
 
         unchecked = not_decontaminated(source, kind, decontam)
@@ -412,7 +410,7 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         if final_dir.exists():  # left by a crash before registration (the catalog has no row for it)
             shutil.rmtree(final_dir)
         os.replace(staging, final_dir)
-        finish.__exit__(None, None, None)
+        end_finish()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -488,15 +486,14 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
         _init_worker(args, str(tok.path), args.threads)
         _WORKER["clock"] = clock
         # the next batches are encoded in a thread while this one becomes rows and is written
-        pool = None
-
-        results = map(_finish, _prefetch(_prepare, batches, clock=clock))
+        # (phase times go straight to the clock here; workers send theirs back: none to add)
+        pool, results = None, ((*out, {}) for out in map(_finish, _prefetch(_prepare, batches, clock=clock)))
     progress = _progress(args)
     try:
         with progress:
             task = progress.add_task(f"building {args.source}", total=args.limit)
-            for by_split, bad, n_records, counts, *worker_times in results:
-                for name, (seconds, cpu) in (worker_times[0] if worker_times else {}).items():
+            for by_split, bad, n_records, counts, worker_times in results:
+                for name, (seconds, cpu) in worker_times.items():
                     clock.add(name, seconds, "workers", cpu)  # summed over the worker processes
                 stats.records += n_records
                 stats.counters.update(counts)

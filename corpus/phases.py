@@ -36,6 +36,19 @@ class PhaseClock:
         finally:
             self.add(name, time.perf_counter() - t0, thread, time.thread_time() - c0)
 
+    def start(self, name: str, thread: str = "main"):
+        """Time phase ``name`` from now until the returned function is called (for a phase that
+        ends in another block than it began); calling it again does nothing."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        done = []
+
+        def stop() -> None:
+            if not done:
+                done.append(True)
+                self.add(name, time.perf_counter() - t0, thread, time.thread_time() - c0)
+
+        return stop
+
     def add(self, name: str, seconds: float, thread: str = "main", cpu: float | None = None) -> None:
         """``seconds`` of wall in phase ``name``; ``cpu``: this Python thread's CPU seconds in it
         (time.thread_time; the tokenizer's own threads are not counted)."""
@@ -57,9 +70,10 @@ class PhaseClock:
         (children included) and every phase."""
         own = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall, age = time.perf_counter() - self.started, process_age()
         out = {
-            "wall": time.perf_counter() - self.started,
-            "startup": process_age() - (time.perf_counter() - self.started) if process_age() else None,
+            "wall": wall,
+            "startup": age - wall if age else None,
             "cpu": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
             "phases": {name: {"seconds": round(s, 4), "thread": self._threads[name],
                               **({"cpu": round(self._cpu[name], 4)} if name in self._cpu else {})}

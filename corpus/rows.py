@@ -108,7 +108,8 @@ def encode_items(items: list[tuple[str, Example]], tok: TokenizerInfo) -> Encode
     (the same ids at a fraction of the CPU: BENCHMARKS.md). Documents of any other tokenizer
     need offsets to cut their text, and get ``encode_batch``."""
     tokenizer = tok.tokenizer
-    fast = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    has_fast = hasattr(tokenizer, "encode_batch_fast")
+    fast = tokenizer.encode_batch_fast if has_fast else tokenizer.encode_batch
     pairs = [ex for _, ex in items if not ex.document]
     targets_idx = [i for i, ex in enumerate(pairs) if ex.target]
     prompts = fast([ex.prompt for ex in pairs], add_special_tokens=False) if pairs else []
@@ -116,7 +117,7 @@ def encode_items(items: list[tuple[str, Example]], tok: TokenizerInfo) -> Encode
     docs = [ex.prompt for _, ex in items if ex.document]
     with_offsets = tok.token_nbytes is None
     doc_enc = (tokenizer.encode_batch if with_offsets else fast)(docs, add_special_tokens=False) if docs else []
-    return Encoded(prompts, dict(zip(targets_idx, target_enc)), doc_enc, doc_offsets=with_offsets or fast is tokenizer.encode_batch)
+    return Encoded(prompts, dict(zip(targets_idx, target_enc)), doc_enc, doc_offsets=with_offsets or not has_fast)
 
 
 def tokenize_examples(

@@ -11,6 +11,7 @@ file goes through write-temp, fsync, rename; the caller registers the returned
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -334,8 +335,6 @@ class _OpenShard:
     """A shard being written: its Parquet temp file takes one row group at a time."""
 
     def __init__(self, parquet: Path, idx: int):
-        import os
-
         self.parquet = parquet
         self.idx = idx
         self.tmp = parquet.with_name(f".{parquet.name}.tmp-{os.getpid()}")
@@ -377,8 +376,6 @@ class _OpenShard:
         if all(f is not None for f in self.facts):  # facts were taken on the rows: check the file holds them
             _check_reads_back(self.tmp, self.parquet.name, self.tables)
         fsync_file(self.tmp)
-        import os
-
         os.replace(self.tmp, self.parquet)
         fsync_dir(self.parquet.parent)
         lengths = np.concatenate(self.lengths)
