@@ -10,8 +10,11 @@ Pretrained tokenizers work too: ``--tokenizer`` takes a ``tokenizer.json``, a lo
 tokenizer directory (its ``special_tokens_map.json`` / ``tokenizer_config.json`` name the specials)
 or, online, a hub id (``gpt2``). The project needs a pad, a bos and an eos token; a tokenizer that
 names them otherwise gets a mapping (``--special-tokens pad=<|endoftext|>,bos=<|endoftext|>,...``).
-A mapping other than the default names is part of the tokenizer's identity: it is stored beside
-the copy as ``<sha>.specials.json`` and the sha covers file and mapping together.
+A Hugging Face tokenizer that declares an eos but no pad token (GPT-2, GPT-NeoX: the Mamba2
+checkpoints') pads with its eos, as transformers users do (``pad_token = eos_token``); padding is
+never a target here, lengths mark it. A mapping other than the default names is part of the
+tokenizer's identity: it is stored beside the copy as ``<sha>.specials.json`` and the sha covers
+file and mapping together.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ def _from_hub(repo_id: str, revision: str | None) -> tuple[Path, dict[str, str]]
         except Exception:  # noqa: BLE001 - optional files
             continue
         declared = {**_specials_from_json(extra), **declared}
-    return file, declared
+    return file, _pad_with_eos(declared)
 
 
 def _hf_declared_specials(directory: Path) -> dict[str, str]:
@@ -149,6 +152,13 @@ def _hf_declared_specials(directory: Path) -> dict[str, str]:
     for name in ("special_tokens_map.json", "tokenizer_config.json"):
         if (directory / name).is_file():
             declared = {**_specials_from_json(directory / name), **declared}
+    return _pad_with_eos(declared)
+
+
+def _pad_with_eos(declared: dict[str, str]) -> dict[str, str]:
+    """A declared eos without a declared pad: pad with the eos (transformers' usual fix)."""
+    if "pad" not in declared and "eos" in declared:
+        return {**declared, "pad": declared["eos"]}
     return declared
 
 

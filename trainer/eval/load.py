@@ -180,7 +180,8 @@ def load_evaluable(ref: str | Path, runs_dir: str | Path = "runs", data_dir: str
     config = _config_of(state, path)
     plan_id = state.get("plan_id")
     root = Path(data_dir) if data_dir else default_root()
-    info = _tokenizer(path, run_dir, plan_id, root, tokenizer, model.cfg.vocab_size)
+    # a padded vocabulary (an imported checkpoint) has more rows than tokens: output_vocab tokens
+    info = _tokenizer(path, run_dir, plan_id, root, tokenizer, model.cfg.output_vocab or model.cfg.vocab_size)
     step = int(state["step"]) if state.get("step") is not None else None
     train = config.get("train", {}) if isinstance(config, dict) else {}
     if gate_scale is None:

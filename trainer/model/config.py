@@ -25,6 +25,9 @@ class ModelConfig:
     chunk_size: int = 64
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    # 0: every row is a token. Else the tokenizer's size when the embedding has more rows (a
+    # pretrained checkpoint padded to a multiple of 16): logits of rows >= it are -inf, never produced
+    output_vocab: int = 0
     dt_min: float = 1e-3
     dt_max: float = 1e-1
     dt_init_floor: float = 1e-4
@@ -89,6 +92,8 @@ class ModelConfig:
              f"d_hrm={self.d_hrm} is not a multiple of hrm_heads={self.hrm_heads}")
         need(self.bridge_layer == -1 or 0 <= self.bridge_layer < self.n_layers,
              f"bridge_layer={self.bridge_layer} must be -1 or in [0, n_layers={self.n_layers})")
+        need(0 <= self.output_vocab <= self.vocab_size,
+             f"output_vocab={self.output_vocab} must be in [0, vocab_size={self.vocab_size}]")
         need(0 < self.dt_min <= self.dt_max, "need 0 < dt_min <= dt_max")
         need(0 < self.a_init_min <= self.a_init_max, "need 0 < a_init_min <= a_init_max")
         need(self.ds_weight >= 0 and self.halting_weight >= 0, "loss weights must be >= 0")

@@ -79,4 +79,9 @@ class Mamba2Decoder(nn.Module):
         return h
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(self.norm_f(h))
+        logits = self.lm_head(self.norm_f(h))
+        used = self.cfg.output_vocab
+        if 0 < used < self.cfg.vocab_size:  # a padded vocabulary: its extra rows are never produced
+            padding = torch.arange(self.cfg.vocab_size, device=logits.device) >= used
+            logits = logits.masked_fill(padding, float("-inf"))
+        return logits
