@@ -101,7 +101,10 @@ def resolve_init_from(name: str, runs_dir: Path) -> Path:
             if latest is not None:
                 return latest[1]
             raise UserError(f"init_from {name}: {candidate} has no best-model/ and no valid checkpoint")
-    raise UserError(f"init_from {name}: no such file, run directory or run under {runs_dir}")
+    raise UserError(f"init_from {name}: no such file, run directory or run under {runs_dir}: stages run in "
+                    f"order, so train the stage it names first (stage B starts from stage A's run: python -m "
+                    f"trainer.run manifests/stageA.toml, with the same --scale), or import a pretrained Mamba2 "
+                    f"(python -m trainer.import_hf ID --out {runs_dir}/NAME, then --init_from {runs_dir}/NAME)")
 
 
 def _archive(run_dir: Path, state: dict) -> Path:

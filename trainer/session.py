@@ -310,6 +310,9 @@ def start(cfg: RunConfig) -> Session | None:
             raise UserError(f"{name} {size} does not split over {world.world_size} ranks (it is the global batch)")
     console = Console(highlight=False, soft_wrap=True)
     say = lambda m: console.print(m, highlight=False, markup=False) if world.is_main else None  # noqa: E731
+    from trainer.import_hf.adopt import adopt_import, model_vocab
+
+    imported = adopt_import(cfg)  # init_from a pretrained import: its tokenizer and architecture
     for note in cfg.notes:
         say(note)
     data = RunData.open(cfg, world, say=say)
@@ -318,7 +321,7 @@ def start(cfg: RunConfig) -> Session | None:
     plan = data.plan
 
     _seed(t.seed)
-    model_cfg = build_model_config(cfg.model, data.tokenizer.vocab_size)
+    model_cfg = build_model_config(cfg.model, model_vocab(imported, data.tokenizer.vocab_size))
     model = HRMMamba2LM(model_cfg).to(device)
     optimizer = build_optimizer(model, t.optimizer, t.learning_rate, t.weight_decay, (t.beta1, t.beta2),
                                 fused=device.type == "cuda")
