@@ -107,7 +107,8 @@ def test_eval_cli_scores_the_trained_answers_and_skips_missing_data(run):
     result = json.loads((run["run_dir"] / "eval" / "best-model.json").read_text())
     assert result["checkpoint"]["step"] == 50 and result["checkpoint"]["gate_scale"] == 1.0
     s = result["suites"]
-    assert s["gsm8k"]["metrics"]["accuracy"] == 1.0 and s["gsm8k"]["metrics"]["n"] == 3
+    m = s["gsm8k"]["metrics"]
+    assert m["lenient_accuracy"] == m["lm_eval_strict_match"] == m["lm_eval_flexible_extract"] == 1.0 and m["n"] == 3
     assert s["code"]["status"] == "skipped" and "no humaneval evaluation data" in s["code"]["reason"]
     assert s["science_qa"]["status"] == "skipped"
     assert s["ppl"]["metrics"]["windows"] >= 2 and s["ppl"]["metrics"]["bits_per_byte"] > 0
@@ -117,8 +118,8 @@ def test_eval_cli_scores_the_trained_answers_and_skips_missing_data(run):
     items = (run["run_dir"] / "eval" / "best-model" / "gsm8k.jsonl").read_text().splitlines()
     assert [json.loads(x)["correct"] for x in items] == [True, True, True]
     table = (run["run_dir"] / "eval" / "best-model.md").read_text()
-    assert "| gsm8k | ok | accuracy 1.0000 |" in table and "| code | skipped |" in table
-    assert "gsm8k: accuracy 1" in done.stdout
+    assert "| gsm8k | ok | lenient_accuracy 1.0000, lm_eval_strict_match 1.0000, lm_eval_flexible_extract 1.0000 |" in table and "| code | skipped |" in table
+    assert "gsm8k: lenient_accuracy 1" in done.stdout and "lm_eval_strict_match 1" in done.stdout
 
 
 def test_eval_compare_prints_both_runs_with_deltas(run, capsys):
@@ -131,9 +132,10 @@ def test_eval_compare_prints_both_runs_with_deltas(run, capsys):
     capsys.readouterr()
     assert eval_main(["--compare", str(out / "step_50.json"), str(out / "g0" / "step_50.json")]) == 0
     shown = capsys.readouterr().out
-    assert "gsm8k/accuracy" in shown and "1.0000" in shown and "gsm8k/tier0/accuracy" in shown
-    a = json.loads((out / "step_50.json").read_text())["suites"]["gsm8k"]["metrics"]["accuracy"]
-    b = json.loads((out / "g0" / "step_50.json").read_text())["suites"]["gsm8k"]["metrics"]["accuracy"]
+    assert "gsm8k/lenient_accuracy" in shown and "1.0000" in shown and "gsm8k/tier0/lenient_accuracy" in shown
+    assert "gsm8k/lm_eval_strict_match" in shown
+    a = json.loads((out / "step_50.json").read_text())["suites"]["gsm8k"]["metrics"]["lenient_accuracy"]
+    b = json.loads((out / "g0" / "step_50.json").read_text())["suites"]["gsm8k"]["metrics"]["lenient_accuracy"]
     assert a == 1.0 and (f"{b - a:+.4g}" in shown if b != a else "+0" in shown)
 
 

@@ -48,3 +48,19 @@ def test_compare_cli_warns_loudly_and_strict_refuses(tmp_path):
     assert len(strict.stderr.strip().splitlines()) == 1
     clean = run_cli("trainer.eval", "--compare", str(a), str(same), "--strict")
     assert clean.returncode == 0 and "WARNING" not in clean.stdout and "+0.2" in clean.stdout
+
+
+def test_compare_flags_gsm8k_scored_differently():
+    """An old result's unnamed GSM8K "accuracy" (lenient) is not lm-eval's strict-match: not like for like."""
+    from trainer.eval.report import comparability
+
+    ids = {"n": 2, "sha256": "x"}
+    old = {"options": {}, "suites": {"gsm8k": {"status": "ok", "items": ids, "data": "d",
+                                               "metrics": {"accuracy": 0.7, "n": 2}}}}
+    new = {"options": {}, "suites": {"gsm8k": {"status": "ok", "items": ids, "data": "d",
+                                               "metrics": {"lenient_accuracy": 0.7, "lm_eval_strict_match": 0.4,
+                                                           "lm_eval_flexible_extract": 0.6, "n": 2}}}}
+    problems = comparability(old, new)
+    assert problems == ["gsm8k: scored differently (only in A: accuracy; only in B: lenient_accuracy, "
+                        "lm_eval_flexible_extract, lm_eval_strict_match)"]
+    assert comparability(new, new) == []

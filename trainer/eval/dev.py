@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = ["run_dev_evals", "dev_series", "PLOTTED"]
 
-PLOTTED = ("accuracy", "pass@1", "ppl", "bits_per_byte", "bleu", "rouge_l", "halt_sum_mean", "expected_cycles_mean")
+PLOTTED = ("accuracy", "lenient_accuracy", "lm_eval_strict_match", "pass@1", "ppl", "bits_per_byte", "bleu", "rouge_l", "halt_sum_mean", "expected_cycles_mean")
 _reported: set[str] = set()
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["markdown", "compare_rows", "compare_table", "headline_table", "comparability", "LOWER_IS_BETTER"]
 
-HEADLINE = ("accuracy", "pass@1", "humaneval/pass@1", "mbpp/pass@1", "ppl", "bits_per_byte", "bleu", "rouge_l",
+HEADLINE = ("accuracy", "lenient_accuracy", "lm_eval_strict_match", "lm_eval_flexible_extract", "pass@1", "humaneval/pass@1", "mbpp/pass@1", "ppl", "bits_per_byte", "bleu", "rouge_l",
             "halt_sum_mean", "expected_cycles_mean")
 LOWER_IS_BETTER = ("nll", "ppl", "bits_per_byte", "seconds", "dropped_seen")
 NEUTRAL = ("n", "windows", "tokens", "bytes", "seed", "n_rationale", "overlap_checked")  # counts, not scores
@@ -80,6 +80,10 @@ def comparability(doc_a: dict[str, Any], doc_b: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: scored on {what}")
         elif not (ia and ib) and ra.get("metrics", {}).get("n") != rb.get("metrics", {}).get("n"):
             problems.append(f"{name}: n {ra['metrics'].get('n')} vs {rb['metrics'].get('n')}")
+        heads_a, heads_b = ({k for k in r.get("metrics", {}) if k in HEADLINE} for r in (ra, rb))
+        if heads_a != heads_b:  # e.g. GSM8K's old unnamed "accuracy" vs lenient / lm-eval scores
+            problems.append(f"{name}: scored differently (only in A: {', '.join(sorted(heads_a - heads_b)) or '-'}; "
+                            f"only in B: {', '.join(sorted(heads_b - heads_a)) or '-'})")
         if ra.get("data") != rb.get("data"):
             problems.append(f"{name}: data from {ra.get('data') or '?'} in A, {rb.get('data') or '?'} in B")
     only = [f"{n} (A only)" for n in suites_a if n not in suites_b] + [f"{n} (B only)" for n in suites_b if n not in suites_a]

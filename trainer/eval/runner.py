@@ -85,7 +85,7 @@ def run_suites(ev, names: list[str], sources: DataSources, options: Options, say
 def summary_line(result: SuiteResult) -> str:
     if result.status != "ok":
         return f"{result.name}: {result.status} ({result.reason})"
-    keys = [k for k in ("accuracy", "pass@1", "ppl", "bits_per_byte", "bleu", "rouge_l", "halt_sum_mean",
+    keys = [k for k in ("accuracy", "lenient_accuracy", "lm_eval_strict_match", "lm_eval_flexible_extract", "pass@1", "ppl", "bits_per_byte", "bleu", "rouge_l", "halt_sum_mean",
                         "expected_cycles_mean", "n", "windows") if k in result.metrics]
     shown = ", ".join(f"{k} {_fmt(result.metrics[k])}" for k in keys)
     return f"{result.name}: {shown}  [{result.seconds:.1f} s]"
