@@ -32,3 +32,8 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module 'corpus' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The API's verbs too (they load lazily), so a notebook's tab completion shows them."""
+    return sorted(set(globals()) | set(_API))

@@ -269,10 +269,16 @@ def open_plan(plan_id: str, data_dir: str | Path | None = None):
 
 
 def batches(plan, split: str = "train", batch_size: int = 8, seq_len: int | None = None,
-            start: int = 0) -> Iterator[Any]:
-    """Padded batches of a plan in plan order (``tokens``, ``lengths``, ``prompt_lens``, ...)."""
-    from corpus.mixing import PlanReader
+            start: int = 0, data_dir: str | Path | None = None) -> Iterator[Any]:
+    """Padded batches of a plan in plan order (``tokens``, ``lengths``, ``prompt_lens``, ...);
+    ``plan`` is what :func:`plan` / :func:`open_plan` return, or a plan id (``"p..."``)."""
+    from corpus.mixing import Plan, PlanReader
 
+    if isinstance(plan, str):
+        plan = open_plan(plan, data_dir)
+    if not isinstance(plan, Plan):
+        raise CorpusError(f"batches: plan must be corpus.plan(...) / corpus.open_plan(...) or a plan id, "
+                          f"not {type(plan).__name__}")
     return PlanReader(plan, split, start=start).iter_batches(batch_size, seq_len)
 
 

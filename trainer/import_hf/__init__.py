@@ -61,7 +61,10 @@ def read_weights(directory: Path) -> dict[str, Any]:
     for f in files:
         try:
             if f.suffix == ".safetensors":
-                from safetensors.torch import load_file
+                try:
+                    from safetensors.torch import load_file
+                except ImportError:
+                    raise UserError(f"{f}: reading safetensors needs the hf extra (pip install -e '.[hf]')") from None
 
                 state.update(load_file(str(f)))
             else:
