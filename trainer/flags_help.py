@@ -62,6 +62,7 @@ MEANING: dict[str, str] = {
     "chunk_size": "SSD chunk length of the chunked scan",
     "norm_eps": "RMSNorm epsilon",
     "tie_embeddings": "share input embedding and LM head",
+    "output_vocab": "tokens the model may produce when the embedding is padded (0: all rows; set by trainer.import_hf)",
     "dt_min": "smallest initial SSM step size",
     "dt_max": "largest initial SSM step size",
     "dt_init_floor": "floor of the initial step size",

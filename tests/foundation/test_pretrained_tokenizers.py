@@ -100,6 +100,19 @@ def test_hf_directory_declares_its_specials(gpt2_style, gsm, tmp_path):
     assert proc.returncode == 2 and "has no tokenizer.json" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_hf_directory_with_eos_but_no_pad_pads_with_eos(gpt2_style, tmp_path):
+    """GPT-NeoX (the Mamba2 checkpoints' tokenizer) names bos and eos but no pad: no sidecar needed."""
+    hf = tmp_path / "neox-local"
+    hf.mkdir()
+    (hf / "tokenizer.json").write_bytes(gpt2_style.read_bytes())
+    (hf / "tokenizer_config.json").write_text(json.dumps({"bos_token": ENDOFTEXT, "eos_token": ENDOFTEXT,
+                                                          "unk_token": ENDOFTEXT}))
+    info = load_tokenizer(hf)
+    eot = Tokenizer.from_file(str(gpt2_style)).token_to_id(ENDOFTEXT)
+    assert (info.pad_id, info.bos_id, info.eos_id) == (eot, eot, eot)
+    assert dict(info.specials) == {"pad": ENDOFTEXT, "bos": ENDOFTEXT, "eos": ENDOFTEXT}
+
+
 def test_hub_id_offline_is_one_line(gsm, tmp_path):
     proc = _build(gsm, tmp_path / "data", "--tokenizer", "gpt2")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
