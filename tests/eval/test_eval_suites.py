@@ -49,8 +49,10 @@ def test_gsm8k_references_score_100_and_wrong_answers_0():
     assert len(items) == 1319 and where.endswith("gsm8k/test.jsonl")
     assert items[0].prompt.startswith("Janet") and items[0].reference.endswith("#### 18")
     result = gsm8k.evaluate(items, oracle(items))
-    assert result.metrics["accuracy"] == 1.0 and result.metrics["n"] == 1319 and result.metrics["answered"] == 1.0
-    tiers = {k: v for k, v in result.metrics.items() if re.fullmatch(r"tier\d/accuracy", k)}
+    m = result.metrics
+    assert m["lenient_accuracy"] == m["lm_eval_strict_match"] == m["lm_eval_flexible_extract"] == 1.0
+    assert m["n"] == 1319 and m["answered"] == 1.0
+    tiers = {k: v for k, v in result.metrics.items() if re.fullmatch(r"tier\d/lenient_accuracy", k)}
     assert len(tiers) == 4 and set(tiers.values()) == {1.0}
     assert sum(result.metrics[f"tier{t}/n"] for t in range(4)) == 1319
 
@@ -59,11 +61,13 @@ def test_gsm8k_references_score_100_and_wrong_answers_0():
         return f"{body}#### {format_number(Fraction(final.strip().replace(',', '')) + 1)}"
 
     wrong = gsm8k.evaluate(items, oracle(items, off_by_one))
-    assert wrong.metrics["accuracy"] == 0.0 and wrong.metrics["answered"] == 1.0
+    assert wrong.metrics["lenient_accuracy"] == wrong.metrics["lm_eval_strict_match"] == 0.0
+    assert wrong.metrics["lm_eval_flexible_extract"] == 0.0 and wrong.metrics["answered"] == 1.0
     # without '####' the last number counts: the work restated with the right total is right
     restated = gsm8k.evaluate(items[:50], oracle(items[:50], lambda it: it.reference.rpartition("####")[0]
                                                   + f"So the answer is ${extract_final_number(it.reference)}."))
-    assert restated.metrics["accuracy"] == 1.0
+    assert restated.metrics["lenient_accuracy"] == restated.metrics["lm_eval_flexible_extract"] == 1.0
+    assert restated.metrics["lm_eval_strict_match"] == 0.0  # no "#### N": strict-match finds nothing
 
 
 def test_gsm8k_from_a_path_and_missing_data(tmp_path):
@@ -74,7 +78,7 @@ def test_gsm8k_from_a_path_and_missing_data(tmp_path):
     assert [(it.prompt, it.reference) for it in items] == [("What is 2 + 3?", "2 + 3 = 5\n#### 5")]
     assert where == f"--from {path}"
     result = gsm8k.evaluate(items, oracle(items, lambda it: "The answer is 5 apples."))
-    assert result.metrics["accuracy"] == 1.0 and result.records[0]["predicted"] == "5"
+    assert result.metrics["lenient_accuracy"] == 1.0 and result.records[0]["predicted"] == "5"
     with pytest.raises(DataMissing, match="no gsm8k evaluation data"):
         load_items("gsm8k", DataSources(raw_dir=tmp_path))
 
