@@ -128,21 +128,30 @@ class HRMHarnessLM(TemplateLM):
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Requests with the same generation settings are generated together, ``batch_size`` at a
+        time (rows never see padding: trainer/eval/generation.py)."""
+        import json
+
         from trainer.eval.generation import Sampling, generate_ids, truncate_at
 
-        out = []
-        for context, gen_kwargs in [r.args for r in requests]:
-            kwargs = dict(gen_kwargs or {})
+        args = [r.args for r in requests]
+        groups: dict[str, list[int]] = {}
+        for i, (_context, gen_kwargs) in enumerate(args):
+            groups.setdefault(json.dumps(gen_kwargs or {}, sort_keys=True, default=str), []).append(i)
+        out: list[str] = [""] * len(args)
+        for key, rows in groups.items():
+            kwargs = json.loads(key)
             until = kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             max_new = int(kwargs.get("max_gen_toks", self.max_gen_toks))
             temperature = float(kwargs.get("temperature", 0.0) or 0.0) if kwargs.get("do_sample") else 0.0
             sampling = Sampling(temperature=temperature, top_k=kwargs.get("top_k"), top_p=kwargs.get("top_p"))
-            prompt = self.tok_encode(context)[-self.max_length:]
-            new = generate_ids(self.ev.model, [prompt], max_new, sampling=sampling, eos_id=self.eot_token_id,
-                               gate_scale=self.ev.gate_scale, batch_size=1, device=self.device)[0]
-            text = truncate_at(self.tok_decode(new), until) if until else self.tok_decode(new)
-            out.append(text)
-            if hasattr(self, "cache_hook"):
-                self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+            prompts = [self.tok_encode(args[i][0])[-self.max_length:] for i in rows]
+            new = generate_ids(self.ev.model, prompts, max_new, sampling=sampling, eos_id=self.eot_token_id,
+                               gate_scale=self.ev.gate_scale, batch_size=self.batch_size, device=self.device)
+            for i, tokens in zip(rows, new):
+                text = self.tok_decode(tokens)
+                out[i] = truncate_at(text, until) if until else text
+                if hasattr(self, "cache_hook"):
+                    self.cache_hook.add_partial("generate_until", args[i], out[i])
         return out
