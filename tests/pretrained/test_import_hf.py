@@ -136,3 +136,19 @@ def test_attention_and_mlp_layers_are_refused(tmp_path):
         detect({**base, "d_intermediate": 128}, "config.json")
     with pytest.raises(UserError, match="not a Mamba2 checkpoint"):
         detect({"model_type": "llama"}, "config.json")
+
+
+def test_trainer_eval_scores_an_import_with_both_gsm8k_scorings(imported_run, tmp_path):
+    from trainer.eval.__main__ import main as eval_main
+
+    problems = tmp_path / "gsm8k.jsonl"
+    problems.write_text(json.dumps({"question": "Tom has 3 apples and buys 4 more. How many?",
+                                    "answer": "3 + 4 = 7\n#### 7"}) + "\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "eval"
+    assert eval_main([str(imported_run), "--suite", "gsm8k", "--from", f"gsm8k={problems}", "--eval-data", str(empty),
+                      "--max-new-tokens", "8", "--quiet", "--threads", "1", "--out", str(out)]) == 0
+    metrics = json.loads((out / "best-model.json").read_text())["suites"]["gsm8k"]["metrics"]
+    assert {"lenient_accuracy", "lm_eval_strict_match", "lm_eval_flexible_extract"} <= set(metrics)
+    assert "accuracy" not in metrics and metrics["n"] == 1
