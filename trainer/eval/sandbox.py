@@ -71,6 +71,7 @@ What is not isolated
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import selectors
@@ -83,12 +84,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
+from trainer.eval import sandbox_cgroup as memory_cgroup
 from trainer.eval import sandbox_child as child
 
 __all__ = [
     "SandboxResult",
     "SandboxError",
+    "Judge",
     "Isolation",
     "STATUSES",
     "run_python",
@@ -141,14 +145,39 @@ class Isolation:
     nproc_enforced: bool
     filesystem_confined: bool = False  # read-only mounts + tmpfs working directory (disk quota)
     sockets_blocked: bool = False  # seccomp: socket() refused by the kernel (Unix sockets too)
+    no_capabilities: bool = False  # the program holds no capability (CapEff and CapPrm empty)
+    ipc_namespace: bool = False  # SysV IPC private to the sandbox, destroyed with it
+    processes_hidden: bool = False  # /proc shows no other uid's processes (hidepid=2)
+    memory_cgroup: bool = False  # one limit counts anonymous, memfd, SysV and tmpfs memory
+    # (without it memfd_create and shmget are refused instead)
 
     def describe(self) -> str:
         return ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in self.__dict__.items())
 
 
+@dataclass(frozen=True)
+class Judge:
+    """The tests of a program, run by a judge process the program cannot reach (see
+    ``sandbox_judge.py``): the verdict is ``passed`` only when every check held there.
+
+    ``checks``: the test code (HumanEval's ``def check(candidate): ...`` plus ``check(candidate)``;
+    MBPP's asserts). ``context``: trusted code the judge runs first (HumanEval's prompt, for the
+    helpers its tests use). ``tail``: trusted code run in the program's process after the program
+    (MBPP's ``test_setup_code``, which builds fixtures from the program's classes). ``bind``: judge
+    name → program name; ``None`` binds every name the checks use that is not a builtin, a
+    standard-library module or defined by the context.
+    """
+
+    checks: str
+    context: str = ""
+    tail: str = ""
+    bind: Mapping[str, str] | None = None
+
+
 def run_python(
     code: str,
     *,
+    judge: Judge | None = None,
     timeout_s: float = 10.0,
     memory_mb: int = 1024,
     cpu_s: float | None = None,
@@ -161,14 +190,19 @@ def run_python(
 ) -> SandboxResult:
     """Run ``code`` as ``__main__`` in a fresh sandbox and say how it ended.
 
-    ``cpu_s`` defaults to ``timeout_s + 1`` (the wall clock normally fires first). ``guard=False``
-    leaves only the OS-level layers, for testing them; never use it for evaluation.
-    Raises :class:`SandboxError` when the sandbox cannot be built or torn down.
+    With a ``judge``, the verdict is the judge's (the tests run outside the program's process);
+    without one, it is how the program itself ended (a program that contains its own asserts can
+    forge that: use a judge for anything scored). ``cpu_s`` defaults to ``timeout_s + 1`` (the wall
+    clock normally fires first). ``guard=False`` leaves only the OS-level layers, for testing them;
+    never use it for evaluation. Raises :class:`SandboxError` when the sandbox cannot be built or
+    torn down (said on a channel only the sandbox's trusted stage holds, never by the program).
     """
     if timeout_s <= 0 or memory_mb <= 0 or max_output_bytes <= 0 or max_processes <= 0:
         raise ValueError("timeout_s, memory_mb, max_output_bytes and max_processes must be positive")
     uid = _allocate_uid()
     workdir = tempfile.mkdtemp(prefix="hrm-sandbox-")
+    cgroup = memory_cgroup.create(int(memory_mb) << 20) if uid is not None else None
+    passed_fds: list[int] = []
     try:
         program = Path(workdir, PROGRAM_NAME)
         program.write_text(code, encoding="utf-8")
@@ -182,13 +216,32 @@ def run_python(
             "open_files": 256,
             "processes": max_processes if uid is not None else _current_tasks(os.getuid()) + max_processes,
         }
-        proof_in, to_child = os.pipe()  # the nonce goes in here ...
-        from_child, proof_out = os.pipe()  # ... and comes back only from a program that reached its end
-        nonce = secrets.token_hex(32).encode()
-        os.write(to_child, nonce)
-        os.close(to_child)
+        report_in, report_out = os.pipe()  # setup errors and the judge's verdict: never the program's
         config = [f"program={PROGRAM_NAME}", f"uid={'' if uid is None else uid}", f"guard={int(guard)}",
-                  f"proof_in={proof_in}", f"proof_out={proof_out}", f"quota_bytes={int(max_disk_mb) << 20}"]
+                  f"report={report_out}", f"quota_bytes={int(max_disk_mb) << 20}"]
+        passed_fds.append(report_out)
+        if cgroup is not None:
+            config.append(f"cgroup={cgroup.path}")
+        if judge is None:
+            proof_in, to_child = os.pipe()  # the nonce goes in here ...
+            from_child, proof_out = os.pipe()  # ... and comes back only from a program that reached its end
+            nonce = secrets.token_hex(32).encode()
+            os.write(to_child, nonce)
+            os.close(to_child)
+            config += [f"proof_in={proof_in}", f"proof_out={proof_out}"]
+            passed_fds += [proof_in, proof_out]
+        else:  # the tests travel in an unlinked file: no path, and only the judge reads it
+            spec = tempfile.TemporaryFile()
+            spec.write(json.dumps({"checks": judge.checks, "context": judge.context,
+                                   "bind": None if judge.bind is None else dict(judge.bind)}).encode())
+            spec.flush()
+            spec.seek(0)
+            judge_fd = os.dup(spec.fileno())
+            spec.close()
+            config += [f"judge={judge_fd}"]
+            passed_fds.append(judge_fd)
+            if judge.tail.strip():
+                config.append(f"tail={judge.tail}")
         config += [f"limit.{key}={value}" for key, value in limits.items()]
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -210,28 +263,44 @@ def run_python(
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
-            pass_fds=(proof_in, proof_out),
+            pass_fds=tuple(passed_fds),
         )
-        os.close(proof_in)
-        os.close(proof_out)
+        for fd in passed_fds:
+            os.close(fd)
+        passed_fds = []
         try:
             stdout, stderr, stopped, truncated = _collect(proc, started + timeout_s, max_output_bytes, uid)
         finally:
             _kill_everything(proc, uid)  # already done unless reading failed; harmless twice
-            proven = _read_proof(from_child) == nonce  # every writer is dead: EOF, never a block
+            report = _read_all(report_in)  # every writer is dead: EOF, never a block
+            proven = judge is None and _read_all(from_child) == nonce
         seconds = time.monotonic() - started
         returncode = proc.returncode
+        out_of_memory = cgroup is not None and cgroup.oom_kills() > 0
     finally:
+        for fd in passed_fds:
+            os.close(fd)
+        if cgroup is not None:
+            cgroup.remove()
         _cleanup(workdir, uid)
         _release_uid(uid)
 
     out = stdout.decode("utf-8", "replace")
     err = stderr.decode("utf-8", "replace")
-    if stopped is None and returncode == child.EXIT_SETUP and child.SETUP_MARKER in err:
-        raise SandboxError(err.split(child.SETUP_MARKER, 1)[1].strip())
-    status, detail = _classify(returncode, stopped, err, timeout_s, max_output_bytes)
-    if status == "passed" and not proven:  # exit status 0 from posix._exit(0) or a forged exit
-        status, detail = "exited", "exit status 0 without the end-of-program proof (the program exited early)"
+    lines = report.decode("utf-8", "replace").splitlines()
+    if lines and lines[0].startswith("setup-error "):
+        raise SandboxError(lines[0][len("setup-error "):].strip())
+    if not lines and stopped is None:
+        raise SandboxError(f"the sandbox's first stage ended before the program started (exit status "
+                           f"{returncode}): {err.strip()[-300:]}")
+    if judge is not None:
+        status, detail = _judged_status(lines, stopped, returncode, timeout_s, max_output_bytes)
+    else:
+        status, detail = _classify(returncode, stopped, err, timeout_s, max_output_bytes)
+        if status == "passed" and not proven:  # exit status 0 from posix._exit(0) or a forged exit
+            status, detail = "exited", "exit status 0 without the end-of-program proof (the program exited early)"
+    if out_of_memory and status in ("killed", "error", "exited"):
+        status, detail = "memory", f"the sandbox's memory limit of {memory_mb} MiB (anonymous, memfd, shared, files)"
     return SandboxResult(
         status=status,
         stdout=out,
@@ -244,6 +313,25 @@ def run_python(
         workdir=workdir,
         output_truncated=truncated,
     )
+
+
+def _judged_status(report: list[str], stopped: str | None, returncode: int | None, timeout_s: float,
+                   cap: int) -> tuple[str, str]:
+    """The judge's verdict line, or why there is none (never a pass without one)."""
+    verdicts = [line for line in report[1:] if line.startswith("verdict ")]
+    if stopped == "timeout":
+        return "timeout", f"wall clock limit of {timeout_s:g} s"
+    if stopped == "output_limit":
+        return "output_limit", f"output over {cap} bytes"
+    if verdicts:
+        status, _, detail = verdicts[0][len("verdict "):].partition("\t")
+        if status in STATUSES:
+            return status, detail
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        return ("timeout", "CPU time limit (SIGXCPU)") if sig == signal.SIGXCPU else ("killed", f"killed by {name}")
+    return "error", f"the judge gave no verdict (exit status {returncode})"
 
 
 _EXIT_STATUS = {
@@ -332,15 +420,21 @@ def _collect(proc: subprocess.Popen, deadline: float, cap: int, uid: int | None)
     return bytes(buffers[proc.stdout]), bytes(buffers[proc.stderr]), stopped, truncated
 
 
-def _read_proof(fd: int) -> bytes:
-    """What the child wrote on the proof pipe (at most the nonce's length and a little more)."""
+def _read_all(fd: int, cap: int = 1 << 16) -> bytes:
+    """What the child's trusted stage wrote on a pipe (every writer is dead by now)."""
+    data = b""
     try:
         os.set_blocking(fd, False)
-        return os.read(fd, 256)
+        while len(data) < cap:
+            chunk = os.read(fd, cap)
+            if not chunk:
+                break
+            data += chunk
     except (BlockingIOError, OSError):
-        return b""
+        pass
     finally:
         os.close(fd)
+    return data
 
 
 def _has_exited(pid: int) -> bool:
@@ -376,25 +470,25 @@ def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
 
 
 def _pids_of_uid(uid: int) -> list[int]:
-    """Live (not zombie) processes running as ``uid``.
+    """Live (not zombie) processes whose real uid is ``uid``.
 
-    ``/proc/PID`` belongs to the process's effective uid while it is dumpable (the child stage
-    keeps it so), which makes one ``stat`` per process enough to find candidates; each candidate
-    is then confirmed from its status (real uid, not a zombie).
+    Every process's status is read: the sandbox's processes are non-dumpable, so their
+    ``/proc/PID`` belongs to root and its owner says nothing.
     """
     pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            if entry.stat(follow_symlinks=False).st_uid != uid:
-                continue
             with open(f"/proc/{entry.name}/status") as f:
                 status = f.read()
         except OSError:
             continue
+        uid_at = status.find("\nUid:")
+        if uid_at < 0 or status[uid_at + 5:].split(None, 1)[0] != str(uid):
+            continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith(("Z", "X")):
+        if not fields.get("State", "").strip().startswith(("Z", "X")):
             pids.append(int(entry.name))
     return pids
 
@@ -499,6 +593,10 @@ try:
     print("sockets")
 except OSError:
     print("nosockets")
+caps = [line.split()[1] for line in open("/proc/self/status") if line.startswith(("CapEff:", "CapPrm:"))]
+print("nocaps" if all(int(c, 16) == 0 for c in caps) else "caps")
+print(os.readlink("/proc/self/ns/ipc"))
+print("hidden" if not os.path.exists("/proc/1/cmdline") else "visible")
 """
 
 
@@ -509,7 +607,7 @@ def isolation() -> Isolation:
         result = run_python(_PROBE, timeout_s=30, guard=False)  # the OS layers alone: our own probe code
         if not result.passed:
             raise SandboxError(f"isolation probe failed: {result.status}: {result.detail}\n{result.stderr}")
-        child_net, child_uid, fs, sockets = result.stdout.split()
+        child_net, child_uid, fs, sockets, caps, child_ipc, procs = result.stdout.split()
         separate_uid = result.uid is not None and int(child_uid) == result.uid
         _isolation_cache = Isolation(
             network_namespace=child_net != os.readlink("/proc/self/ns/net"),
@@ -517,5 +615,9 @@ def isolation() -> Isolation:
             nproc_enforced=separate_uid or os.geteuid() != 0,
             filesystem_confined=fs == "ro",
             sockets_blocked=sockets == "nosockets",
+            no_capabilities=caps == "nocaps",
+            ipc_namespace=child_ipc != os.readlink("/proc/self/ns/ipc"),
+            processes_hidden=procs == "hidden",
+            memory_cgroup=separate_uid and memory_cgroup.available(),
         )
     return _isolation_cache
