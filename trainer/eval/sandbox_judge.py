@@ -387,16 +387,15 @@ def judge(spec: dict, rfd: int, wfd: int, wait_program) -> tuple[str, str]:
         namespace: dict = {"__name__": "__judge__", "__builtins__": builtins}
         exec(compile(spec.get("context") or "", "<context>", "exec"), namespace)
         trusted = set(namespace)
-        bind = spec.get("bind")
-        if bind is None:
-            bind = {}
-            for name in sorted(_global_names(spec["checks"])):
-                if name in trusted or hasattr(builtins, name):
-                    continue
-                if name in sys.stdlib_module_names and name not in _NO_IMPORT:
-                    namespace[name] = judge_module(name)
-                elif name in names:
-                    bind[name] = name
+        given = spec.get("bind")
+        bind = dict(given or {})
+        for name in sorted(_global_names(spec["checks"])):
+            if name in trusted or name in bind or hasattr(builtins, name):
+                continue
+            if name in sys.stdlib_module_names and name not in _NO_IMPORT:
+                namespace[name] = judge_module(name)  # the tests' ``math`` is the judge's own
+            elif given is None and name in names:
+                bind[name] = name
         for mine, theirs in bind.items():
             if theirs not in names:
                 return "error", f"NameError: the program defines no {theirs!r}"
