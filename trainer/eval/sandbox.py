@@ -1,71 +1,58 @@
-"""Run untrusted Python (model-generated code and its tests) in a throw-away sandbox.
+"""Run untrusted Python (model-generated code) in a throw-away sandbox; with a :class:`Judge`,
+its tests run in a separate judge process the program cannot reach.
 
-    run_python(code) ─► fresh temp dir (cwd, HOME, TMPDIR; owned by the sandbox uid)
+    run_python(code, judge) ─► fresh temp dir (cwd, HOME, TMPDIR; owned by the sandbox uid)
+         │                     memory cgroup of ``memory_mb`` (root: v2 or v1; see sandbox_cgroup)
          │              python -I -B sandbox_child.py   (new session = new process group,
          │                                               minimal environment, stdin /dev/null)
-         │                 ├─ new network namespace (netns, or userns+netns when not root)
+         │                 ├─ join the memory cgroup; new network + IPC namespaces
          │                 ├─ new mount namespace: every mount read-only, the working directory
-         │                 │  a fresh tmpfs of ``max_disk_mb`` (the disk quota; gone at exit)
-         │                 ├─ root only: drop to a fresh unused uid, no capabilities but
-         │                 │  DAC_READ_SEARCH, empty bounding set, no_new_privs
+         │                 │  a fresh tmpfs of ``max_disk_mb``, /proc with hidepid=2, a private
+         │                 │  interpreter prefix (/root/.pyenv) re-exposed alone, read-only
+         │                 ├─ root only: drop to a fresh unused uid, no capabilities at all,
+         │                 │  non-dumpable, no_new_privs
          │                 ├─ rlimits: AS, CPU, NPROC, FSIZE, NOFILE, CORE=0 (soft = hard)
-         │                 ├─ seccomp: socket() and io_uring_setup() refused by the kernel
-         │                 ├─ guard (Python-level refusals, see below)
-         │                 └─ exec(program) ─► exit status says passed/failed/error/...
-         │                    + at its very end the nonce read from a pipe at start-up, written
-         │                    back on another: "passed" needs both (exit 0 alone is "exited")
+         │                 ├─ seccomp: socket(), io_uring, ptrace, process_vm_*, pidfd_getfd, kcmp
+         │                 ├─ "ready" on the report pipe (setup errors go there too, never stderr)
+         │                 └─ judge: fork ─► program process: guard, exec(program), answer calls
+         │                               └► this process (leader): exec(tests) on plain data,
+         │                                  "verdict STATUS\tDETAIL" on the report pipe
+         │                    no judge: guard, exec(program); exit status + end-of-program nonce
          ├─ read stdout/stderr, at most ``max_output_bytes`` each (more: killed, "output_limit")
          ├─ wall clock ``timeout_s``: SIGKILL to the whole process group ("timeout")
-         └─ always: SIGKILL the group and every process still running as the sandbox uid
-            (catches a child that left the group with setsid), reap, delete the temp dir and
+         └─ always: SIGKILL the group and every process still running as the sandbox uid,
+            reap, remove the cgroup (its OOM count says "memory"), delete the temp dir and
             anything the sandbox uid left at the top of /tmp, /var/tmp, /dev/shm, /run/lock
+
+The threat model (what holds against a program that controls its own interpreter, and what is
+assumed) is written down in docs/evaluation.md; ``isolation()`` says which layers hold on the
+machine at hand. In short: the verdict is the judge's, which only ever receives data; the only
+way to pass is to reply with the right values. One program's output cannot become another's
+verdict or a suite-wide :class:`SandboxError` (those come only from the trusted report pipe).
 
 What is isolated
     * Time: wall clock (``timeout_s``) for the whole group, CPU seconds per process (``cpu_s``).
-    * Memory: RLIMIT_AS per process (``memory_mb``); a 10 GB allocation raises MemoryError.
-    * Processes: RLIMIT_NPROC (``max_processes``). The kernel enforces it only for a non-root
-      real uid, which is why a root parent drops the child to its own uid: a fork bomb then stops
-      at ``max_processes`` tasks and all of them die at the end. The guard also refuses
-      ``os.fork``/``subprocess``/``os.system``/exec/spawn outright.
-    * Files: the working directory is a fresh tmpfs of ``max_disk_mb`` (ENOSPC beyond it: the
-      disk quota) in a private mount namespace where every other mount is read-only, so nothing
-      written outside it can exist (``/tmp``, ``/run/lock``, ``/dev/shm`` included) and what is
-      written inside vanishes with the process; RLIMIT_FSIZE caps each file. Writes elsewhere
-      are also refused by the guard (``open`` in a write mode, ``os.open`` with write flags,
-      ``os.remove/unlink/rmdir/mkdir/rename/replace/link/symlink/chmod/chown/truncate/utime``,
-      resolved with ``realpath`` so symlinks and ``..`` do not escape) and, under a root parent,
-      by the kernel too: the sandbox uid owns nothing outside its directory.
-    * Network: a new network namespace with no usable interface (``connect`` fails with
-      ENETUNREACH; abstract Unix sockets are per namespace), and a seccomp filter that refuses
-      ``socket()`` of every family (EACCES), so a Unix socket path outside cannot be reached
-      either (a network namespace does not hide filesystem sockets). The guard also refuses
-      ``socket.socket``, ``create_connection``, ``getaddrinfo`` and friends.
-    * Other processes: the guard refuses ``os.kill``/``os.killpg`` outside the sandbox's process
-      group; under a root parent the kernel does too (different uid, no CAP_KILL).
+    * Memory: one cgroup limit (``memory_mb``) for anonymous memory, memfd, SysV and tmpfs pages of
+      the whole sandbox (root; else memfd_create and shmget are refused), RLIMIT_AS per process.
+    * Processes: RLIMIT_NPROC (``max_processes``), enforced for the non-root sandbox uid; the
+      guard also refuses ``os.fork``/``subprocess``/``os.system``/exec/spawn outright.
+    * Files: writes only inside the tmpfs working directory (``max_disk_mb``; every other mount is
+      read-only); reads only of what any uid may read (no capability; private directories such as
+      root's home covered).
+    * Network: a new network namespace and a seccomp filter refusing ``socket()`` of every family.
+    * Other processes: invisible (hidepid=2), unsignalable (another uid, no CAP_KILL), and the
+      judge unreachable (non-dumpable; ptrace and process_vm_* refused).
     * Output: each stream is read up to ``max_output_bytes``; beyond that the run is killed.
 
 What is not isolated
-    * Reading: the program can read any file its uid (plus CAP_DAC_READ_SEARCH under a root
-      parent) can read, including the repository and data: the mount namespace is read-only,
-      not empty (hiding the tree would need a pivot_root into a prepared minimal root).
-    * The verdict: exit status and end-of-program proof come from inside the process that runs
-      the program. The nonce is read from a pipe that is closed before the program starts and
-      lives only in the trusted stage's memory; ``posix._exit(0)``, ``os.kill(os.getpid())``
-      or a forged exit status no longer read as a pass, but a program that searches the
-      interpreter's memory (frames, gc) for the nonce could still forge one.
-    * Without a root parent there is no separate uid: RLIMIT_NPROC then counts all of the user's
-      processes (the parent adds ``max_processes`` to the current count), writes outside are
-      stopped only by the guard, and signals to the user's other processes only by the guard.
-      Where user namespaces are disabled there is no network namespace either; ``isolation()``
-      says which layers hold on this machine.
-    * Where the mount namespace cannot be made (no root and no user namespaces), world-writable
-      places (``/tmp``, ``/dev/shm``, ``/run/lock``) stay writable to a program that gets past
-      the guard; top-level entries the sandbox uid leaves there are deleted afterwards, and
-      ``isolation()`` reports ``filesystem_confined=no``; likewise ``sockets_blocked=no`` where
-      seccomp is unavailable.
-    * The guard is Python-level: it stops careless and confused code, not an adversary who
-      rebuilds ``os`` from ``posix`` internals (the kernel layers above are what hold then).
-      None of this is a boundary against a determined attacker; a VM or gVisor is.
+    * World-readable files (the repository, the shared benchmark data) stay readable.
+    * Without a root parent there is no separate uid, no cgroup and no capability drop to do:
+      RLIMIT_NPROC then counts all of the user's processes, writes outside are stopped only by
+      the guard (or the mount namespace where user namespaces allow one); ``isolation()`` says so.
+    * Without a judge, the verdict comes from the program's own process (exit status + nonce).
+    * The guard is Python-level: it stops careless and confused code, not an adversary; the
+      kernel layers are what hold then. None of this is a boundary against kernel exploits; a VM
+      or gVisor is.
 """
 
 from __future__ import annotations

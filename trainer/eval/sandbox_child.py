@@ -5,21 +5,23 @@ with the temporary directory as its working directory. Before one line of the un
 runs, this stage, in this order:
 
 1. reads the program (``program.py`` in the working directory);
-2. moves into a new network namespace (no interfaces but a downed loopback): plain
-   ``unshare(CLONE_NEWNET)`` when it holds CAP_SYS_ADMIN, else ``unshare(CLONE_NEWUSER |
-   CLONE_NEWNET)``; where neither is allowed it carries on and only the guard stands;
-3. when started as root with a ``uid`` in the config, drops to that otherwise unused uid: empties
-   the capability bounding set, keeps only CAP_DAC_READ_SEARCH (so that the
-   interpreter and its stdlib stay readable when they live under a 0700 directory such as
-   ``/root/.pyenv``; reading is not something the sandbox prevents, writing is); in every case it
-   sets no_new_privs, so no setuid program can give privileges back;
-4. sets resource limits: RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_NOFILE,
+2. joins the memory cgroup the parent made (root), while cgroupfs is still writable;
+3. moves into new network and IPC namespaces (no interfaces but a downed loopback; SysV objects
+   private and destroyed with the sandbox): plain ``unshare`` when it holds CAP_SYS_ADMIN, else
+   with ``CLONE_NEWUSER``; where neither is allowed it carries on and only the guard stands;
+4. confines the filesystem: every mount read-only, a tmpfs working directory (the disk quota),
+   a private interpreter prefix re-exposed alone, ``/proc`` with hidepid=2;
+5. when started as root with a ``uid`` in the config, drops to that otherwise unused uid with no
+   capability at all (empty bounding set), non-dumpable; in every case no_new_privs;
+6. sets resource limits: RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_NOFILE,
    RLIMIT_CORE = 0, soft = hard so that the program cannot raise them (RLIMIT_CPU's hard limit is
    one second above its soft one: SIGXCPU first, SIGKILL as the backstop);
-5. installs the guard (unless ``guard`` is false): Python-level refusals of writes outside the
-   working directory, process creation, signals outside its process group, sockets, ctypes;
-6. runs the program as ``__main__`` and reports how it ended through the exit status
-   (``EXIT_*`` below; the parent maps them to a status).
+7. installs seccomp, then either forks the program's process and becomes its judge
+   (``judged_run``, see ``sandbox_judge.py``), or installs the guard and runs the program as
+   ``__main__``, reporting how it ended through the exit status (``EXIT_*`` below).
+
+Setup errors and the judge's verdict are written on the report pipe (``report=FD``), which the
+program never holds; stderr belongs to the program and decides nothing.
 
 Limits are set here rather than in a ``preexec_fn`` because ``preexec_fn`` is unsafe when the
 parent has threads (the evaluator runs many sandboxes from a thread pool); this stage runs before
@@ -723,11 +725,6 @@ def main(argv: list[str]) -> None:
         nonce = os.read(config["proof_in"], 64)
         os.close(config["proof_in"])
         proof = (config["proof_out"], nonce)
-    if config.get("network_namespace", True):
-        try:
-            enter_network_namespace()  # best effort; sandbox.isolation() reports what held
-        except OSError:
-            pass
     memory_counted = False
     if config.get("cgroup"):
         try:  # before the filesystem turns read-only (cgroupfs included)
@@ -735,6 +732,11 @@ def main(argv: list[str]) -> None:
             memory_counted = True
         except OSError as exc:
             _setup_error(f"cannot join the memory cgroup {config['cgroup']}: {exc}")
+    if config.get("network_namespace", True):
+        try:
+            enter_network_namespace()  # best effort; sandbox.isolation() reports what held
+        except OSError:
+            pass
     if config.get("filesystem", True):
         try:  # needs CAP_SYS_ADMIN: root, or the user namespace entered above
             if confine_filesystem(root, config.get("quota_bytes", 64 << 20), config.get("uid")) != "none":
