@@ -281,19 +281,26 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
         return PlanResult(plan_id, directory, resolved, False, time.perf_counter() - started,
                           _stats_from_json(directory))
     directory = root / existing["dir"] if existing else mix_dir(root, manifest, plan_id)
-    d = manifest.data
-    pools = {split: [load_pool(root, c.version_id, split, shards.get((c.version_id, split), []), _rule(c))
-                     for c in resolved.components] for split in SPLITS}
-    splits = {"train": compute_split(resolved, pools["train"], "train", d.train_samples),
-              "val": compute_split(resolved, pools["val"], "val", d.val_samples)}
-    files = {f"plan-{split}.parquet": splits[split] for split in SPLITS}
-    for name, sp in files.items():
-        write_split(directory / name, plan_table(plan_id, sp, resolved))
-    from corpus.atomic import write_bytes_atomic
+    from corpus.dirlock import hold, reclaim_temp_files
 
-    write_bytes_atomic(directory / "plan.json", plan_json(resolved, plan_id, splits))
-    seconds = time.perf_counter() - started
-    register(catalog, root, resolved, directory, splits, seconds)
+    lock = hold(directory, "plan directory")  # one writer: a second corpus.mix is refused, naming the pid
+    try:
+        reclaim_temp_files(directory)  # ``.plan-train.parquet.tmp-PID`` of killed writers
+        d = manifest.data
+        pools = {split: [load_pool(root, c.version_id, split, shards.get((c.version_id, split), []), _rule(c))
+                         for c in resolved.components] for split in SPLITS}
+        splits = {"train": compute_split(resolved, pools["train"], "train", d.train_samples),
+                  "val": compute_split(resolved, pools["val"], "val", d.val_samples)}
+        files = {f"plan-{split}.parquet": splits[split] for split in SPLITS}
+        for name, sp in files.items():
+            write_split(directory / name, plan_table(plan_id, sp, resolved))
+        from corpus.atomic import write_bytes_atomic
+
+        write_bytes_atomic(directory / "plan.json", plan_json(resolved, plan_id, splits))
+        seconds = time.perf_counter() - started
+        register(catalog, root, resolved, directory, splits, seconds)
+    finally:
+        lock.release()
     return PlanResult(plan_id, directory, resolved, True, seconds, {s: splits[s].stats for s in SPLITS})
 
 
