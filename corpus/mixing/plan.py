@@ -256,6 +256,34 @@ def plan_json(resolved: ResolvedMix, plan_id: str, splits: dict[str, SplitPlan])
 
 # -- the whole step ----------------------------------------------------------------------------
 
+# Peak bytes per plan position while computing and writing a split: the SplitPlan's columns, the
+# draw indices, and the Arrow table's copies (measured ~50; rounded up).
+PLAN_BYTES_PER_POSITION = 64
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_plan_fits(manifest: Manifest) -> None:
+    """One line, before anything is allocated, when the plan cannot fit in this machine's memory."""
+    d = manifest.data
+    need = (d.train_samples + d.val_samples) * PLAN_BYTES_PER_POSITION
+    have = available_memory()
+    if have is not None and need > have:
+        raise UserError(f"{manifest.path}: [data].train_samples = {d.train_samples} (+ val_samples = {d.val_samples}) "
+                        f"needs about {need / 2**30:.1f} GiB to plan, this machine has {have / 2**30:.1f} GiB "
+                        f"available: lower it (nothing was built or written)")
+
+
 def mix_dir(root: Path, manifest: Manifest, plan_id: str) -> Path:
     from corpus.paths import mixes_dir, safe_name
 
@@ -270,6 +298,7 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
+    check_plan_fits(manifest)  # before anything is built, allocated or written
     root = Path(root)
     resolved = resolve(manifest, root, build_missing=build_missing, log=log)
     plan_id = resolved.plan_id
