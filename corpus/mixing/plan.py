@@ -451,7 +451,9 @@ def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits
             create_views(con, root)
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            from corpus.catalog import rollback
+
+            rollback(con)  # never masks the real error (DuckDB may have rolled back already)
             raise
 
 
