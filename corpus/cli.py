@@ -20,7 +20,8 @@ def run_cli(body: Callable[[], int | None]) -> int:
     except Exception as exc:  # a full disk anywhere (a DuckDB WAL, a metrics line) is one line too
         if not is_disk_full(exc):
             raise
-        error = disk_full("a file", exc)
+        name = getattr(exc, "filename", None)
+        error = disk_full(str(name) if name else "a file", exc)
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

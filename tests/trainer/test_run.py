@@ -9,6 +9,7 @@ from the reference (with and without a gate ramp), and torchrun.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -163,6 +164,36 @@ def test_a_second_run_of_the_same_name_is_refused_and_the_first_is_intact(tiny, 
     assert first.returncode == 0, err[-2000:]
     assert [r["step"] for r in records(runs / "tiny", "train")] == list(range(1, 15))  # one curve, no duplicate
     assert load(runs / "tiny" / "checkpoints" / "final.pt")["step"] == 14
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_last_good_checkpoint_resumes(tiny, reference):
+    """Issue 22: the run directory on a small real tmpfs, filled up; the resumed run stops in one
+    line naming what could not be written; with space back, the last good checkpoint resumes."""
+    ref_dir, _ = reference
+    disk = tiny.base / "full-disk"
+    disk.mkdir()
+    used = sum(p.stat().st_size for p in ref_dir.rglob("*") if p.is_file())
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={used + (8 << 20)}", "hrm-test-disk", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        runs = disk / "runs"
+        shutil.copytree(ref_dir, runs / "tiny")
+        stat = os.statvfs(disk)
+        with open(disk / "filler", "wb") as f:
+            f.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - (64 << 10)))
+        full = tiny.run("--steps", "16", "--checkpoint_every", "2", runs=runs, check=False)
+        assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr[-3000:]
+        assert full.stderr.startswith("error: ") and full.stderr.count("\n") == 1, full.stderr
+        assert "could not be written: the disk is full" in full.stderr
+        (disk / "filler").unlink()
+        again = tiny.run("--steps", "16", "--checkpoint_every", "2", runs=runs)
+        assert "resuming from" in again.stdout
+        assert [r["step"] for r in records(runs / "tiny", "train")] == list(range(1, 17))
+        assert load(runs / "tiny" / "checkpoints" / "final.pt")["step"] == 16
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_run_names_are_one_safe_path_component(tiny, capsys):
