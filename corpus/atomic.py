@@ -20,6 +20,12 @@ def atomic_path(final: Path) -> Iterator[Path]:
         fsync_file(tmp)
         os.replace(tmp, final)
         fsync_dir(final.parent)
+    except Exception as exc:
+        from corpus.errors import DiskFull, disk_full, is_disk_full
+
+        if is_disk_full(exc) and not isinstance(exc, DiskFull):
+            raise disk_full(str(final), exc) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from corpus.errors import BadRecord, UserError
+from corpus.errors import BadRecord, UserError, disk_full, is_disk_full
 
 
 def _global_parser() -> argparse.ArgumentParser:
@@ -411,14 +411,23 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
             shutil.rmtree(final_dir)
         os.replace(staging, final_dir)
         end_finish()
+    except Exception as exc:
+        if is_disk_full(exc) and not isinstance(exc, UserError):
+            raise disk_full(f"{args.source} version {vid} (its shards in {staging})", exc) from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
     seconds = time.perf_counter() - clock.started
-    with catalog.session():
-        return _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam, vid,
-                                     final_dir, shard_files, stats, rejected, q_path if rejected else None, unchecked,
-                                     seconds, clock)
+    try:
+        with catalog.session():
+            return _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam, vid,
+                                         final_dir, shard_files, stats, rejected, q_path if rejected else None,
+                                         unchecked, seconds, clock)
+    except Exception as exc:
+        if is_disk_full(exc) and not isinstance(exc, UserError):
+            raise disk_full(f"the catalog {catalog.path} (registering {args.source} version {vid})", exc) from None
+        raise
 
 
 def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam, vid, final_dir,
@@ -611,7 +620,9 @@ def _register(catalog, root, args, source, vid, fingerprint, config, tok, final_
                             [rel(q_path), vid, sha256_file(q_path), q_path.stat().st_size])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            from corpus.catalog import rollback
+
+            rollback(con)  # never masks the real error (DuckDB may have rolled back already)
             raise
 
 

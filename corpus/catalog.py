@@ -290,5 +290,19 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("INSERT INTO schema_version VALUES (?, now())", [number])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)  # never masks the real error (DuckDB may have rolled back already)
             raise
+
+
+def rollback(con) -> None:
+    """Roll back the open transaction, if there still is one.
+
+    After some failures (a full disk while committing) DuckDB has already aborted the
+    transaction, and ``ROLLBACK`` then raises "cannot rollback - no transaction is active",
+    which used to replace the real error (ENOSPC) in the traceback and the message."""
+    import duckdb
+
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass

@@ -54,7 +54,9 @@ def _run(args) -> int:
             changed = cur.fetchall() if cur.description else []
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
+            from corpus.catalog import rollback
+
+            rollback(con)
             raise UserError(f"repair failed, nothing changed: {str(exc).splitlines()[0]}") from None
     print(f"ok ({changed[0][0] if changed and len(changed[0]) == 1 else len(changed)} affected); backup: {backup}")
     return 0

@@ -150,7 +150,9 @@ def _register(catalog, root: Path, version: dict, rule, written: list[dict]) -> 
                             [version["id"], split, tier, rows, tokens[(split, tier)], rule.id])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            from corpus.catalog import rollback
+
+            rollback(con)  # never masks the real error (DuckDB may have rolled back already)
             raise
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import shutil
 import sys
@@ -229,15 +230,30 @@ def load_tokenizer(path: str | Path, specials: dict[str, str] | None = None,
     except Exception as exc:
         raise UserError(f"tokenizer {file} cannot encode text it has not seen: {str(exc).splitlines()[0]} "
                         f"(a WordLevel or WordPiece model needs an unk token)") from None
+    identity = tokenizer_identity(file, names)
+    if specials is None and INSTALLED_NAME.match(file.name) and file.parent.name == "tokenizers" \
+            and file.stem != identity:
+        raise damaged_copy(file, identity, file.stem)  # a data root's copy replaced by another tokenizer
     return TokenizerInfo(
         path=file,
-        sha256=tokenizer_identity(file, names),
+        sha256=identity,
         vocab_size=tok.get_vocab_size(with_added_tokens=True),
         pad_id=ids["pad"],
         bos_id=ids["bos"],
         eos_id=ids["eos"],
         specials=tuple((role, names[role]) for role in ROLES),
     )
+
+
+INSTALLED_NAME = __import__("re").compile(r"^[0-9a-f]{64}\.json$")  # data/tokenizers/<sha256>.json
+
+
+def damaged_copy(path: Path, actual: str, named: str) -> UserError:
+    """The one line for a data root's tokenizer copy whose bytes are no longer the tokenizer its
+    name (and the catalog) say: the file is named, never the manifest that points at it."""
+    return UserError(f"{path}: damaged (its sha256 {actual[:12]}… is not the {named[:12]}… it is named by; the "
+                     f"shards of that tokenizer would be read with another one): copy the original tokenizer.json "
+                     f"back there (python -m corpus.verify lists it); nothing was built or planned")
 
 
 def install_tokenizer(info: TokenizerInfo, root: Path, catalog=None) -> TokenizerInfo:
@@ -250,7 +266,11 @@ def install_tokenizer(info: TokenizerInfo, root: Path, catalog=None) -> Tokenize
     for name, content in info.files(dest.name).items():  # the sidecar first: the JSON marks it complete
         target = dest.with_name(name)
         copies.append(target)
-        if not target.exists():
+        if target.exists():  # never publish on top of a copy that is no longer this tokenizer
+            want = hashlib.sha256(content).hexdigest() if isinstance(content, bytes) else sha256_file(content)
+            if sha256_file(target) != want:
+                raise damaged_copy(target, sha256_file(target), info.sha256)
+        else:
             with atomic_path(target) as tmp:
                 if isinstance(content, bytes):
                     tmp.write_bytes(content)
@@ -280,8 +300,7 @@ def tokenizer_for_sha(root: Path, sha: str) -> TokenizerInfo:
 
     info = load_tokenizer(tokenizer_dir(root) / f"{sha}.json")
     if info.sha256 != sha:
-        raise UserError(f"{info.path}: damaged (its sha256 {info.sha256[:12]}… is not the {sha[:12]}… it is named "
-                        f"by); copy the original tokenizer.json back there (python -m corpus.verify lists it)")
+        raise damaged_copy(info.path, info.sha256, sha)
     return info
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -178,22 +179,56 @@ def verify(path: Path) -> str | None:
 
 def load(path: Path, map_location="cpu", verified: bool = False) -> dict[str, Any]:
     """A checkpoint or best model, checked first against its sidecar or the best model's
-    ``checksums.json`` (a flipped byte is one line naming the file, never a silently used model)."""
+    ``checksums.json`` (a flipped byte is one line naming the file, never a silently used model).
+
+    Fails closed: a file with neither is refused like a corrupt one (deleting the checksum is
+    not a way around it). A pickle that needs a global a safe load does not run is one line too.
+    """
+    from corpus.errors import UserError
+
     path = Path(path)
     if not verified:
-        problem = verify_best(path.parent) if (path.parent / CHECKSUMS).is_file() else \
-            verify(path) if _meta_path(path).is_file() else None
+        problem = integrity_problem(path)
         if problem:
-            from corpus.errors import UserError
-
             raise UserError(f"{problem}; retrain, or use another checkpoint of the run")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        needs = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"the pickle global {needs.group(1)}" if needs else "a pickle construct"
+        raise UserError(f"{path}: refused: it needs {what}, which a safe load never runs (a checkpoint of "
+                        f"this project holds only tensors, numbers and strings); nothing was loaded") from None
+
+
+def integrity_problem(path: Path) -> str | None:
+    """None when ``path`` verifies against its checksums, else what is wrong (missing included)."""
+    path = Path(path)
+    if (path.parent / CHECKSUMS).is_file():
+        problem = verify_best(path.parent)
+        if problem is None and path.name not in _listed(path.parent):
+            problem = f"{path}: not listed in {path.parent / CHECKSUMS}"
+        return problem
+    if _meta_path(path).is_file():
+        problem = verify(path)
+        return f"{path} is {problem}" if problem else None
+    if path.parent.name == BEST or path.name == "model.pt":
+        return f"{path.parent / CHECKSUMS}: missing, so {path} cannot be checked"
+    return f"{_meta_path(path)}: missing, so {path} cannot be checked (a checkpoint's sidecar)"
+
+
+def _listed(directory: Path) -> set[str]:
+    try:
+        return set(json.loads((directory / CHECKSUMS).read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
 
 
 def verify_best(directory: Path) -> str | None:
     """None when every file ``checksums.json`` lists matches it, else what is wrong."""
     try:
         sums = json.loads((directory / CHECKSUMS).read_text())
+        if not isinstance(sums, dict):
+            raise ValueError
     except (OSError, ValueError):
         return f"{directory / CHECKSUMS}: unreadable"
     for name, digest in sums.items():

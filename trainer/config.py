@@ -14,6 +14,7 @@ ill-typed is one line naming the file and key, or the flag.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -311,8 +312,20 @@ def load_config(cmd: CommandLine) -> RunConfig:
         except ValidationError as exc:
             raise UserError(_one_line(exc, path, section, cmd.overrides)) from None
     manifest = apply_data_overrides(manifest, cmd.data, str(path))
-    return RunConfig(path, overridden_sha(raw, cmd.data), manifest, sections["train"], sections["eval"],
-                     sections["model"].model_dump(), cmd.data_dir, cmd.data, notes)
+    cfg = RunConfig(path, overridden_sha(raw, cmd.data), manifest, sections["train"], sections["eval"],
+                    sections["model"].model_dump(), cmd.data_dir, cmd.data, notes)
+    check_run_name(cfg.run_name, "--run_name" if sections["train"].run_name else f"{path}: [run].name")
+    return cfg
+
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_name(name: str, where: str) -> None:
+    """A run name is one safe path component: ``runs/<name>`` never lands outside ``runs_dir``."""
+    if not RUN_NAME.match(name) or name in (".", ".."):
+        raise UserError(f"{where} = {name!r}: a run name is one path component of letters, digits, '.', '_' "
+                        f"and '-' (at most 128, starting with a letter or digit), so the run stays under runs_dir")
 
 
 def _steps_note(manifest: dict, overrides: dict) -> list[str]:

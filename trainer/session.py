@@ -58,6 +58,7 @@ class Session:
     unigram_entropy: float | None = None
     stopped: bool = False
     final_validation_pending: bool = False  # resumed from the checkpoint taken just before it
+    run_lock: Any = None  # corpus.dirlock.DirLock on the run directory, held until the process ends
     _batch_tokens: int = 0  # this rank's real tokens in the step just taken
     _batch_samples: int = 0  # the global batch's rows (every rank trains the same number)
     _pending_tokens: int = 0  # this rank's real tokens not yet summed into ``tokens``
@@ -315,6 +316,15 @@ def start(cfg: RunConfig) -> Session | None:
     imported = adopt_import(cfg)  # init_from a pretrained import: its tokenizer and architecture
     for note in cfg.notes:
         say(note)
+    if world.is_main and not t.dry_run:  # one writer per run directory, for the life of the run
+        from corpus.dirlock import hold, reclaim_temp_files
+
+        run_lock = hold(cfg.run_dir, "run directory")
+        reclaimed = reclaim_temp_files(cfg.run_dir, cfg.run_dir / "checkpoints")
+        if reclaimed:
+            say(f"removed {len(reclaimed)} temporary file(s) of killed writes: {', '.join(p.name for p in reclaimed[:3])}")
+    else:
+        run_lock = None
     data = RunData.open(cfg, world, say=say)
     for note in data.notes:
         say(note)
@@ -339,6 +349,7 @@ def start(cfg: RunConfig) -> Session | None:
     metrics = MetricsLog(cfg.run_dir / "metrics.jsonl", console, enabled=world.is_main and not t.dry_run)
     s = Session(cfg, world, device, plan, data, model, optimizer, scaler, ck, metrics, console, total_steps,
                 patience=Patience(cfg.eval.eval_loss_patience, cfg.eval.patience_grace_steps))
+    s.run_lock = run_lock
     if begin.state is not None:
         _load_weights(s, begin)
     if begin.kind == "resume":

@@ -144,14 +144,21 @@ class TokenizerTrain(_Strict):
         return self
 
 
+MAX_SEQ_LEN = (1 << 31) - 1  # tokens per sample: an int32 in the plan's n_tokens column
+MAX_SAMPLES = 1 << 40  # positions per split (int64 positions; memory is checked separately)
+MAX_SEED = (1 << 63) - 1  # the catalog stores the seed as a BIGINT
+
+
 class DataSection(_Strict):
     tokenizer: str = Field(min_length=1)
     tokenizer_train: Optional[TokenizerTrain] = None
-    max_seq_len: int = Field(ge=2)
-    train_samples: int = Field(ge=1)
-    val_samples: int = Field(default=0, ge=0)
-    seed: int = 0
-    window: int = Field(default=1000, ge=1)
+    # Upper bounds: what the plan's int32/int64 columns and the catalog's BIGINT can hold (the
+    # plan's memory against this machine is checked by corpus.mixing.plan before allocating).
+    max_seq_len: int = Field(ge=2, le=MAX_SEQ_LEN)
+    train_samples: int = Field(ge=1, le=MAX_SAMPLES)
+    val_samples: int = Field(default=0, ge=0, le=MAX_SAMPLES)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    window: int = Field(default=1000, ge=1, le=MAX_SAMPLES)
     overlong: Optional[Overlong] = None  # for every source without its own
     sources: list[SourceSpec] = Field(min_length=1)
 

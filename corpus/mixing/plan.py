@@ -256,6 +256,34 @@ def plan_json(resolved: ResolvedMix, plan_id: str, splits: dict[str, SplitPlan])
 
 # -- the whole step ----------------------------------------------------------------------------
 
+# Peak bytes per plan position while computing and writing a split: the SplitPlan's columns, the
+# draw indices, and the Arrow table's copies (measured ~50; rounded up).
+PLAN_BYTES_PER_POSITION = 64
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_plan_fits(manifest: Manifest) -> None:
+    """One line, before anything is allocated, when the plan cannot fit in this machine's memory."""
+    d = manifest.data
+    need = (d.train_samples + d.val_samples) * PLAN_BYTES_PER_POSITION
+    have = available_memory()
+    if have is not None and need > have:
+        raise UserError(f"{manifest.path}: [data].train_samples = {d.train_samples} (+ val_samples = {d.val_samples}) "
+                        f"needs about {need / 2**30:.1f} GiB to plan, this machine has {have / 2**30:.1f} GiB "
+                        f"available: lower it (nothing was built or written)")
+
+
 def mix_dir(root: Path, manifest: Manifest, plan_id: str) -> Path:
     from corpus.paths import mixes_dir, safe_name
 
@@ -270,6 +298,7 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
+    check_plan_fits(manifest)  # before anything is built, allocated or written
     root = Path(root)
     resolved = resolve(manifest, root, build_missing=build_missing, log=log)
     plan_id = resolved.plan_id
@@ -281,19 +310,26 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
         return PlanResult(plan_id, directory, resolved, False, time.perf_counter() - started,
                           _stats_from_json(directory))
     directory = root / existing["dir"] if existing else mix_dir(root, manifest, plan_id)
-    d = manifest.data
-    pools = {split: [load_pool(root, c.version_id, split, shards.get((c.version_id, split), []), _rule(c))
-                     for c in resolved.components] for split in SPLITS}
-    splits = {"train": compute_split(resolved, pools["train"], "train", d.train_samples),
-              "val": compute_split(resolved, pools["val"], "val", d.val_samples)}
-    files = {f"plan-{split}.parquet": splits[split] for split in SPLITS}
-    for name, sp in files.items():
-        write_split(directory / name, plan_table(plan_id, sp, resolved))
-    from corpus.atomic import write_bytes_atomic
+    from corpus.dirlock import hold, reclaim_temp_files
 
-    write_bytes_atomic(directory / "plan.json", plan_json(resolved, plan_id, splits))
-    seconds = time.perf_counter() - started
-    register(catalog, root, resolved, directory, splits, seconds)
+    lock = hold(directory, "plan directory")  # one writer: a second corpus.mix is refused, naming the pid
+    try:
+        reclaim_temp_files(directory)  # ``.plan-train.parquet.tmp-PID`` of killed writers
+        d = manifest.data
+        pools = {split: [load_pool(root, c.version_id, split, shards.get((c.version_id, split), []), _rule(c))
+                         for c in resolved.components] for split in SPLITS}
+        splits = {"train": compute_split(resolved, pools["train"], "train", d.train_samples),
+                  "val": compute_split(resolved, pools["val"], "val", d.val_samples)}
+        files = {f"plan-{split}.parquet": splits[split] for split in SPLITS}
+        for name, sp in files.items():
+            write_split(directory / name, plan_table(plan_id, sp, resolved))
+        from corpus.atomic import write_bytes_atomic
+
+        write_bytes_atomic(directory / "plan.json", plan_json(resolved, plan_id, splits))
+        seconds = time.perf_counter() - started
+        register(catalog, root, resolved, directory, splits, seconds)
+    finally:
+        lock.release()
     return PlanResult(plan_id, directory, resolved, True, seconds, {s: splits[s].stats for s in SPLITS})
 
 
@@ -415,7 +451,9 @@ def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits
             create_views(con, root)
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            from corpus.catalog import rollback
+
+            rollback(con)  # never masks the real error (DuckDB may have rolled back already)
             raise
 
 

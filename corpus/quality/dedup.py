@@ -27,7 +27,9 @@ def record(catalog, version_id: str, source: str, kind: str, frame) -> dict[str,
             counts = record_in(con, version_id, source, kind, frame)
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            from corpus.catalog import rollback
+
+            rollback(con)  # never masks the real error (DuckDB may have rolled back already)
             raise
     return counts
 

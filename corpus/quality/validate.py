@@ -187,7 +187,9 @@ def _record(catalog, version_id: str, source: str, kind: str, results: list, eng
             duplicates = record_in(con, version_id, source, kind, frame) if frame is not None else {}
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            from corpus.catalog import rollback
+
+            rollback(con)  # never masks the real error (DuckDB may have rolled back already)
             raise
     return duplicates
 

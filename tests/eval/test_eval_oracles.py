@@ -15,7 +15,7 @@ from fractions import Fraction
 import pytest
 
 from trainer.eval.answers import choice_letter, extract_final_number, format_number, gsm8k_correct, parse_choice
-from trainer.eval.code_exec import execute_all, humaneval_program, mbpp_program, pass_at_1
+from trainer.eval.code_exec import execute_all, humaneval_task, mbpp_task, pass_at_1
 from trainer.eval.text_metrics import bleu, choice_accuracy, rouge_l
 
 pytestmark = pytest.mark.shared_data
@@ -125,14 +125,14 @@ def _failures(problems, results, key):
 
 def test_humaneval_canonical_solutions_pass_all(humaneval_problems):
     assert len(humaneval_problems) == 164
-    programs = [humaneval_program(p, p["canonical_solution"]) for p in humaneval_problems]
+    programs = [humaneval_task(p, p["canonical_solution"]) for p in humaneval_problems]
     results = execute_all(programs, workers=WORKERS, **LIMITS)
     assert _failures(humaneval_problems, results, "task_id") == {}
     assert pass_at_1(results) == 1.0
 
 
 def test_humaneval_wrong_completions_score_0(humaneval_problems):
-    programs = [humaneval_program(p, _humaneval_wrong(p)) for p in humaneval_problems]
+    programs = [humaneval_task(p, _humaneval_wrong(p)) for p in humaneval_problems]
     results = execute_all(programs, workers=WORKERS, **LIMITS)
     assert [p["task_id"] for p, r in zip(humaneval_problems, results) if r.passed] == []
     assert pass_at_1(results) == 0.0
@@ -142,7 +142,7 @@ def test_humaneval_wrong_completions_score_0(humaneval_problems):
 
 def test_mbpp_reference_solutions_pass(mbpp_test_problems):
     assert [p["task_id"] for p in mbpp_test_problems] == list(range(11, 511))
-    programs = [mbpp_program(p, p["code"]) for p in mbpp_test_problems]
+    programs = [mbpp_task(p, p["code"]) for p in mbpp_test_problems]
     results = execute_all(programs, workers=WORKERS, **LIMITS)
     failures = _failures(mbpp_test_problems, results, "task_id")
     unexplained = {tid: why for tid, why in failures.items() if tid not in KNOWN_MBPP_EXCEPTIONS}
@@ -156,7 +156,7 @@ def test_mbpp_wrong_solutions_score_0(mbpp_test_problems):
     # once when this was written (0 passed: 496 failed an assert, 4 raised).
     problems = [p for p in mbpp_test_problems if p["task_id"] % 4 == 0]
     assert len(problems) == 125
-    programs = [mbpp_program(p, _mbpp_wrong(p)) for p in problems]
+    programs = [mbpp_task(p, _mbpp_wrong(p)) for p in problems]
     results = execute_all(programs, workers=WORKERS, **LIMITS)
     assert [p["task_id"] for p, r in zip(problems, results) if r.passed] == []
     assert pass_at_1(results) == 0.0

@@ -111,11 +111,12 @@ def test_code_completion_is_cut_at_stop_sequences():
     item = EvalItem("humaneval:x", "def f(x):\n    \"\"\"Double.\"\"\"\n", "", group="humaneval",
                     meta={"test": "def check(c):\n    assert c(2) == 4\n", "entry_point": "f"})
     rambling = "    return 2 * x\n\ndef g():\n    raise SystemExit(3)\n\nprint(g())\n"
-    program = code.program_of(item, rambling)
+    program, judge = code.program_of(item, rambling)
     assert "def g" not in program and "print(g())" not in program and program.count("return 2 * x") == 1
+    assert "assert c(2) == 4" in judge.checks and "assert" not in program  # the tests stay with the judge
     mb = EvalItem("mbpp:1", "p", "", group="mbpp", meta={"test_list": ["assert f(2) == 4"], "test_setup_code": ""})
-    assert code.program_of(mb, "def f(x):\n    return 2 * x\nassert f(1) == 3\n") == \
-        "def f(x):\n    return 2 * x\nassert f(2) == 4\n"
+    program, judge = code.program_of(mb, "def f(x):\n    return 2 * x\nassert f(1) == 3\n")
+    assert program == "def f(x):\n    return 2 * x\n" and judge.checks == "assert f(2) == 4\n"
 
 
 # --- ScienceQA -------------------------------------------------------------------------------

