@@ -135,10 +135,18 @@ def shingle_hashes(texts: list[str], shingle: str = DEFAULT_SHINGLE, n: int | No
     raise ValueError(f"unknown shingle {shingle!r} (use one of {', '.join(SHINGLES)})")
 
 
-def shingle_sets(texts: list[str], shingle: str = DEFAULT_SHINGLE, n: int | None = None) -> list[set[int]]:
-    """Each text's distinct shingle hashes, for the true Jaccard of candidate pairs."""
+def shingle_arrays(texts: list[str], shingle: str = DEFAULT_SHINGLE, n: int | None = None) -> list[np.ndarray]:
+    """Each text's distinct shingle hashes, sorted (uint64): what the true Jaccard of a candidate
+    pair is computed from (:func:`jaccard`)."""
     flat, offsets = shingle_hashes(texts, shingle, n)
-    return [set(flat[offsets[i]:offsets[i + 1]].tolist()) for i in range(len(texts))]
+    row = np.repeat(np.arange(len(texts)), np.diff(offsets))
+    order = np.lexsort((flat, row))
+    flat, row = flat[order], row[order]
+    distinct = np.ones(len(flat), dtype=bool)
+    distinct[1:] = (flat[1:] != flat[:-1]) | (row[1:] != row[:-1])
+    flat, row = flat[distinct], row[distinct]
+    bounds = np.searchsorted(row, np.arange(len(texts) + 1))
+    return [flat[bounds[i]:bounds[i + 1]] for i in range(len(texts))]
 
 
 def signatures(texts: list[str], num_perm: int, seed: int = 0, shingle: str = DEFAULT_SHINGLE,
@@ -156,7 +164,9 @@ def signatures(texts: list[str], num_perm: int, seed: int = 0, shingle: str = DE
     return out
 
 
-def jaccard(a: set, b: set) -> float:
-    """True Jaccard similarity of two shingle sets (two empty sets: 0, never a duplicate)."""
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """True Jaccard similarity of two sorted distinct shingle arrays (two empty ones: 0, never a
+    duplicate)."""
+    shared = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - shared
+    return shared / union if union else 0.0

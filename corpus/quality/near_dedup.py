@@ -205,7 +205,7 @@ def find_near_duplicates(signatures: np.ndarray, texts_of, config: NearDedupConf
     if not len(pairs):
         return Found(empty, empty, empty, np.zeros(0), np.zeros(0))
     needed = np.unique(pairs)
-    sets = dict(zip(needed.tolist(), minhash.shingle_sets(texts_of(needed), config.shingle, config.ngram)))
+    sets = dict(zip(needed.tolist(), minhash.shingle_arrays(texts_of(needed), config.shingle, config.ngram)))
     verified = np.array([minhash.jaccard(sets[a], sets[b]) for a, b in pairs.tolist()])
     keep = verified >= config.threshold
     good, exact = pairs[keep], verified[keep]
@@ -233,6 +233,36 @@ class RowRef:
     row_id: str
 
 
+class RowRefs:
+    """Where each compared row is (split, shard, position in it) and its id, as arrays."""
+
+    def __init__(self) -> None:
+        self.splits: list[str] = []
+        self.split_of: list[np.ndarray] = []
+        self.shard: list[np.ndarray] = []
+        self.position: list[np.ndarray] = []
+        self.ids: list[str] = []
+
+    def extend(self, split: str, ids: list[str], shard_rows: list[tuple[int, int]]) -> None:
+        counts = np.array([rows for _, rows in shard_rows], dtype=np.int64)
+        self.split_of.append(np.full(int(counts.sum()), len(self.splits)))
+        self.splits.append(split)
+        self.shard.append(np.repeat([idx for idx, _ in shard_rows], counts).astype(np.int64))
+        self.position.append(np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+        self.ids.extend(ids)
+
+    def close(self) -> None:
+        for name in ("split_of", "shard", "position"):
+            parts = getattr(self, name)
+            setattr(self, name, np.concatenate(parts) if parts else np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> RowRef:
+        return RowRef(self.splits[int(self.split_of[i])], int(self.shard[i]), int(self.position[i]), self.ids[i])
+
+
 @dataclass
 class NearDedup:
     """Collects the signatures of the rows a build writes, then finds and records near-duplicates."""
@@ -241,7 +271,7 @@ class NearDedup:
     parts: dict = field(default_factory=dict)      # split -> [signature arrays, in write order]
     ids: dict = field(default_factory=dict)        # split -> [row ids, in write order]
     found: Found | None = None
-    refs: list[RowRef] = field(default_factory=list)
+    refs: RowRefs = field(default_factory=RowRefs)
     seconds: float = 0.0
 
     def add(self, split: str, ids: list[str], signatures: np.ndarray) -> None:
@@ -253,19 +283,18 @@ class NearDedup:
         import time
 
         t0 = time.perf_counter()
-        self.refs = []
+        self.refs = RowRefs()
         sigs = []
         for split in sorted(self.parts):  # "train" before "val": training rows are the ones kept
             sigs.extend(self.parts[split])
             counts = [(s.idx, s.rows) for s in sorted((s for s in shard_files if s.split == split),
                                                      key=lambda s: s.idx)]
             ids = self.ids[split]
-            pos = 0
-            for idx, rows in counts:
-                self.refs.extend(RowRef(split, idx, k, ids[pos + k]) for k in range(rows))
-                pos += rows
-            if pos != len(ids):
-                raise RuntimeError(f"near-dedup: {len(ids)} signatures of {split} rows but {pos} rows written")
+            if sum(rows for _, rows in counts) != len(ids):
+                raise RuntimeError(f"near-dedup: {len(ids)} signatures of {split} rows but "
+                                   f"{sum(rows for _, rows in counts)} rows written")
+            self.refs.extend(split, ids, counts)
+        self.refs.close()
         signatures = np.concatenate(sigs) if sigs else np.zeros((0, self.config.num_perm), np.uint32)
         by_path = {(s.split, s.idx): s.parquet for s in shard_files}
         self.found = find_near_duplicates(signatures, lambda idx: self._texts(idx, by_path), self.config, pool)
