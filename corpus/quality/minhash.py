@@ -139,14 +139,7 @@ def shingle_arrays(texts: list[str], shingle: str = DEFAULT_SHINGLE, n: int | No
     """Each text's distinct shingle hashes, sorted (uint64): what the true Jaccard of a candidate
     pair is computed from (:func:`jaccard`)."""
     flat, offsets = shingle_hashes(texts, shingle, n)
-    row = np.repeat(np.arange(len(texts)), np.diff(offsets))
-    order = np.lexsort((flat, row))
-    flat, row = flat[order], row[order]
-    distinct = np.ones(len(flat), dtype=bool)
-    distinct[1:] = (flat[1:] != flat[:-1]) | (row[1:] != row[:-1])
-    flat, row = flat[distinct], row[distinct]
-    bounds = np.searchsorted(row, np.arange(len(texts) + 1))
-    return [flat[bounds[i]:bounds[i + 1]] for i in range(len(texts))]
+    return [np.unique(flat[offsets[i]:offsets[i + 1]]) for i in range(len(texts))]
 
 
 def signatures(texts: list[str], num_perm: int, seed: int = 0, shingle: str = DEFAULT_SHINGLE,

@@ -313,8 +313,8 @@ class NearDedup:
         for key, items in wanted.items():
             with pq.ParquetFile(by_path[key]) as f:
                 table = f.read(columns=["prompt", "target"])
-            picked = table.take([p for p, _ in items])
-            texts = row_texts(picked.column("prompt").to_pylist(), picked.column("target").to_pylist())
+            prompts, targets = table.column("prompt").to_pylist(), table.column("target").to_pylist()
+            texts = row_texts([prompts[p] for p, _ in items], [targets[p] for p, _ in items])
             out.update(zip((i for _, i in items), texts))
         return [out[i] for i in indexes.tolist()]
 
