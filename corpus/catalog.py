@@ -144,13 +144,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         10,
         # near-duplicates (corpus/quality/near_dedup.py, docs/quality.md): every row a MinHash-LSH
         # run found within Jaccard of an earlier row, the row it matched, its cluster (the kept
-        # row), the estimated and verified Jaccard and what was done; one run record per version
+        # row), the estimated and verified Jaccard, what was done and the first 400 characters of
+        # both texts (a dropped row is in no shard); one run record per version
         # (its settings, even when nothing was found), and the views the report reads
         """
         CREATE TABLE near_duplicates (
             version VARCHAR, split VARCHAR, shard INTEGER, row_id VARCHAR, duplicate_of VARCHAR,
             duplicate_of_split VARCHAR, cluster VARCHAR, estimated_jaccard DOUBLE, jaccard DOUBLE,
-            scope VARCHAR, action VARCHAR);
+            scope VARCHAR, action VARCHAR, text VARCHAR, duplicate_of_text VARCHAR);
         CREATE TABLE near_dedup_runs (
             version VARCHAR PRIMARY KEY, policy VARCHAR, threshold DOUBLE, permutations INTEGER,
             bands INTEGER, shingle VARCHAR, ngram INTEGER, library VARCHAR, rows BIGINT,

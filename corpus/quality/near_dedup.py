@@ -194,6 +194,7 @@ class Found:
     estimated: np.ndarray
     verified: np.ndarray
     candidates: int = 0
+    texts: dict = field(default_factory=dict)  # row index -> text, for the rows above and their matches
 
 
 def find_near_duplicates(signatures: np.ndarray, texts_of, config: NearDedupConfig, pool=None) -> Found:
@@ -205,7 +206,8 @@ def find_near_duplicates(signatures: np.ndarray, texts_of, config: NearDedupConf
     if not len(pairs):
         return Found(empty, empty, empty, np.zeros(0), np.zeros(0))
     needed = np.unique(pairs)
-    sets = dict(zip(needed.tolist(), minhash.shingle_arrays(texts_of(needed), config.shingle, config.ngram)))
+    texts = texts_of(needed)
+    sets = dict(zip(needed.tolist(), minhash.shingle_arrays(texts, config.shingle, config.ngram)))
     verified = np.array([minhash.jaccard(sets[a], sets[b]) for a, b in pairs.tolist()])
     keep = verified >= config.threshold
     good, exact = pairs[keep], verified[keep]
@@ -219,8 +221,10 @@ def find_near_duplicates(signatures: np.ndarray, texts_of, config: NearDedupConf
     pick = order[first]
     rows, matches = good[pick, 1], good[pick, 0]
     not_kept = root[rows] != rows
-    return Found(rows[not_kept], matches[not_kept], root[rows[not_kept]], estimated[pick][not_kept],
-                 exact[pick][not_kept], candidates=len(pairs))
+    rows, matches = rows[not_kept], matches[not_kept]
+    shown = set(rows.tolist()) | set(matches.tolist())
+    return Found(rows, matches, root[rows], estimated[pick][not_kept], exact[pick][not_kept], candidates=len(pairs),
+                 texts={i: t for i, t in zip(needed.tolist(), texts) if i in shown})
 
 
 # -- what the build uses ----------------------------------------------------------------------
@@ -339,7 +343,8 @@ class NearDedup:
             r, m, c = self.refs[row], self.refs[match], self.refs[root]
             out.append({"split": r.split, "shard": r.shard, "row_id": r.row_id, "duplicate_of": m.row_id,
                         "duplicate_of_split": m.split, "cluster": c.row_id, "estimated_jaccard": round(est, 6),
-                        "jaccard": round(ver, 6), "action": action})
+                        "jaccard": round(ver, 6), "action": action,
+                        "text": _excerpt(f.texts.get(row)), "duplicate_of_text": _excerpt(f.texts.get(match))})
         return out
 
     def clusters_count(self) -> int:
@@ -354,6 +359,13 @@ class NearDedup:
                 f"candidate pairs, {self.seconds:.1f} s)")
 
 
+EXCERPT_CHARS = 400  # of each row's text kept beside a near-duplicate: a dropped row is in no shard
+
+
+def _excerpt(text: str | None) -> str | None:
+    return None if text is None else text[:EXCERPT_CHARS]
+
+
 def record(con, version_id: str, nd: "NearDedup | None") -> None:
     """Write the version's near-duplicates and the run's settings (``rows``: the rows compared,
     dropped ones included)."""
@@ -363,10 +375,10 @@ def record(con, version_id: str, nd: "NearDedup | None") -> None:
         return
     recs = nd.records()
     if recs:
-        con.executemany("INSERT INTO near_duplicates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        con.executemany("INSERT INTO near_duplicates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [[version_id, r["split"], r["shard"], r["row_id"], r["duplicate_of"],
                           r["duplicate_of_split"], r["cluster"], r["estimated_jaccard"], r["jaccard"], "within",
-                          r["action"]] for r in recs])
+                          r["action"], r["text"], r["duplicate_of_text"]] for r in recs])
     c = nd.config
     con.execute("INSERT INTO near_dedup_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [version_id, c.policy, c.threshold, c.num_perm, c.bands, c.shingle, c.ngram,

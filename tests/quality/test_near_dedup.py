@@ -207,6 +207,14 @@ def test_drop_removes_exactly_the_listed_rows_and_a_mix_has_none(tmp_path, token
         assert reasons[d["row_id"]].startswith(f"near-duplicate of {d['cluster']} (kept")
     rate, = drop_cat.query("SELECT near_duplicates, rate FROM near_duplicate_rates")
     assert rate[0] == len(gone) and rate[1] == pytest.approx(len(gone) / len(records))
+    from corpus.quality.report import select_versions, summary_markdown
+
+    markdown, _ = summary_markdown(drop_cat, drop_root, select_versions(drop_cat), None)
+    near = markdown[markdown.index("## Near-duplicates"):]
+    assert f"| drop | J ≥ 0.8, word 5-grams, 128/16 bands | {len(records)} | {len(gone)} | 11.11% |" in near
+    # a dropped row's text is shown beside its match's, though no shard holds it now
+    assert "side by side" in near and "each morning" in near and "every morning" in near
+
     import corpus
 
     assert corpus.verify_files(drop_root) == []  # the rewritten shards are the registered bytes
