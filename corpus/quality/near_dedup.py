@@ -38,6 +38,7 @@ DEFAULT_THRESHOLD = 0.8
 DEFAULT_PERMUTATIONS = 128
 DEFAULT_BANDS = 16
 EMPTY = np.iinfo(np.uint32).max
+ESTIMATE_MARGIN = 0.15  # candidates estimated below threshold - this are rejected unread
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -203,8 +204,12 @@ def find_near_duplicates(signatures: np.ndarray, texts_of, config: NearDedupConf
     n = len(signatures)
     pairs = candidate_pairs(signatures, config.bands, pool)
     empty = np.zeros(0, np.int64)
+    candidates = len(pairs)
+    # a pair whose estimate is far below the threshold is not worth reading texts for: with 128
+    # permutations the estimate's spread at J = 0.8 is 0.035, so ESTIMATE_MARGIN is over 4 of them
+    pairs = pairs[estimated_jaccard(signatures, pairs) >= config.threshold - ESTIMATE_MARGIN]
     if not len(pairs):
-        return Found(empty, empty, empty, np.zeros(0), np.zeros(0))
+        return Found(empty, empty, empty, np.zeros(0), np.zeros(0), candidates=candidates)
     needed = np.unique(pairs)
     texts = texts_of(needed)
     sets = dict(zip(needed.tolist(), minhash.shingle_arrays(texts, config.shingle, config.ngram)))
@@ -223,7 +228,7 @@ def find_near_duplicates(signatures: np.ndarray, texts_of, config: NearDedupConf
     not_kept = root[rows] != rows
     rows, matches = rows[not_kept], matches[not_kept]
     shown = set(rows.tolist()) | set(matches.tolist())
-    return Found(rows, matches, root[rows], estimated[pick][not_kept], exact[pick][not_kept], candidates=len(pairs),
+    return Found(rows, matches, root[rows], estimated[pick][not_kept], exact[pick][not_kept], candidates=candidates,
                  texts={i: t for i, t in zip(needed.tolist(), texts) if i in shown})
 
 
