@@ -16,6 +16,8 @@ algorithm number go into :func:`library_id`, which enters everything that depend
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SHINGLES = ("word", "char")
@@ -31,8 +33,9 @@ class MissingLibrary(RuntimeError):
     """rensa is not installed (it is an optional extra): near-dedup cannot run."""
 
 
+@functools.lru_cache(maxsize=1)
 def rensa():
-    """The rensa module, checked to be the pinned version."""
+    """The rensa module, checked to be the pinned version (once per process)."""
     try:
         import rensa as module
         from importlib.metadata import version
@@ -53,14 +56,6 @@ def library_id() -> str:
 
     module = rensa()
     return f"rensa {RENSA_VERSION} algorithm {module.RMinHash.ALGORITHM_VERSION}; polars {polars.__version__}"
-
-
-def available() -> bool:
-    try:
-        rensa()
-    except MissingLibrary:
-        return False
-    return True
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

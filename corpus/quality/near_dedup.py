@@ -147,8 +147,8 @@ def band_candidates(band_index: int, band: np.ndarray) -> np.ndarray:
 
 
 def candidate_pairs(signatures: np.ndarray, bands: int, pool=None) -> np.ndarray:
-    """Distinct candidate pairs over all bands, each band a separate task (``pool.map`` when given:
-    a process pool, or any executor with ``map``)."""
+    """Distinct candidate pairs over all bands, each band a separate task: ``pool.starmap`` when
+    a pool is given (the build's ``--workers`` processes), else one after another here."""
     r = signatures.shape[1] // bands
     tasks = [(b, np.ascontiguousarray(signatures[:, b * r:(b + 1) * r])) for b in range(bands)]
     mapper = pool.starmap if pool is not None and hasattr(pool, "starmap") else None
@@ -182,7 +182,10 @@ def clusters(n: int, pairs: np.ndarray) -> np.ndarray:
         ra, rb = find(a), find(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(i) for i in range(n)], dtype=np.int64) if n else parent
+    roots = np.arange(n, dtype=np.int64)
+    touched = np.unique(pairs) if len(pairs) else np.zeros(0, np.int64)
+    roots[touched] = [find(int(i)) for i in touched]
+    return roots
 
 
 @dataclass
