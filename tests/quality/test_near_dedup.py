@@ -245,3 +245,20 @@ def test_off_records_nothing_and_flag_keeps_the_version_id(tmp_path, tokenizer_p
     # flag only records: the same rows, so the same version whatever its threshold
     assert off.query("SELECT id FROM versions") == flag.query("SELECT id FROM versions")
     assert flag.query("SELECT policy, threshold FROM near_dedup_runs") == [("flag", 0.9)]
+
+
+def test_without_rensa_flag_is_skipped_in_one_line_and_drop_refused(tmp_path, tokenizer_path, monkeypatch, capsys):
+    import sys
+
+    src = write_jsonl(tmp_path / "qa.jsonl", qa_records(40))
+    monkeypatch.setitem(sys.modules, "rensa", None)  # what an install without the neardedup extra sees
+    minhash.rensa.cache_clear()
+    try:
+        assert build(tmp_path / "flag", tokenizer_path, "jsonl", "--from", str(src), *ARGS) == 0
+        assert "near-dedup skipped: near-dedup needs rensa: pip install 'hrm-corpus[neardedup]'" in capsys.readouterr().out
+        assert build(tmp_path / "drop", tokenizer_path, "jsonl", "--from", str(src), *ARGS,
+                     "--near-dedup", "drop") == 2
+        assert "--near-dedup drop: near-dedup needs rensa" in capsys.readouterr().err
+    finally:
+        minhash.rensa.cache_clear()
+    assert Catalog(tmp_path / "flag").query("SELECT count(*) FROM near_dedup_runs") == [(0,)]
