@@ -151,7 +151,8 @@ def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int, po
         stride=getattr(args, "stride", 0) or 0,
         prompt_ratio=getattr(args, "prompt_ratio", 0.5),
     )
-    if getattr(args, "near_dedup_active", False):  # signatures are per-row work: made here, like the rows
+    _WORKER["near"] = None  # signatures are per-row work: made here, like the rows (when this build asks)
+    if getattr(args, "near_dedup_active", False):
         from corpus.quality.near_dedup import NearDedupConfig
 
         _WORKER["near"] = NearDedupConfig.from_args(args)
@@ -453,10 +454,7 @@ def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, c
         if decontam:
             decontam.record(catalog, vid)
         if stats.near is not None:
-            from corpus.quality.near_dedup import record as record_near
-
-            with catalog.connect() as con:
-                record_near(con, vid, stats.near)
+            _record_near(catalog, root, args.source, kind, vid, final_dir, shard_files, stats.near)
     from corpus.publish import publish
 
     with clock.phase("validate"):
@@ -475,6 +473,25 @@ def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, c
     if unchecked:
         print(unchecked)
     return BuildOutcome(vid, status, rows=sum(stats.rows.values()), tokens=sum(stats.tokens.values()))
+
+
+def _record_near(catalog, root: Path, source_name: str, kind: str, vid: str, final_dir: Path, shard_files, near):
+    """The version's near-duplicates (within, and for training data across the latest version of
+    every other source) and its signature file, into the catalog."""
+    from corpus.atomic import sha256_file
+    from corpus.quality.near_dedup import record, signatures_path
+    from corpus.quality.near_dedup_across import compare
+
+    if kind != "eval":
+        signatures, refs = near.kept(shard_files)
+        compare(catalog, root, vid, source_name, near, signatures, refs,
+                {(s.split, s.idx): final_dir / s.parquet.name for s in shard_files})
+    path = signatures_path(final_dir, near.config)
+    with catalog.connect() as con:
+        record(con, vid, near)
+        if path.exists():
+            con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, 'near-signatures', ?, ?)",
+                        [str(path.relative_to(root)), vid, sha256_file(path), path.stat().st_size])
 
 
 def _tokenizer_path(args, root: Path, catalog) -> str | Path:
@@ -575,10 +592,14 @@ def _near_dedup(args, near, shard_files, stats: BuildStats, tok, with_image: boo
     from corpus.rows import Rejected
     from corpus.shards import ShardWriter, open_sidecars
 
+    from corpus.quality.near_dedup import save_signatures
+
     near.run(shard_files, pool)
     stats.near = near
     drop = near.dropped_ids()
     if not drop:
+        if shard_files:  # kept beside the shards for later builds' comparison across sources
+            save_signatures(shard_files[0].parquet.parent, near.config, *near.kept(shard_files))
         return shard_files
     make = lambda split, folder: ShardWriter(folder, args.source, split, tok.token_dtype, with_image,  # noqa: E731
                                              kind=kind)
@@ -590,6 +611,7 @@ def _near_dedup(args, near, shard_files, stats: BuildStats, tok, with_image: boo
         stats.rows[split] = sum(s.rows for s in mine)
         stats.tokens[split] = sum(s.tokens_total for s in mine)
         stats.lengths[split] = [np.asarray(open_sidecars(s.parquet)[1][:, 2]) for s in mine]
+    save_signatures(shard_files[0].parquet.parent, near.config, *near.kept(shard_files))
     return shard_files
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,6 +286,9 @@ class NearDedup:
     found: Found | None = None
     refs: RowRefs = field(default_factory=RowRefs)
     seconds: float = 0.0
+    signatures: np.ndarray | None = None  # every compared row's, in ``refs`` order
+    across: list = field(default_factory=list)  # records against other sources' versions (scope across)
+    across_note: str = ""
 
     def add(self, split: str, ids: list[str], signatures: np.ndarray) -> None:
         self.parts.setdefault(split, []).append(signatures)
@@ -308,6 +312,7 @@ class NearDedup:
             self.refs.extend(split, ids, counts)
         self.refs.close()
         signatures = np.concatenate(sigs) if sigs else np.zeros((0, self.config.num_perm), np.uint32)
+        self.signatures = signatures
         by_path = {(s.split, s.idx): s.parquet for s in shard_files}
         self.found = find_near_duplicates(signatures, lambda idx: self._texts(idx, by_path), self.config, pool)
         self.seconds = time.perf_counter() - t0
@@ -315,20 +320,24 @@ class NearDedup:
 
     def _texts(self, indexes: np.ndarray, by_path) -> list[str]:
         """The texts of the given rows, read back from their shards (candidates are few)."""
-        import pyarrow.parquet as pq
+        return read_texts([(by_path[(self.refs[i].split, self.refs[i].shard)], self.refs[i].position)
+                           for i in indexes.tolist()])
 
-        wanted: dict = {}
-        for i in indexes.tolist():
-            ref = self.refs[i]
-            wanted.setdefault((ref.split, ref.shard), []).append((ref.position, i))
-        out: dict[int, str] = {}
-        for key, items in wanted.items():
-            with pq.ParquetFile(by_path[key]) as f:
-                table = f.read(columns=["prompt", "target"])
-            prompts, targets = table.column("prompt").to_pylist(), table.column("target").to_pylist()
-            texts = row_texts([prompts[p] for p, _ in items], [targets[p] for p, _ in items])
-            out.update(zip((i for _, i in items), texts))
-        return [out[i] for i in indexes.tolist()]
+    def kept(self, shard_files) -> tuple[np.ndarray, RowRefs]:
+        """Signatures and locations of the rows the final shards hold (after a drop, the kept ones
+        at their new positions)."""
+        drop = self.dropped_ids()
+        if not drop:
+            return self.signatures, self.refs
+        keep = np.array([i not in drop for i in self.refs.ids], dtype=bool)
+        refs = RowRefs()
+        for k, split in enumerate(self.refs.splits):
+            mine = keep & (self.refs.split_of == k)
+            counts = [(s.idx, s.rows) for s in sorted((s for s in shard_files if s.split == split),
+                                                     key=lambda s: s.idx)]
+            refs.extend(split, [self.refs.ids[i] for i in np.flatnonzero(mine).tolist()], counts)
+        refs.close()
+        return self.signatures[keep], refs
 
     @property
     def count(self) -> int:
@@ -364,7 +373,61 @@ class NearDedup:
         return (f"near-duplicates ({c.policy}, Jaccard ≥ {c.threshold} over {c.shingle} {c.ngram}-grams, "
                 f"{c.num_perm} permutations in {c.bands} bands): {what} {self.count} rows in "
                 f"{self.clusters_count()} clusters ({0 if self.found is None else self.found.candidates} "
-                f"candidate pairs, {self.seconds:.1f} s)")
+                f"candidate pairs, {self.seconds:.1f} s)" + (f"; {self.across_note}" if self.across_note else ""))
+
+
+def read_texts(locations: list[tuple[Path, int]]) -> list[str]:
+    """Row texts by (shard file, row position), each file read once."""
+    import pyarrow.parquet as pq
+
+    wanted: dict = {}
+    for k, (path, position) in enumerate(locations):
+        wanted.setdefault(path, []).append((position, k))
+    out: list = [None] * len(locations)
+    for path, items in wanted.items():
+        with pq.ParquetFile(path) as f:
+            table = f.read(columns=["prompt", "target"])
+        prompts, targets = table.column("prompt").to_pylist(), table.column("target").to_pylist()
+        for (position, k), text in zip(items, row_texts([prompts[p] for p, _ in items],
+                                                        [targets[p] for p, _ in items])):
+            out[k] = text
+    return out
+
+
+SIGNATURES_DIR = ".near-dedup"  # beside .mmap in a version directory: hidden from Parquet readers
+
+
+def signature_key(config: NearDedupConfig) -> str:
+    """What makes two versions' signatures comparable: permutations, seed, shingles, libraries."""
+    what = json.dumps([config.num_perm, config.seed, config.shingle, config.ngram, minhash.library_id()])
+    return hashlib.sha256(what.encode()).hexdigest()[:16]
+
+
+def signatures_path(version_directory: Path, config: NearDedupConfig) -> Path:
+    return Path(version_directory) / SIGNATURES_DIR / f"signatures-{signature_key(config)}.npz"
+
+
+def save_signatures(version_directory: Path, config: NearDedupConfig, signatures: np.ndarray,
+                    refs: RowRefs) -> Path:
+    """The version's row signatures for later builds' ``across`` comparison (temp, fsync, rename)."""
+    from corpus.atomic import atomic_path
+
+    path = signatures_path(version_directory, config)
+    path.parent.mkdir(exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, signatures=signatures, split_of=refs.split_of, shard=refs.shard, position=refs.position,
+                     splits=np.array(refs.splits, dtype=str), ids=np.array(refs.ids, dtype=str))
+    return path
+
+
+def load_signatures(path: Path) -> tuple[np.ndarray, RowRefs]:
+    with np.load(path, allow_pickle=False) as data:
+        refs = RowRefs()
+        refs.splits = data["splits"].tolist()
+        refs.split_of, refs.shard, refs.position = data["split_of"], data["shard"], data["position"]
+        refs.ids = data["ids"].tolist()
+        return data["signatures"], refs
 
 
 EXCERPT_CHARS = 400  # of each row's text kept beside a near-duplicate: a dropped row is in no shard
@@ -382,15 +445,16 @@ def record(con, version_id: str, nd: "NearDedup | None") -> None:
     if nd is None:
         return
     recs = nd.records()
-    if recs:
-        con.executemany("INSERT INTO near_duplicates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [[version_id, r["split"], r["shard"], r["row_id"], r["duplicate_of"],
-                          r["duplicate_of_split"], r["cluster"], r["estimated_jaccard"], r["jaccard"], "within",
-                          r["action"], r["text"], r["duplicate_of_text"]] for r in recs])
+    if recs or nd.across:
+        con.executemany("INSERT INTO near_duplicates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[version_id, r["split"], r["shard"], r["row_id"], r.get("duplicate_of_version", version_id),
+                          r["duplicate_of"], r["duplicate_of_split"], r["cluster"], r["estimated_jaccard"],
+                          r["jaccard"], r.get("scope", "within"), r["action"], r["text"], r["duplicate_of_text"]]
+                         for r in recs + nd.across])
     c = nd.config
-    con.execute("INSERT INTO near_dedup_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute("INSERT INTO near_dedup_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [version_id, c.policy, c.threshold, c.num_perm, c.bands, c.shingle, c.ngram,
-                 minhash.library_id(), len(nd.refs), len(recs), nd.clusters_count(), nd.seconds])
+                 minhash.library_id(), len(nd.refs), len(recs), nd.clusters_count(), len(nd.across), nd.seconds])
 
 
 def prepare(args, kind: str) -> tuple["NearDedup | None", str | None]:

@@ -279,20 +279,22 @@ def _near_section(catalog, versions: list[dict]) -> list[str]:
         f"SELECT * FROM near_dedup_runs WHERE version IN ({marks})", ids)}
     if not runs:
         return lines + ["No version was checked (built with --near-dedup off, or before near-dedup existed)."]
-    lines += ["| source | version | policy | rule | rows | near-duplicates | rate | clusters |",
-              "|---|---|---|---|--:|--:|--:|--:|"]
+    lines += ["| source | version | policy | rule | rows | near-duplicates | rate | clusters | across sources |",
+              "|---|---|---|---|--:|--:|--:|--:|--:|"]
     for v in versions:
         r = runs.get(v["id"])
         if r is None:
-            lines.append(f"| {v['source']} | `{v['id']}` | off | | {v['rows'] or 0:,} | | | |")
+            lines.append(f"| {v['source']} | `{v['id']}` | off | | {v['rows'] or 0:,} | | | | |")
             continue
         rule = f"J ≥ {r['threshold']:g}, {r['shingle']} {r['ngram']}-grams, {r['permutations']}/{r['bands']} bands"
         lines.append(f"| {v['source']} | `{v['id']}` | {r['policy']} | {rule} | {r['rows']:,} | "
-                     f"{r['near_duplicates']:,} | {r['near_duplicates'] / max(1, r['rows']):.2%} | {r['clusters']:,} |")
+                     f"{r['near_duplicates']:,} | {r['near_duplicates'] / max(1, r['rows']):.2%} | {r['clusters']:,} "
+                     f"| {r['across'] or 0:,} |")
     for v in versions:
         examples = catalog.query_dicts(
             "SELECT row_id, duplicate_of, cluster, jaccard, estimated_jaccard, action, text, duplicate_of_text "
-            "FROM near_duplicates WHERE version = ? ORDER BY jaccard, row_id LIMIT ?", [v["id"], NEAR_EXAMPLES])
+            "FROM near_duplicates WHERE version = ? ORDER BY jaccard, scope DESC, row_id LIMIT ?",
+            [v["id"], NEAR_EXAMPLES])
         if not examples:
             continue
         lines += ["", f"{v['source']} `{v['id']}`: lowest-Jaccard pairs, side by side", "",

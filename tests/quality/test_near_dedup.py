@@ -211,7 +211,7 @@ def test_drop_removes_exactly_the_listed_rows_and_a_mix_has_none(tmp_path, token
 
     markdown, _ = summary_markdown(drop_cat, drop_root, select_versions(drop_cat), None)
     near = markdown[markdown.index("## Near-duplicates"):]
-    assert f"| drop | J ≥ 0.8, word 5-grams, 128/16 bands | {len(records)} | {len(gone)} | 11.11% |" in near
+    assert f"| drop | J ≥ 0.8, word 5-grams, 128/16 bands | {len(records)} | {len(gone)} | 11.11% | 20 | 0 |" in near
     # a dropped row's text is shown beside its match's, though no shard holds it now
     assert "side by side" in near and "each morning" in near and "every morning" in near
 
@@ -262,3 +262,31 @@ def test_without_rensa_flag_is_skipped_in_one_line_and_drop_refused(tmp_path, to
     finally:
         minhash.rensa.cache_clear()
     assert Catalog(tmp_path / "flag").query("SELECT count(*) FROM near_dedup_runs") == [(0,)]
+
+
+def test_across_sources_recorded_against_the_latest_version_of_each_other(tmp_path, tokenizer_path, capsys):
+    records, _ = near_records()
+    plain = ("--target-field", "answer", "--id-field", "id", "--val-ratio", "0", "--max-dup-rate", "0.2")
+    root = tmp_path / "data"
+    base = [r for r in records if not r["id"].startswith("near")][:60]
+    assert build(root, tokenizer_path, "jsonl", "--from", str(write_jsonl(tmp_path / "a.jsonl", base)), *plain,
+                 "--name", "alpha") == 0
+    assert build(root, tokenizer_path, "jsonl", "--from", str(write_jsonl(tmp_path / "o.jsonl", qa_records(30, "o"))),
+                 *plain, "--name", "omega", "--near-dedup", "off") == 0
+    copies = [dict(r, id=f"copy{r['id']}", prompt=r["prompt"].replace("every morning", "each morning"))
+              for r in base[:5]]
+    capsys.readouterr()
+    assert build(root, tokenizer_path, "jsonl", "--from", str(write_jsonl(tmp_path / "b.jsonl",
+                                                                          copies + qa_records(40, "b"))),
+                 *plain, "--name", "beta") == 0
+    out = capsys.readouterr().out
+    catalog = Catalog(root)
+    alpha, = catalog.query("SELECT id FROM versions WHERE source = 'alpha'")[0]
+    beta, = catalog.query("SELECT id FROM versions WHERE source = 'beta'")[0]
+    across = catalog.query("SELECT row_id, duplicate_of_version, duplicate_of, scope, action FROM near_duplicates "
+                           "WHERE version = ? AND scope = 'across' ORDER BY row_id", [beta])
+    assert across == sorted((f"beta:copy{r['id']}", alpha, f"alpha:{r['id']}", "across", "flagged") for r in base[:5])
+    assert catalog.query("SELECT across FROM near_duplicate_rates WHERE version = ?", [beta]) == [(5,)]
+    assert "across: 5 rows near a row of alpha; not compared with omega" in " ".join(out.split())
+    signature_files = catalog.query("SELECT count(*) FROM files WHERE role = 'near-signatures'")
+    assert signature_files == [(2,)]  # alpha and beta; omega was built with --near-dedup off
