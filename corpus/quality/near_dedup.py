@@ -404,30 +404,50 @@ def signature_key(config: NearDedupConfig) -> str:
 
 
 def signatures_path(version_directory: Path, config: NearDedupConfig) -> Path:
-    return Path(version_directory) / SIGNATURES_DIR / f"signatures-{signature_key(config)}.npz"
+    return Path(version_directory) / SIGNATURES_DIR / f"signatures-{signature_key(config)}.parquet"
 
 
 def save_signatures(version_directory: Path, config: NearDedupConfig, signatures: np.ndarray,
                     refs: RowRefs) -> Path:
-    """The version's row signatures for later builds' ``across`` comparison (temp, fsync, rename)."""
+    """The version's row signatures for later builds' ``across`` comparison: Parquet (same rows,
+    same bytes, like the shards), one fixed-size binary signature per row; temp, fsync, rename."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from corpus.atomic import atomic_path
 
     path = signatures_path(version_directory, config)
     path.parent.mkdir(exist_ok=True)
+    n, width = signatures.shape
+    packed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * width), n, [None, pa.py_buffer(
+        np.ascontiguousarray(signatures, dtype="<u4").tobytes())])
+    table = pa.table({"id": pa.array(refs.ids, pa.string()),
+                      "split": pa.array([refs.splits[k] for k in refs.split_of.tolist()], pa.string()),
+                      "shard": pa.array(refs.shard, pa.int32()), "position": pa.array(refs.position, pa.int64()),
+                      "signature": packed})
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, signatures=signatures, split_of=refs.split_of, shard=refs.shard, position=refs.position,
-                     splits=np.array(refs.splits, dtype=str), ids=np.array(refs.ids, dtype=str))
+        pq.write_table(table, tmp, compression="zstd")
     return path
 
 
 def load_signatures(path: Path) -> tuple[np.ndarray, RowRefs]:
-    with np.load(path, allow_pickle=False) as data:
-        refs = RowRefs()
-        refs.splits = data["splits"].tolist()
-        refs.split_of, refs.shard, refs.position = data["split_of"], data["shard"], data["position"]
-        refs.ids = data["ids"].tolist()
-        return data["signatures"], refs
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        table = f.read()
+    column = table.column("signature").combine_chunks()
+    width = column.type.byte_width // 4
+    signatures = np.frombuffer(column.buffers()[1], dtype="<u4")[column.offset * width:(column.offset + len(column))
+                                                                 * width].reshape(len(column), width)
+    refs = RowRefs()
+    splits = table.column("split").to_pylist()
+    refs.splits = sorted(set(splits))
+    index = {name: k for k, name in enumerate(refs.splits)}
+    refs.split_of = np.array([index[x] for x in splits], dtype=np.int64)
+    refs.shard = table.column("shard").to_numpy().astype(np.int64)
+    refs.position = table.column("position").to_numpy().astype(np.int64)
+    refs.ids = table.column("id").to_pylist()
+    return signatures.astype(np.uint32), refs
 
 
 EXCERPT_CHARS = 400  # of each row's text kept beside a near-duplicate: a dropped row is in no shard

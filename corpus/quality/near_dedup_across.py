@@ -7,7 +7,7 @@ other version's row as ``duplicate_of``. It is recorded, never dropped: what a v
 not depend on which other versions happen to be registered.
 
 Every version built with near-dedup keeps its rows' signatures beside its shards
-(``.near-dedup/signatures-<key>.npz``, registered in ``files``); the key covers what makes
+(``.near-dedup/signatures-<key>.parquet``, registered in ``files``); the key covers what makes
 signatures comparable (permutations, seed, shingles, rensa and polars versions). A version
 without a file of the same key (built with ``--near-dedup off``, other settings, or before
 near-dedup) is not compared, and the build summary says how many were left out.
