@@ -587,31 +587,28 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
 
 def _near_dedup(args, near, shard_files, stats: BuildStats, tok, with_image: bool, kind: str, pool):
     """Find the near-duplicates among the rows written; with ``drop`` write the affected splits
-    again without them and count the rows that remain."""
-    from corpus.quality.near_dedup import rewrite_without
+    again without them and count the rows that remain. The kept rows' signatures are saved beside
+    the shards for later builds' comparison across sources."""
+    from corpus.quality.near_dedup import rewrite_without, save_signatures
     from corpus.rows import Rejected
     from corpus.shards import ShardWriter, open_sidecars
-
-    from corpus.quality.near_dedup import save_signatures
 
     near.run(shard_files, pool)
     stats.near = near
     drop = near.dropped_ids()
-    if not drop:
-        if shard_files:  # kept beside the shards for later builds' comparison across sources
-            save_signatures(shard_files[0].parquet.parent, near.config, *near.kept(shard_files))
-        return shard_files
-    make = lambda split, folder: ShardWriter(folder, args.source, split, tok.token_dtype, with_image,  # noqa: E731
-                                             kind=kind)
-    shard_files = rewrite_without(shard_files, drop, make, with_image)
-    stats.near_dropped = [Rejected(r["row_id"], "text", f"near-duplicate of {r['cluster']} (kept; Jaccard "
-                                   f"{r['jaccard']:.3f} with {r['duplicate_of']})") for r in near.records()]
-    for split in {s.split for s in shard_files}:
-        mine = [s for s in shard_files if s.split == split]
-        stats.rows[split] = sum(s.rows for s in mine)
-        stats.tokens[split] = sum(s.tokens_total for s in mine)
-        stats.lengths[split] = [np.asarray(open_sidecars(s.parquet)[1][:, 2]) for s in mine]
-    save_signatures(shard_files[0].parquet.parent, near.config, *near.kept(shard_files))
+    if drop:
+        make = lambda split, folder: ShardWriter(folder, args.source, split, tok.token_dtype,  # noqa: E731
+                                                 with_image, kind=kind)
+        shard_files = rewrite_without(shard_files, drop, make, with_image)
+        stats.near_dropped = [Rejected(r["row_id"], "text", f"near-duplicate of {r['cluster']} (kept; Jaccard "
+                                       f"{r['jaccard']:.3f} with {r['duplicate_of']})") for r in near.records()]
+        for split in {s.split for s in shard_files}:
+            mine = [s for s in shard_files if s.split == split]
+            stats.rows[split] = sum(s.rows for s in mine)
+            stats.tokens[split] = sum(s.tokens_total for s in mine)
+            stats.lengths[split] = [np.asarray(open_sidecars(s.parquet)[1][:, 2]) for s in mine]
+    if shard_files:
+        save_signatures(shard_files[0].parquet.parent, near.config, *near.kept(shard_files))
     return shard_files
 
 

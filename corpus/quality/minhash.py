@@ -116,12 +116,15 @@ def shingle_hashes(texts: list[str], shingle: str = DEFAULT_SHINGLE, n: int | No
     A shingle repeated inside a text appears once per occurrence (MinHash ignores repeats)."""
     import polars as pl
 
-    from corpus.quality.text import normalized, words
+    from corpus.quality.text import WORD, normalized
 
     n = n or DEFAULT_NGRAM[shingle]
-    if shingle == "word":
-        flat, word_off = words(texts)
-        word_hashes = pl.Series("w", flat, dtype=pl.String).hash(seed=WORD_SEED).to_numpy()
+    if shingle == "word":  # the words of corpus.quality.text.words, hashed without leaving polars
+        extracted = pl.Series("t", list(texts), dtype=pl.String).str.to_lowercase().str.extract_all(WORD)
+        lengths = extracted.list.len().fill_null(0).to_numpy().astype(np.int64)
+        word_off = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=word_off[1:])
+        word_hashes = extracted.explode().drop_nulls().hash(seed=WORD_SEED).to_numpy()
         return _grams(word_hashes, word_off, n)
     if shingle == "char":
         norm = normalized(pl.Series("t", list(texts), dtype=pl.String)).to_arrow()
