@@ -69,9 +69,10 @@ def _global_parser() -> argparse.ArgumentParser:
                    "files were damaged: same inputs give the same id and the same bytes)")
     p.add_argument("--role", choices=["train", "eval"], help="register as training data or as an evaluation set "
                    "(default: the source's; e.g. gsm8k --split test --role eval)")
-    from corpus.quality import decontaminate, eval_guard
+    from corpus.quality import decontaminate, eval_guard, near_dedup
 
     decontaminate.add_arguments(p)
+    near_dedup.add_arguments(p)
     eval_guard.add_arguments(p)
     return p
 
@@ -113,6 +114,8 @@ class BuildStats:
     quarantined: list = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)  # source.count(...) events, e.g. "image missing"
     lengths: dict = field(default_factory=dict)  # split -> [n_tokens arrays], for the length percentiles
+    near: object = None  # corpus.quality.near_dedup.NearDedup when near-dedup ran
+    near_dropped: list = field(default_factory=list)  # Rejected rows removed by --near-dedup drop
 
     def length_percentiles(self, split: str) -> dict[str, int]:
         """p50/p95/p99/max tokens per row of ``split``: what a user reads to pick a context length."""
@@ -148,6 +151,11 @@ def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int, po
         stride=getattr(args, "stride", 0) or 0,
         prompt_ratio=getattr(args, "prompt_ratio", 0.5),
     )
+    _WORKER["near"] = None  # signatures are per-row work: made here, like the rows (when this build asks)
+    if getattr(args, "near_dedup_active", False):
+        from corpus.quality.near_dedup import NearDedupConfig
+
+        _WORKER["near"] = NearDedupConfig.from_args(args)
 
 
 def _prepare(batch):
@@ -198,10 +206,19 @@ def _finish(prepared):
     for split, batch in by_split.items():
         table = rows_table(batch, opts.source, split, with_image)
         out[split] = Rows(batch, table, table_facts(table, with_image))
+    t2, c2 = time.perf_counter(), time.thread_time()
     if clock is not None:
         clock.add("rows", t1 - t0, cpu=c1 - c0)
-        clock.add("table+facts", time.perf_counter() - t1, cpu=time.thread_time() - c1)
-    return out, rejected, n_records, counters
+        clock.add("table+facts", t2 - t1, cpu=c2 - c1)
+    signatures = {}
+    near = _WORKER.get("near")
+    if near is not None:
+        from corpus.quality.near_dedup import row_texts
+
+        signatures = {split: near.signatures(row_texts(b.prompts, b.targets)) for split, b in by_split.items()}
+        if clock is not None:
+            clock.add("near-dedup signatures", time.perf_counter() - t2, cpu=time.thread_time() - c2)
+    return out, rejected, n_records, counters, signatures
 
 
 def _process(batch):
@@ -307,12 +324,17 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
     if args.role:
         source.role = args.role
     kind = "eval" if source.is_eval_split(args.split) else source.role
+    from corpus.quality import near_dedup
     from corpus.quality.decontaminate import prepare
 
     with catalog.session():  # one connection for these lookups, released before any long work
         tok = install_tokenizer(load_tokenizer(_tokenizer_path(args, root, catalog),
                                                parse_specials(args.special_tokens)), root, catalog)
         decontam = prepare(args, catalog, root, kind)
+    if kind == "eval" and getattr(args, "near_dedup", "off") == "drop":
+        args.near_dedup = "flag"  # evaluation sets are kept whole: their near-duplicates are recorded only
+    near, args.near_dedup_skipped = near_dedup.prepare(args, kind)
+    args.near_dedup_active = near is not None
     files = expand_paths(args.inputs) if args.inputs is not None else None  # never falls back to the hub
     hub = revision = None
     if files is None and getattr(source, "reads_hub", True):
@@ -334,6 +356,7 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
         "seed": args.seed, "tier_rule": source.tier_rule.id,
         "options": source.options(), "role": kind,
         "decontamination": decontam.config if decontam else None, "quality": {"max_dup_rate": args.max_dup_rate},
+        "near_dedup": near.config.version_config() if near else None,  # drop only: it changes the rows kept
         "hub": {"dataset": source.hub_id, "revision": revision} if hub else None,
     }
     if kind != "eval":
@@ -346,7 +369,7 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
 
     with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
         outcome = _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam,
-                                vid, final_dir, clock, end_setup)
+                                vid, final_dir, clock, end_setup, near)
     if args.timings:
         clock.write(args.timings, version=outcome.version_id, status=outcome.status,
                     already_built=outcome.already_built, rows=outcome.rows, tokens=outcome.tokens,
@@ -355,7 +378,7 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
 
 
 def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam, vid,
-                  final_dir, clock, end_setup) -> BuildOutcome:
+                  final_dir, clock, end_setup, near=None) -> BuildOutcome:
     from corpus.buildlock import reclaim_staging
     from corpus.flags import ratio_text
     from corpus.paths import quarantine_path
@@ -382,7 +405,7 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
     staging.mkdir(parents=True)
     end_setup()
     try:
-        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock)
+        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock, near)
         end_finish = clock.start("finish")
         from corpus.quality.eval_guard import NOT_DECONTAMINATED, not_decontaminated
 
@@ -404,6 +427,7 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
             )
         if sum(stats.rows.values()) == 0:
             raise UserError("build produced no rows")
+        rejected = rejected + stats.near_dropped  # quarantined, but not bad records: after the ratio check
         q_path = quarantine_path(root, args.source, vid)
         if rejected:
             _write_quarantine(q_path, rejected)
@@ -438,6 +462,8 @@ def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, c
                   rejected, q_path, seconds)
         if decontam:
             decontam.record(catalog, vid)
+        if stats.near is not None:
+            _record_near(catalog, root, args.source, kind, vid, final_dir, shard_files, stats.near)
     from corpus.publish import publish
 
     with clock.phase("validate"):
@@ -449,9 +475,32 @@ def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, c
                        clock)
     if decontam:
         print(decontam.summary())
+    if stats.near is not None:
+        print(stats.near.summary())
+    elif getattr(args, "near_dedup_skipped", None):
+        print(args.near_dedup_skipped)
     if unchecked:
         print(unchecked)
     return BuildOutcome(vid, status, rows=sum(stats.rows.values()), tokens=sum(stats.tokens.values()))
+
+
+def _record_near(catalog, root: Path, source_name: str, kind: str, vid: str, final_dir: Path, shard_files, near):
+    """The version's near-duplicates (within, and for training data across the latest version of
+    every other source) and its signature file, into the catalog."""
+    from corpus.atomic import sha256_file
+    from corpus.quality.near_dedup import record, signatures_path
+    from corpus.quality.near_dedup_across import compare
+
+    if kind != "eval":
+        signatures, refs = near.kept(shard_files)
+        compare(catalog, root, vid, source_name, near, signatures, refs,
+                {(s.split, s.idx): final_dir / s.parquet.name for s in shard_files})
+    path = signatures_path(final_dir, near.config)
+    with catalog.connect() as con:
+        record(con, vid, near)
+        if path.exists():
+            con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, 'near-signatures', ?, ?)",
+                        [str(path.relative_to(root)), vid, sha256_file(path), path.stat().st_size])
 
 
 def _tokenizer_path(args, root: Path, catalog) -> str | Path:
@@ -472,7 +521,7 @@ def _tokenizer_path(args, root: Path, catalog) -> str | Path:
                     "a Hugging Face tokenizer directory or a hub id) or train one with python -m corpus.tokenizer train ...")
 
 
-def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train", clock=None):
+def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train", clock=None, near=None):
     from corpus.phases import PhaseClock
     from corpus.shards import ShardWriter
 
@@ -501,7 +550,7 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
     try:
         with progress:
             task = progress.add_task(f"building {args.source}", total=args.limit)
-            for by_split, bad, n_records, counts, worker_times in results:
+            for by_split, bad, n_records, counts, signatures, worker_times in results:
                 for name, (seconds, cpu) in worker_times.items():
                     clock.add(name, seconds, "workers", cpu)  # summed over the worker processes
                 stats.records += n_records
@@ -513,7 +562,14 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
                                                      kind=kind)
                     if decontam:  # before the shard: shards are immutable once written
                         with clock.phase("decontaminate"):
+                            before = batch
                             batch = decontam.apply(batch, split, writers[split].shard_of)
+                    if near is not None:
+                        sig = signatures[split]
+                        if decontam and len(batch) != len(before):  # the signatures of the rows kept
+                            at = {row_id: k for k, row_id in enumerate(before.ids)}
+                            sig = sig[[at[row_id] for row_id in batch.ids]]
+                        near.add(split, batch.ids, sig)
                     with clock.phase("write"):
                         writers[split].add(batch)
                     n_tokens = batch.batch.n_tokens
@@ -522,17 +578,47 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
                     stats.tokens[split] += int(n_tokens.sum())
                 progress.update(task, advance=n_records,
                                 description=f"building {args.source}: {sum(stats.tokens.values()):,} tokens")
+        stats.counters.update(source.take_counters())  # counted while reading records
+        with clock.phase("write"):
+            shard_files = [s for w in writers.values() for s in w.close()]
+        if near is not None:  # the band step runs per band on the build's worker processes
+            with clock.phase("near-dedup"):
+                shard_files = _near_dedup(args, near, shard_files, stats, tok, with_image, kind, pool)
     finally:
         if pool is not None:
             pool.close()
             pool.join()
-    stats.counters.update(source.take_counters())  # counted while reading records
-    with clock.phase("write"):
-        shard_files = [s for w in writers.values() for s in w.close()]
     for s in shard_files:
         for tier, (rows, tokens) in s.tier_counts.items():
             stats.tiers[(s.split, tier)] += rows
     return stats, shard_files, rejected
+
+
+def _near_dedup(args, near, shard_files, stats: BuildStats, tok, with_image: bool, kind: str, pool):
+    """Find the near-duplicates among the rows written; with ``drop`` write the affected splits
+    again without them and count the rows that remain. The kept rows' signatures are saved beside
+    the shards for later builds' comparison across sources."""
+    from corpus.quality.near_dedup import rewrite_without, save_signatures
+    from corpus.rows import Rejected
+    from corpus.shards import ShardWriter, open_sidecars
+
+    near.run(shard_files, pool)
+    stats.near = near
+    drop = near.dropped_ids()
+    if drop:
+        make = lambda split, folder: ShardWriter(folder, args.source, split, tok.token_dtype,  # noqa: E731
+                                                 with_image, kind=kind)
+        shard_files = rewrite_without(shard_files, drop, make, with_image)
+        stats.near_dropped = [Rejected(r["row_id"], "text", f"near-duplicate of {r['cluster']} (kept; Jaccard "
+                                       f"{r['jaccard']:.3f} with {r['duplicate_of']})") for r in near.records()]
+        for split in {s.split for s in shard_files}:
+            mine = [s for s in shard_files if s.split == split]
+            stats.rows[split] = sum(s.rows for s in mine)
+            stats.tokens[split] = sum(s.tokens_total for s in mine)
+            stats.lengths[split] = [np.asarray(open_sidecars(s.parquet)[1][:, 2]) for s in mine]
+    if shard_files:
+        save_signatures(shard_files[0].parquet.parent, near.config, *near.kept(shard_files))
+    return shard_files
 
 
 def _timed(items: Iterable, clock, name: str) -> Iterator:
@@ -631,7 +717,8 @@ def _forget(catalog, vid: str) -> None:
         for table, column in (("versions", "id"), ("shards", "version"), ("files", "version"), ("tiers", "version"),
                               ("quarantine", "version"), ("validations", "version"), ("tier_files", "version"),
                               ("version_counters", "version"), ("decontamination", "version"),
-                              ("row_hashes", "version"), ("duplicates", "version")):
+                              ("row_hashes", "version"), ("duplicates", "version"),
+                              ("near_duplicates", "version"), ("near_dedup_runs", "version")):
             if table == "files":
                 con.execute("DELETE FROM file_checksums WHERE path IN (SELECT path FROM files WHERE version = ?)", [vid])
             con.execute(f"DELETE FROM {table} WHERE {column} = ?", [vid])

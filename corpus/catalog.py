@@ -140,6 +140,32 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE validations ADD COLUMN engine VARCHAR;
         """,
     ),
+    (
+        10,
+        # near-duplicates (corpus/quality/near_dedup.py, docs/quality.md): every row a MinHash-LSH
+        # run found within Jaccard of an earlier row, the row it matched, its cluster (the kept
+        # row), the estimated and verified Jaccard, what was done and the first 400 characters of
+        # both texts (a dropped row is in no shard); one run record per version
+        # (its settings, even when nothing was found), and the views the report reads
+        """
+        CREATE TABLE near_duplicates (
+            version VARCHAR, split VARCHAR, shard INTEGER, row_id VARCHAR, duplicate_of_version VARCHAR,
+            duplicate_of VARCHAR, duplicate_of_split VARCHAR, cluster VARCHAR, estimated_jaccard DOUBLE,
+            jaccard DOUBLE, scope VARCHAR, action VARCHAR, text VARCHAR, duplicate_of_text VARCHAR);
+        CREATE TABLE near_dedup_runs (
+            version VARCHAR PRIMARY KEY, policy VARCHAR, threshold DOUBLE, permutations INTEGER,
+            bands INTEGER, shingle VARCHAR, ngram INTEGER, library VARCHAR, rows BIGINT,
+            near_duplicates BIGINT, clusters BIGINT, across BIGINT, seconds DOUBLE);
+        CREATE VIEW near_duplicate_rates AS
+            SELECT r.version, v.source, v.kind, r.policy, r.threshold, r.rows, r.near_duplicates, r.clusters,
+                   r.near_duplicates / greatest(r.rows, 1) AS rate, r.across
+            FROM near_dedup_runs r JOIN versions v ON v.id = r.version;
+        CREATE VIEW near_duplicate_clusters AS
+            SELECT version, cluster, count(*) + 1 AS rows, min(jaccard) AS min_jaccard, avg(jaccard) AS mean_jaccard,
+                   any_value(action) AS action
+            FROM near_duplicates WHERE scope = 'within' GROUP BY version, cluster;
+        """,
+    ),
 ]
 
 

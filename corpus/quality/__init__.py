@@ -13,6 +13,8 @@ columns), ``facts`` (the frame of a shard), ``spec`` (one expectation as data), 
 (expectations per source kind), ``native`` (the numpy engine), ``gx`` (the Great Expectations
 engine), ``results`` (a suite's outcome, either engine), ``validate`` (a version's suites →
 catalog), ``decontaminate`` (eval index + build filter), ``dedup`` (exact duplicates),
+``minhash`` (shingles and signatures), ``near_dedup`` (bands, verification, clusters, drop) and
+``near_dedup_across`` (against the latest version of every other source),
 ``report`` (Data Docs + markdown), ``ci`` (sample corpus for CI). Great Expectations and pandas
 are imported only by the GX engine and the report; polars lazily, so ``--help`` stays fast.
 """

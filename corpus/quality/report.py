@@ -4,7 +4,8 @@ The Data Docs render the validation results stored at publish time (``report_pat
 ``validations`` table), so the HTML shows exactly what decided each version's status. The
 markdown summary covers, per source and version: rows and tokens per split and tier,
 quarantined records by reason, expectations passed/failed (with each failure), decontamination
-hits (every row, its benchmark and item), and duplicates within and across versions.
+hits (every row, its benchmark and item), duplicates within and across versions, and
+near-duplicate rates per version with a few example pairs side by side.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ def summary_markdown(catalog, root: Path, versions: list[dict], docs: Path | Non
     for v in versions:
         lines += _version_section(catalog, v, facts[v["id"]])
     lines += _across_section(catalog, versions)
+    lines += _near_section(catalog, versions)
     return "\n".join(lines) + "\n", success
 
 
@@ -262,6 +264,45 @@ def _across_section(catalog, versions: list[dict]) -> list[str]:
     for p in pairs:
         lines.append(f"| {source[p['version_a']]} `{p['version_a']}` | {source[p['version_b']]} `{p['version_b']}` "
                      f"| {p['rows']:,} | `{p['example_a']}` |")
+    return lines
+
+
+NEAR_EXAMPLES = 3  # near-duplicate pairs shown side by side per version
+
+
+def _near_section(catalog, versions: list[dict]) -> list[str]:
+    """Near-duplicate rates per version (MinHash-LSH, verified Jaccard) and example pairs side by side."""
+    ids = [v["id"] for v in versions]
+    lines = ["", "## Near-duplicates (MinHash-LSH, verified Jaccard; corpus/quality/near_dedup.py)", ""]
+    marks = ", ".join("?" for _ in ids) or "NULL"
+    runs = {r["version"]: r for r in catalog.query_dicts(
+        f"SELECT * FROM near_dedup_runs WHERE version IN ({marks})", ids)}
+    if not runs:
+        return lines + ["No version was checked (built with --near-dedup off, or before near-dedup existed)."]
+    lines += ["| source | version | policy | rule | rows | near-duplicates | rate | clusters | across sources |",
+              "|---|---|---|---|--:|--:|--:|--:|--:|"]
+    for v in versions:
+        r = runs.get(v["id"])
+        if r is None:
+            lines.append(f"| {v['source']} | `{v['id']}` | off | | {v['rows'] or 0:,} | | | | |")
+            continue
+        rule = f"J ≥ {r['threshold']:g}, {r['shingle']} {r['ngram']}-grams, {r['permutations']}/{r['bands']} bands"
+        lines.append(f"| {v['source']} | `{v['id']}` | {r['policy']} | {rule} | {r['rows']:,} | "
+                     f"{r['near_duplicates']:,} | {r['near_duplicates'] / max(1, r['rows']):.2%} | {r['clusters']:,} "
+                     f"| {r['across'] or 0:,} |")
+    for v in versions:
+        examples = catalog.query_dicts(
+            "SELECT row_id, duplicate_of, cluster, jaccard, estimated_jaccard, action, text, duplicate_of_text "
+            "FROM near_duplicates WHERE version = ? ORDER BY jaccard, scope DESC, row_id LIMIT ?",
+            [v["id"], NEAR_EXAMPLES])
+        if not examples:
+            continue
+        lines += ["", f"{v['source']} `{v['id']}`: lowest-Jaccard pairs, side by side", "",
+                  "| row | its text | duplicate of | that text | Jaccard (est.) | action |", "|---|---|---|---|--:|---|"]
+        for e in examples:
+            lines.append(f"| `{e['row_id']}` | {_cell(e['text'], 160)} | `{e['duplicate_of']}` "
+                         f"| {_cell(e['duplicate_of_text'], 160)} | {e['jaccard']:.3f} ({e['estimated_jaccard']:.2f}) "
+                         f"| {e['action']} |")
     return lines
 
 
