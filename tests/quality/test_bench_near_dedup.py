@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO, shared
 
-pytest.importorskip("rensa", reason="near-dedup needs the neardedup extra (rensa)")
+pytest.importorskip("rensa", reason="near-dedup needs rensa (a core dependency)")
 
 
 def test_near_dedup_bench_prints_overhead_and_throughput(tmp_path):

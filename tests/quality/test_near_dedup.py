@@ -21,7 +21,7 @@ from corpus.quality.near_dedup import (NearDedupConfig, band_candidates, candida
 from tests.conftest import shared
 from tests.quality.conftest import build, qa_records, write_jsonl
 
-pytest.importorskip("rensa", reason="near-dedup needs the neardedup extra (rensa)")
+pytest.importorskip("rensa", reason="near-dedup needs rensa (a core dependency)")
 
 
 def ref_shingles(text: str, n: int = 5) -> set[str]:
@@ -251,11 +251,11 @@ def test_without_rensa_flag_is_skipped_in_one_line_and_drop_refused(tmp_path, to
     import sys
 
     src = write_jsonl(tmp_path / "qa.jsonl", qa_records(40))
-    monkeypatch.setitem(sys.modules, "rensa", None)  # what an install without the neardedup extra sees
+    monkeypatch.setitem(sys.modules, "rensa", None)  # what an environment without rensa sees
     minhash.rensa.cache_clear()
     try:
         assert build(tmp_path / "flag", tokenizer_path, "jsonl", "--from", str(src), *ARGS) == 0
-        assert "near-dedup skipped: near-dedup needs rensa: pip install 'hrm-corpus[neardedup]'" in capsys.readouterr().out
+        assert "near-dedup skipped: near-dedup needs rensa: pip install 'rensa==0.5.0'" in capsys.readouterr().out
         assert build(tmp_path / "drop", tokenizer_path, "jsonl", "--from", str(src), *ARGS,
                      "--near-dedup", "drop") == 2
         assert "--near-dedup drop: near-dedup needs rensa" in capsys.readouterr().err
