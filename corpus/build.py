@@ -280,12 +280,31 @@ def build(args: argparse.Namespace) -> int:
     return 0 if build_version(args).status == "published" else 1
 
 
-def build_version(args: argparse.Namespace) -> BuildOutcome:
-    """Build one version from parsed options (``parse_args``), or find it built already."""
+@dataclass
+class VersionIdentity:
+    """What decides a version's id, computed exactly as a build computes it (nothing built yet)."""
+
+    version_id: str
+    root: Path
+    catalog: object  # corpus.catalog.Catalog
+    source: object  # the source instance
+    kind: str  # train | eval
+    tok: object  # TokenizerInfo
+    files: list | None
+    hub: str | None
+    fingerprint: str
+    config: dict
+    decontam: object
+
+
+def identify_version(args: argparse.Namespace) -> VersionIdentity:
+    """The id ``args`` would build (inputs fingerprinted, hub pinned, options, tokenizer, code):
+    the mixer resolves a manifest's ``build`` table through this, so it never mistakes another
+    version of the same source for the declared one."""
     from corpus.catalog import Catalog
     from corpus.flags import check_build_flags
     from corpus.loading import expand_paths
-    from corpus.paths import data_root, version_dir
+    from corpus.paths import data_root
     from corpus.tokenizer import install_tokenizer, load_tokenizer, parse_specials
     from corpus.versioning import code_version, input_fingerprint, version_id
 
@@ -297,10 +316,6 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
                         "says what a row longer than the run's max_seq_len becomes ([data] or a source's "
                         "overlong = \"skip\" | \"cut_target\" | \"truncate\"; docs/mixing.md)")
     os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
-    from corpus.phases import PhaseClock
-
-    clock = PhaseClock()
-    end_setup = clock.start("setup")
     root = data_root(args.data_dir)
     catalog = Catalog(root)
     source = args.source_cls(args)
@@ -341,12 +356,25 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
 
         refuse_eval_inputs(args, source, files, fingerprint, catalog)
     vid = version_id(args.source, fingerprint, config, tok.sha256, code_version(args.source_cls))
+    return VersionIdentity(vid, root, catalog, source, kind, tok, files, hub, fingerprint, config, decontam)
+
+
+def build_version(args: argparse.Namespace) -> BuildOutcome:
+    """Build one version from parsed options (``parse_args``), or find it built already."""
+    from corpus.paths import version_dir
+
+    from corpus.phases import PhaseClock
+
+    clock = PhaseClock()
+    end_setup = clock.start("setup")
+    ident = identify_version(args)
+    root, catalog, vid = ident.root, ident.catalog, ident.version_id
     final_dir = version_dir(root, args.source, vid)
     from corpus.buildlock import version_lock
 
     with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
-        outcome = _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam,
-                                vid, final_dir, clock, end_setup)
+        outcome = _build_locked(args, catalog, root, ident.source, ident.kind, ident.tok, ident.files, ident.hub,
+                                ident.fingerprint, ident.config, ident.decontam, vid, final_dir, clock, end_setup)
     if args.timings:
         clock.write(args.timings, version=outcome.version_id, status=outcome.status,
                     already_built=outcome.already_built, rows=outcome.rows, tokens=outcome.tokens,
