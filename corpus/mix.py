@@ -141,9 +141,22 @@ def _report(result) -> dict:
             "val_epochs": va.epochs, "tier_draws": {str(k): v for k, v in sorted(tr.tier_draws.items())},
             "overlong": tr.overlong, "skipped_rows": tr.skipped_rows, "cut_positions": tr.cut_draws,
             "val_skipped_rows": va.skipped_rows, "val_cut_positions": va.cut_draws,
+            "target_tokens": tr.target_tokens, "skipped_target_tokens": tr.skipped_target_tokens,
+            "cut_target_tokens": tr.cut_target_tokens,
+            "chosen": c.chosen, "input_fingerprint": c.fingerprint,
         })
     out["max_seq_len"] = result.resolved.manifest.data.max_seq_len
+    out["weight_by"] = result.resolved.manifest.data.weight_by
     return out
+
+
+def used_lines(sources) -> list[str]:
+    """One line per source: the version used, how it was chosen and its inputs' fingerprint
+    (``sources``: dicts with name, version, chosen, input_fingerprint; shared with the trainer)."""
+    from corpus.mixing.resolve import CHOSEN
+
+    return [f"{s['name']}: {s['version']} ({CHOSEN.get(s.get('chosen') or '', s.get('chosen') or 'unrecorded')}, "
+            f"inputs {(s.get('input_fingerprint') or '?')[:12]})" for s in sources]
 
 
 def _print(report: dict) -> None:
@@ -165,9 +178,14 @@ def _print(report: dict) -> None:
                       f"{s['val_share']:.4f}", f"{s['val_epochs']:.2f}", s["overlong"],
                       f"{s['skipped_rows']:,}", f"{s['cut_positions']:,}", tiers)
     console.print(table)
+    for line in used_lines(report["sources"]):
+        console.print(line, soft_wrap=True)
+    if report["weight_by"] != "samples":
+        console.print(f"weights are shares of {report['weight_by']} (token share: SELECT * FROM mix_share)")
     console.print(f"{report['train_samples']:,} train + {report['val_samples']:,} val positions → {report['dir']}")
     console.print(f"rows longer than max_seq_len {report['max_seq_len']} (train): " + "; ".join(
-        f"{s['name']} {s['overlong']}: {s['skipped_rows']:,} rows skipped, {s['cut_positions']:,} positions cut"
+        f"{s['name']} {s['overlong']}: {s['skipped_rows']:,} rows skipped, {s['cut_positions']:,} positions cut, "
+        f"{s['cut_target_tokens']:,} of {s['target_tokens']:,} target tokens cut"
         for s in report["sources"]) + " (per split: SELECT * FROM mix_overlong)", soft_wrap=True)
     if "export" in report:
         console.print(f"exported JSONL to {report['export']['dir']}")

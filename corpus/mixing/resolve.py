@@ -86,6 +86,8 @@ class ResolvedMix:
             "val_samples": d.val_samples,
             "seed": d.seed,
             "window": d.window,
+            # only when tokens: plans weighted by samples keep the ids they had before weight_by existed
+            **({"weight_by": d.weight_by} if d.weight_by != "samples" else {}),
             "sources": [
                 {"name": c.name, "version": c.version_id, "weight": c.weight, "tiers": tiers_json(c.spec),
                  "overlong": c.overlong,
