@@ -72,7 +72,11 @@ def _run(args) -> int:
 
     root = data_root(args.data_dir)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    result = make_plan(manifest, root, force=args.force, build_missing=not args.no_build, log=log)
+    import contextlib
+
+    # with --json, stdout is the JSON document alone: an in-process build's summary goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = make_plan(manifest, root, force=args.force, build_missing=not args.no_build, log=log)
     report = _report(result)
     if args.export_jsonl:
         meta = _export(root, result.id, args, log)
@@ -152,10 +156,11 @@ def _report(result) -> dict:
 
 def used_lines(sources) -> list[str]:
     """One line per source: the version used, how it was chosen and its inputs' fingerprint
-    (``sources``: dicts with name, version, chosen, input_fingerprint; shared with the trainer)."""
+    (``sources``: dicts with name or source, version, chosen, input_fingerprint; shared with the
+    trainer's header)."""
     from corpus.mixing.resolve import CHOSEN
 
-    return [f"{s['name']}: {s['version']} ({CHOSEN.get(s.get('chosen') or '', s.get('chosen') or 'unrecorded')}, "
+    return [f"{s.get('name') or s['source']}: {s['version']} ({CHOSEN.get(s.get('chosen') or '', s.get('chosen') or 'unrecorded')}, "
             f"inputs {(s.get('input_fingerprint') or '?')[:12]})" for s in sources]
 
 
