@@ -143,6 +143,7 @@ def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int, po
 
     _WORKER["source"] = args.source_cls(args)
     _WORKER["tok"] = load_tokenizer(tokenizer_path)
+    _WORKER["one_split"] = getattr(args, "one_split", None)  # an evaluation version's rows: all under its split
     _WORKER["opts"] = RowOptions(
         source=args.source, max_seq_len=args.max_seq_len, val_ratio=args.val_ratio, seed=args.seed,
         stride=getattr(args, "stride", 0) or 0,
@@ -196,6 +197,7 @@ def _finish(prepared):
     with_image = bool(getattr(source, "has_images", False))
     out = {}
     for split, batch in by_split.items():
+        split = _WORKER.get("one_split") or split
         table = rows_table(batch, opts.source, split, with_image)
         out[split] = Rows(batch, table, table_facts(table, with_image))
     if clock is not None:
@@ -322,6 +324,8 @@ def identify_version(args: argparse.Namespace) -> VersionIdentity:
     if args.role:
         source.role = args.role
     kind = "eval" if source.is_eval_split(args.split) else source.role
+    if kind == "eval":  # a benchmark is one split, the one it is registered as: no train/val inside a test set
+        args.val_ratio, args.one_split = 0.0, args.split
     from corpus.quality.decontaminate import prepare
 
     with catalog.session():  # one connection for these lookups, released before any long work
