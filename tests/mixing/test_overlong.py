@@ -212,3 +212,13 @@ def test_cutting_targets_is_refused_unless_the_manifest_accepts_it(mix_root, row
     for name, r in counts.items():
         assert f"{name} truncate: {r['skipped_rows']:,} rows skipped, {r['cut_positions']:,} positions cut, " \
                f"{r['cut_target_tokens']:,} of {r['target_tokens']:,} target tokens cut" in out
+    # the quality report shows the same counts
+    from corpus.quality.report import select_versions, summary_markdown
+
+    catalog = Catalog(mix_root)
+    markdown, _ = summary_markdown(catalog, mix_root, select_versions(catalog), None)
+    plan_id = next(iter(counts.values()))["plan"]
+    for name, r in counts.items():
+        assert (f"| cut-ok `{plan_id}` | {name} | truncate | {limit} | {r['skipped_rows']:,} of {r['rows']:,} "
+                f"| {r['cut_positions']:,} of {r['positions']:,} | 0 (0.0%) "
+                f"| {r['cut_target_tokens']:,} ({r['cut_target_tokens'] / r['target_tokens']:.1%}) |") in markdown
