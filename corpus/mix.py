@@ -190,7 +190,8 @@ def _print(report: dict) -> None:
     console.print(f"{report['train_samples']:,} train + {report['val_samples']:,} val positions → {report['dir']}")
     console.print(f"rows longer than max_seq_len {report['max_seq_len']} (train): " + "; ".join(
         f"{s['name']} {s['overlong']}: {s['skipped_rows']:,} rows skipped, {s['cut_positions']:,} positions cut, "
-        f"{s['cut_target_tokens']:,} of {s['target_tokens']:,} target tokens cut"
+        f"{s['cut_target_tokens']:,} of {s['target_tokens']:,} target tokens cut, "
+        f"{s['skipped_target_tokens']:,} in skipped rows"
         for s in report["sources"]) + " (per split: SELECT * FROM mix_overlong)", soft_wrap=True)
     if "export" in report:
         console.print(f"exported JSONL to {report['export']['dir']}")

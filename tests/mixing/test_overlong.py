@@ -204,10 +204,12 @@ def test_cutting_targets_is_refused_unless_the_manifest_accepts_it(mix_root, row
     assert "\n" not in text and "cut.toml: data.sources[0] (synthetic:arith).max_target_loss: v" in text
     assert f'to overlong = "truncate" at max_seq_len {limit}, over max_target_loss 0.01' in text
     accepted = write_manifest(tmp_path / "cut-ok.toml", data, [{**s, "max_target_loss": 1.0} for s in PLAIN])
+    plan_id = make_plan(accepted, mix_root, log=quiet).id  # maybe planned before under another name: same id
     assert main([str(accepted), "--data-dir", str(mix_root)]) == 0
     out = capsys.readouterr().out
     counts = {r["source"]: r for r in Catalog(mix_root).query_dicts(
-        "SELECT o.* FROM mix_overlong o JOIN mixes m ON m.id = o.plan WHERE m.name = 'cut-ok' AND split = 'train'")}
+        "SELECT * FROM mix_overlong WHERE plan = ? AND split = 'train'", [plan_id])}
+    assert len(counts) == len(PLAIN)
     assert all(r["cut_target_tokens"] > 0 for r in counts.values())
     for name, r in counts.items():
         assert f"{name} truncate: {r['skipped_rows']:,} rows skipped, {r['cut_positions']:,} positions cut, " \
@@ -217,8 +219,8 @@ def test_cutting_targets_is_refused_unless_the_manifest_accepts_it(mix_root, row
 
     catalog = Catalog(mix_root)
     markdown, _ = summary_markdown(catalog, mix_root, select_versions(catalog), None)
-    plan_id = next(iter(counts.values()))["plan"]
+    mix_name = catalog.query("SELECT name FROM mixes WHERE id = ?", [plan_id])[0][0]
     for name, r in counts.items():
-        assert (f"| cut-ok `{plan_id}` | {name} | truncate | {limit} | {r['skipped_rows']:,} of {r['rows']:,} "
+        assert (f"| {mix_name} `{plan_id}` | {name} | truncate | {limit} | {r['skipped_rows']:,} of {r['rows']:,} "
                 f"| {r['cut_positions']:,} of {r['positions']:,} | 0 (0.0%) "
                 f"| {r['cut_target_tokens']:,} ({r['cut_target_tokens'] / r['target_tokens']:.1%}) |") in markdown

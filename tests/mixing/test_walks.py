@@ -84,6 +84,7 @@ def test_walk1_a_1024_wiki_is_not_latest_for_a_512_plan(project):
     assert meta["empty_targets_filled_with_eos"] == {"train": 0, "val": 0}
     assert meta["max_seq_len"] == 512 and {s["name"]: s["version"] for s in meta["sources"]}["wiki"] == \
            used["wiki"]["version"]
+    assert {s["chosen"] for s in meta["sources"]} == {"declared"}
 
     # pinned 1024 version with an explicit overlong policy: used as pinned, its cut targets refused
     # unless accepted, and then counted in the output, the plan and the SQL view
@@ -99,7 +100,8 @@ def test_walk1_a_1024_wiki_is_not_latest_for_a_512_plan(project):
                            "WHERE m.name = 'pinned' AND o.split = 'train' AND o.source = 'wiki'")[0]
     assert row["cut_target_tokens"] > 0 and row["cut_positions"] > 0
     assert (f"wiki truncate: {row['skipped_rows']:,} rows skipped, {row['cut_positions']:,} positions cut, "
-            f"{row['cut_target_tokens']:,} of {row['target_tokens']:,} target tokens cut") in done.stdout
+            f"{row['cut_target_tokens']:,} of {row['target_tokens']:,} target tokens cut, "
+            f"{row['skipped_target_tokens']:,} in skipped rows") in done.stdout
     assert f"wiki: {wiki1024} (pinned in the manifest, inputs " in done.stdout
 
 
