@@ -279,7 +279,8 @@ def main() -> None:
         print(json.dumps(report, indent=1))
         return
     print(f"plan {pid}: {args.positions:,} positions over {len(names)} sources, window {args.window}")
-    print(f"  build (resolve → Parquet → catalog): {plan_seconds:.2f} s (median of {runs_text(runs)})   naive i.i.d. mixer: {naive_seconds:.2f} s "
+    print(f"  build (resolve → Parquet → catalog): {plan_seconds:.2f} s (median of {runs_text(runs)})   "
+          f"naive i.i.d. mixer: {naive_seconds:.2f} s "
           f"(×{plan_seconds / naive_seconds:.1f})   plan file {report['plan_file_mb']} MB")
     for n, w, s, e in zip(names, WEIGHTS, share, rel_error):
         print(f"  {n:<24} target {w:.4f}  realized {s:.6f}  rel. error {e:.2e}  epochs {report['epochs'][n]}")

@@ -160,8 +160,12 @@ def used_lines(sources) -> list[str]:
     trainer's header)."""
     from corpus.mixing.resolve import CHOSEN
 
-    return [f"{s.get('name') or s['source']}: {s['version']} ({CHOSEN.get(s.get('chosen') or '', s.get('chosen') or 'unrecorded')}, "
-            f"inputs {(s.get('input_fingerprint') or '?')[:12]})" for s in sources]
+    lines = []
+    for s in sources:
+        how = CHOSEN.get(s.get("chosen") or "", s.get("chosen") or "unrecorded")
+        lines.append(f"{s.get('name') or s['source']}: {s['version']} ({how}, "
+                     f"inputs {(s.get('input_fingerprint') or '?')[:12]})")
+    return lines
 
 
 def _print(report: dict) -> None:
