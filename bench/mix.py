@@ -1,6 +1,6 @@
 """Benchmark: build a 5,000,000-position plan over 4 sources, check its shares, time SQL audits.
 
-    python bench/mix.py [--positions 5_000_000] [--window 1000] [--workdir bench/out/mix]
+    python bench/mix.py [--positions 5_000_000] [--window 1000] [--repeat 2] [--workdir bench/out/mix]
 
 Sources (built once into the workdir and reused): wiki (WikiText-2 valid from ../shared/data,
 repeated 10× as distinct articles), gsm8k (../shared/data test split), synthetic:arith with a
@@ -13,7 +13,11 @@ Measures, in the same run:
     mixer (numpy ``choice`` of source and row per position) over the same pools;
   * realized share per source overall (target ±0.1%) and the worst count error in any window of
     ``--window`` consecutive positions (target ±1), for both;
+  * the same plan with ``weight_by = "tokens"``: build time, realized token share per source and
+    the worst token error in any window of ``--window`` positions, in rows of max_seq_len tokens
+    (bound: max(1, k-1) rows for k sources, docs/mixing.md), next to the sample-weighted plan's;
   * latency of the SQL audit queries (views over the plan Parquet) vs a bare count(*) scan.
+Plan builds are timed ``--repeat`` times (median reported, each run listed).
 """
 
 from __future__ import annotations
@@ -91,12 +95,13 @@ def ensure_bench_root(workdir: Path, max_seq_len: int = 512, quiet: bool = True)
     return root, sources
 
 
-def write_manifest(path: Path, sources: list[dict], positions: int, val: int, window: int, max_seq_len: int) -> Path:
+def write_manifest(path: Path, sources: list[dict], positions: int, val: int, window: int, max_seq_len: int,
+                   weight_by: str = "samples") -> Path:
     sys.path.insert(0, str(REPO))
     from tests.mixing.helpers import write_manifest as write
 
     data = {"tokenizer": "tokenizers/bench-8k.json", "max_seq_len": max_seq_len, "train_samples": positions,
-            "val_samples": val, "seed": 0, "window": window}
+            "val_samples": val, "seed": 0, "window": window, "weight_by": weight_by}
     return write(path, data, sources, run="bench")
 
 
@@ -122,6 +127,41 @@ def window_error(source: np.ndarray, weights, window: int) -> float:
     return worst
 
 
+def token_window_error(source: np.ndarray, n_tokens: np.ndarray, weights, window: int) -> float:
+    """Worst |tokens_i - w_i · window tokens| over every run of ``window`` consecutive positions."""
+    worst = 0.0
+    w = np.asarray(weights) / sum(weights)
+    total = np.concatenate([[0], np.cumsum(n_tokens, dtype=np.int64)])
+    window_tokens = total[window:] - total[:-window]
+    for i, wi in enumerate(w):
+        c = np.concatenate([[0], np.cumsum(np.where(source == i, n_tokens, 0), dtype=np.int64)])
+        worst = max(worst, float(np.abs(c[window:] - c[:-window] - wi * window_tokens).max()))
+    return worst
+
+
+def plan_columns(train_file: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The plan's source index (in ``names`` order) and delivered tokens per position."""
+    import pyarrow.parquet as pq
+
+    plan = pq.read_table(train_file, columns=["source", "n_tokens"])
+    column = plan.column("source").combine_chunks()
+    to_ours = np.array([names.index(n) for n in column.dictionary.to_pylist()], dtype=np.int16)
+    return to_ours[column.indices.to_numpy()], plan.column("n_tokens").to_numpy().astype(np.int64)
+
+
+def timed_plans(manifest: Path, root: Path, repeat: int, log):
+    """``make_plan(force=True)`` ``repeat`` times: the last result and every run's seconds."""
+    from corpus.mixing.plan import make_plan
+
+    make_plan(manifest, root, log=log, force=False)  # builds the sources on first use (not timed)
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = make_plan(manifest, root, log=log, force=True)
+        seconds.append(time.perf_counter() - started)
+    return result, seconds
+
+
 def timed(fn, repeat: int = 5):
     first_t = time.perf_counter()
     result = fn()
@@ -141,33 +181,44 @@ def main() -> None:
     p.add_argument("--window", type=int, default=1000)
     p.add_argument("--max-seq-len", type=int, default=512)
     p.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "mix")
+    p.add_argument("--repeat", type=int, default=2, help="plan builds timed per mode (median reported)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
     import duckdb
-    import pyarrow.parquet as pq
-
-    from corpus.mixing.plan import make_plan
 
     root, sources = ensure_bench_root(args.workdir, args.max_seq_len)
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     manifest = write_manifest(args.workdir / "bench5m.toml", sources, args.positions, args.val, args.window,
                               args.max_seq_len)
-    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    make_plan(manifest, root, log=log, force=False)  # builds the sources on first use (not timed)
-
-    started = time.perf_counter()
-    result = make_plan(manifest, root, log=log, force=True)
-    plan_seconds = time.perf_counter() - started
+    result, runs = timed_plans(manifest, root, args.repeat, log)
+    plan_seconds = statistics.median(runs)
     train_file = result.dir / "plan-train.parquet"
-    plan = pq.read_table(train_file, columns=["source", "tier"])
     names = [s["name"] for s in sources]
-    column = plan.column("source").combine_chunks()
-    to_ours = np.array([names.index(n) for n in column.dictionary.to_pylist()], dtype=np.int16)
-    source = to_ours[column.indices.to_numpy()]
+    source, n_tokens = plan_columns(train_file, names)
     share = np.bincount(source, minlength=len(names)) / len(source)
     rel_error = np.abs(share - np.array(WEIGHTS)) / np.array(WEIGHTS)
     ours_window = window_error(source, WEIGHTS, args.window)
+    token_share = np.bincount(source, weights=n_tokens, minlength=len(names)) / n_tokens.sum()
+    samples_token_window = token_window_error(source, n_tokens, WEIGHTS, args.window)
+
+    by_tokens = write_manifest(args.workdir / "bench5m-tokens.toml", sources, args.positions, args.val, args.window,
+                               args.max_seq_len, weight_by="tokens")
+    tok_result, tok_runs = timed_plans(by_tokens, root, args.repeat, log)
+    tok_source, tok_n = plan_columns(tok_result.dir / "plan-train.parquet", names)
+    tok_token_share = np.bincount(tok_source, weights=tok_n, minlength=len(names)) / tok_n.sum()
+    tok_window = token_window_error(tok_source, tok_n, WEIGHTS, args.window)
+    tokens_mode = {
+        "plan": tok_result.id, "plan_build_s": round(statistics.median(tok_runs), 2),
+        "plan_build_runs_s": [round(x, 2) for x in tok_runs],
+        "token_share": dict(zip(names, tok_token_share.round(6).tolist())),
+        "max_abs_token_share_error": float(np.abs(tok_token_share - np.array(WEIGHTS)).max()),
+        "max_token_window_error_rows": round(tok_window / args.max_seq_len, 3),
+        "bound_rows": max(1, len(names) - 1),
+        "samples_mode_max_abs_token_share_error": float(np.abs(token_share - np.array(WEIGHTS)).max()),
+        "samples_mode_max_token_window_error_rows": round(samples_token_window / args.max_seq_len, 3),
+    }
 
     rows = [s.rows for s in result.stats["train"]]
     t = time.perf_counter()
@@ -210,7 +261,8 @@ def main() -> None:
 
     report = {
         "plan": pid, "positions": args.positions, "window": args.window, "sources": dict(zip(names, WEIGHTS)),
-        "plan_build_s": round(plan_seconds, 2), "naive_mixer_s": round(naive_seconds, 2),
+        "plan_build_s": round(plan_seconds, 2), "plan_build_runs_s": [round(x, 2) for x in runs],
+        "naive_mixer_s": round(naive_seconds, 2),
         "build_vs_naive": round(plan_seconds / naive_seconds, 1),
         "share": dict(zip(names, share.round(6).tolist())),
         "max_rel_share_error": float(rel_error.max()), "naive_max_rel_share_error": float(naive_rel.max()),
@@ -221,12 +273,14 @@ def main() -> None:
         "plan_file_mb": round(train_file.stat().st_size / 2**20, 1),
         "raw_recount_mismatches": mismatched,
         "epochs": {s: round(st.epochs, 2) for s, st in zip(names, result.stats["train"])},
+        "weight_by_tokens": tokens_mode, "repeat": args.repeat,
     }
     if args.json:
         print(json.dumps(report, indent=1))
         return
     print(f"plan {pid}: {args.positions:,} positions over {len(names)} sources, window {args.window}")
-    print(f"  build (resolve → Parquet → catalog): {plan_seconds:.2f} s   naive i.i.d. mixer: {naive_seconds:.2f} s "
+    print(f"  build (resolve → Parquet → catalog): {plan_seconds:.2f} s (median of {runs_text(runs)})   "
+          f"naive i.i.d. mixer: {naive_seconds:.2f} s "
           f"(×{plan_seconds / naive_seconds:.1f})   plan file {report['plan_file_mb']} MB")
     for n, w, s, e in zip(names, WEIGHTS, share, rel_error):
         print(f"  {n:<24} target {w:.4f}  realized {s:.6f}  rel. error {e:.2e}  epochs {report['epochs'][n]}")
@@ -236,10 +290,23 @@ def main() -> None:
     print(f"  tier 3 of synthetic:arith, first window {tier3[0][1]:.3f} (target {tier3[0][2]:.3f}), "
           f"last {tier3[-1][1]:.3f} (target {tier3[-1][2]:.3f})")
     print(f"  raw recount of every window from the plan rows vs the registered counts: {mismatched} mismatches")
+    t = tokens_mode
+    print(f"weight_by = \"tokens\": plan {t['plan']}: build {t['plan_build_s']:.2f} s (median of "
+          f"{runs_text(tok_runs)}, ×{t['plan_build_s'] / plan_seconds:.2f} the sample-weighted build)")
+    for n, w, s_ in zip(names, WEIGHTS, tok_token_share):
+        print(f"  {n:<24} target token share {w:.4f}  realized {s_:.6f}")
+    print(f"  worst token error in any {args.window} consecutive positions: {t['max_token_window_error_rows']:.3f} "
+          f"rows of {args.max_seq_len} tokens (bound {t['bound_rows']})   sample-weighted plan: "
+          f"{t['samples_mode_max_token_window_error_rows']:.3f} rows, token shares off by up to "
+          f"{t['samples_mode_max_abs_token_share_error']:.3f}")
     print("  SQL audit latency (first / median of 5, and median vs a bare scan):")
     for label, v in latency.items():
         print(f"    {label:<58} {v['first_s'] * 1000:7.1f} ms / {v['median_s'] * 1000:7.1f} ms  "
               f"×{report['sql_vs_scan'][label]:.1f}  ({v['rows']} rows)")
+
+
+def runs_text(runs: list[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in runs) + " s"
 
 
 if __name__ == "__main__":

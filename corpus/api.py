@@ -133,7 +133,19 @@ def build_source(source: str, inputs: str | Path | Sequence[str | Path] | None =
     ``options`` are the CLI's flags by their Python names: ``split``, ``limit``, ``tokenizer``,
     ``special_tokens``, ``max_seq_len``, ``val_ratio``, ``seed``, ``workers``, ``role``,
     ``decontaminate``, and each source's own (``strip_calculator``, ``count``, ``tiers`` ...)."""
-    from corpus.build import build_version, parse_args
+    from corpus.build import build_version
+
+    args = build_args(source, inputs, data_dir=data_dir, quiet=quiet, **options)
+    outcome = build_version(args)
+    found = version(outcome.version_id, data_dir=_root(args.data_dir))
+    return Version(**{**found.__dict__, "already_built": outcome.already_built})
+
+
+def build_args(source: str, inputs: str | Path | Sequence[str | Path] | None = None, *,
+               data_dir: str | Path | None = None, quiet: bool = True, **options: Any):
+    """``corpus.build``'s parsed options for :func:`build_source`'s arguments (one CorpusError
+    line when the build would reject them); the mixer identifies a declared version with these."""
+    from corpus.build import parse_args
 
     argv = [source]
     if inputs is not None:
@@ -144,13 +156,10 @@ def build_source(source: str, inputs: str | Path | Sequence[str | Path] | None =
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            args = parse_args(argv)
+            return parse_args(argv)
     except SystemExit:
         lines = [ln for ln in errors.getvalue().splitlines() if ln.strip()]
         raise CorpusError(f"corpus.build rejected it: {lines[-1] if lines else 'bad options'}") from None
-    outcome = build_version(args)
-    found = version(outcome.version_id, data_dir=_root(args.data_dir))
-    return Version(**{**found.__dict__, "already_built": outcome.already_built})
 
 
 def version(version_id: str, data_dir: str | Path | None = None) -> Version:

@@ -146,6 +146,7 @@ def _init_worker(args: argparse.Namespace, tokenizer_path: str, threads: int, po
 
     _WORKER["source"] = args.source_cls(args)
     _WORKER["tok"] = load_tokenizer(tokenizer_path)
+    _WORKER["one_split"] = getattr(args, "one_split", None)  # an evaluation version's rows: all under its split
     _WORKER["opts"] = RowOptions(
         source=args.source, max_seq_len=args.max_seq_len, val_ratio=args.val_ratio, seed=args.seed,
         stride=getattr(args, "stride", 0) or 0,
@@ -204,6 +205,7 @@ def _finish(prepared):
     with_image = bool(getattr(source, "has_images", False))
     out = {}
     for split, batch in by_split.items():
+        split = _WORKER.get("one_split") or split
         table = rows_table(batch, opts.source, split, with_image)
         out[split] = Rows(batch, table, table_facts(table, with_image))
     t2, c2 = time.perf_counter(), time.thread_time()
@@ -215,7 +217,8 @@ def _finish(prepared):
     if near is not None:
         from corpus.quality.near_dedup import row_texts
 
-        signatures = {split: near.signatures(row_texts(b.prompts, b.targets)) for split, b in by_split.items()}
+        signatures = {_WORKER.get("one_split") or split: near.signatures(row_texts(b.prompts, b.targets))
+                      for split, b in by_split.items()}  # keyed like ``out``
         if clock is not None:
             clock.add("near-dedup signatures", time.perf_counter() - t2, cpu=time.thread_time() - c2)
     return out, rejected, n_records, counters, signatures
@@ -297,12 +300,32 @@ def build(args: argparse.Namespace) -> int:
     return 0 if build_version(args).status == "published" else 1
 
 
-def build_version(args: argparse.Namespace) -> BuildOutcome:
-    """Build one version from parsed options (``parse_args``), or find it built already."""
+@dataclass
+class VersionIdentity:
+    """What decides a version's id, computed exactly as a build computes it (nothing built yet)."""
+
+    version_id: str
+    root: Path
+    catalog: object  # corpus.catalog.Catalog
+    source: object  # the source instance
+    kind: str  # train | eval
+    tok: object  # TokenizerInfo
+    files: list | None
+    hub: str | None
+    fingerprint: str
+    config: dict
+    decontam: object
+    near: object = None  # corpus.quality.near_dedup's prepared stage, None when off or skipped
+
+
+def identify_version(args: argparse.Namespace) -> VersionIdentity:
+    """The id ``args`` would build (inputs fingerprinted, hub pinned, options, tokenizer, code):
+    the mixer resolves a manifest's ``build`` table through this, so it never mistakes another
+    version of the same source for the declared one."""
     from corpus.catalog import Catalog
     from corpus.flags import check_build_flags
     from corpus.loading import expand_paths
-    from corpus.paths import data_root, version_dir
+    from corpus.paths import data_root
     from corpus.tokenizer import install_tokenizer, load_tokenizer, parse_specials
     from corpus.versioning import code_version, input_fingerprint, version_id
 
@@ -314,16 +337,14 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
                         "says what a row longer than the run's max_seq_len becomes ([data] or a source's "
                         "overlong = \"skip\" | \"cut_target\" | \"truncate\"; docs/mixing.md)")
     os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
-    from corpus.phases import PhaseClock
-
-    clock = PhaseClock()
-    end_setup = clock.start("setup")
     root = data_root(args.data_dir)
     catalog = Catalog(root)
     source = args.source_cls(args)
     if args.role:
         source.role = args.role
     kind = "eval" if source.is_eval_split(args.split) else source.role
+    if kind == "eval":  # a benchmark is one split, the one it is registered as: no train/val inside a test set
+        args.val_ratio, args.one_split = 0.0, args.split
     from corpus.quality import near_dedup
     from corpus.quality.decontaminate import prepare
 
@@ -364,12 +385,26 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
 
         refuse_eval_inputs(args, source, files, fingerprint, catalog)
     vid = version_id(args.source, fingerprint, config, tok.sha256, code_version(args.source_cls))
+    return VersionIdentity(vid, root, catalog, source, kind, tok, files, hub, fingerprint, config, decontam, near)
+
+
+def build_version(args: argparse.Namespace) -> BuildOutcome:
+    """Build one version from parsed options (``parse_args``), or find it built already."""
+    from corpus.paths import version_dir
+
+    from corpus.phases import PhaseClock
+
+    clock = PhaseClock()
+    end_setup = clock.start("setup")
+    ident = identify_version(args)
+    root, catalog, vid = ident.root, ident.catalog, ident.version_id
     final_dir = version_dir(root, args.source, vid)
     from corpus.buildlock import version_lock
 
     with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
-        outcome = _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam,
-                                vid, final_dir, clock, end_setup, near)
+        outcome = _build_locked(args, catalog, root, ident.source, ident.kind, ident.tok, ident.files, ident.hub,
+                                ident.fingerprint, ident.config, ident.decontam, vid, final_dir, clock, end_setup,
+                                ident.near)
     if args.timings:
         clock.write(args.timings, version=outcome.version_id, status=outcome.status,
                     already_built=outcome.already_built, rows=outcome.rows, tokens=outcome.tokens,

@@ -141,6 +141,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        9,
+        # what a plan used and what it lost (docs/mixing.md): how each source's version was chosen
+        # (pinned | declared | latest) with its inputs' fingerprint; whether weights are shares of
+        # samples or of tokens; the target tokens of each source's rows, those of the rows its
+        # overlong policy skips, and those cut from rows it still draws
+        """
+        ALTER TABLE mix_components ADD COLUMN chosen VARCHAR;
+        ALTER TABLE mix_components ADD COLUMN input_fingerprint VARCHAR;
+        ALTER TABLE mixes ADD COLUMN weight_by VARCHAR;
+        ALTER TABLE mix_length_counts ADD COLUMN target_tokens BIGINT;
+        ALTER TABLE mix_length_counts ADD COLUMN skipped_target_tokens BIGINT;
+        ALTER TABLE mix_length_counts ADD COLUMN cut_target_tokens BIGINT;
+        """,
+    ),
+    (
         10,
         # near-duplicates (corpus/quality/near_dedup.py, docs/quality.md): every row a MinHash-LSH
         # run found within Jaccard of an earlier row, the row it matched, its cluster (the kept

@@ -72,7 +72,11 @@ def _run(args) -> int:
 
     root = data_root(args.data_dir)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    result = make_plan(manifest, root, force=args.force, build_missing=not args.no_build, log=log)
+    import contextlib
+
+    # with --json, stdout is the JSON document alone: an in-process build's summary goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = make_plan(manifest, root, force=args.force, build_missing=not args.no_build, log=log)
     report = _report(result)
     if args.export_jsonl:
         meta = _export(root, result.id, args, log)
@@ -141,9 +145,27 @@ def _report(result) -> dict:
             "val_epochs": va.epochs, "tier_draws": {str(k): v for k, v in sorted(tr.tier_draws.items())},
             "overlong": tr.overlong, "skipped_rows": tr.skipped_rows, "cut_positions": tr.cut_draws,
             "val_skipped_rows": va.skipped_rows, "val_cut_positions": va.cut_draws,
+            "target_tokens": tr.target_tokens, "skipped_target_tokens": tr.skipped_target_tokens,
+            "cut_target_tokens": tr.cut_target_tokens,
+            "chosen": c.chosen, "input_fingerprint": c.fingerprint,
         })
     out["max_seq_len"] = result.resolved.manifest.data.max_seq_len
+    out["weight_by"] = result.resolved.manifest.data.weight_by
     return out
+
+
+def used_lines(sources) -> list[str]:
+    """One line per source: the version used, how it was chosen and its inputs' fingerprint
+    (``sources``: dicts with name or source, version, chosen, input_fingerprint; shared with the
+    trainer's header)."""
+    from corpus.mixing.resolve import CHOSEN
+
+    lines = []
+    for s in sources:
+        how = CHOSEN.get(s.get("chosen") or "", s.get("chosen") or "unrecorded")
+        lines.append(f"{s.get('name') or s['source']}: {s['version']} ({how}, "
+                     f"inputs {(s.get('input_fingerprint') or '?')[:12]})")
+    return lines
 
 
 def _print(report: dict) -> None:
@@ -165,9 +187,15 @@ def _print(report: dict) -> None:
                       f"{s['val_share']:.4f}", f"{s['val_epochs']:.2f}", s["overlong"],
                       f"{s['skipped_rows']:,}", f"{s['cut_positions']:,}", tiers)
     console.print(table)
+    for line in used_lines(report["sources"]):
+        console.print(line, soft_wrap=True)
+    if report["weight_by"] != "samples":
+        console.print(f"weights are shares of {report['weight_by']} (token share: SELECT * FROM mix_share)")
     console.print(f"{report['train_samples']:,} train + {report['val_samples']:,} val positions → {report['dir']}")
     console.print(f"rows longer than max_seq_len {report['max_seq_len']} (train): " + "; ".join(
-        f"{s['name']} {s['overlong']}: {s['skipped_rows']:,} rows skipped, {s['cut_positions']:,} positions cut"
+        f"{s['name']} {s['overlong']}: {s['skipped_rows']:,} rows skipped, {s['cut_positions']:,} positions cut, "
+        f"{s['cut_target_tokens']:,} of {s['target_tokens']:,} target tokens cut, "
+        f"{s['skipped_target_tokens']:,} in skipped rows"
         for s in report["sources"]) + " (per split: SELECT * FROM mix_overlong)", soft_wrap=True)
     if "export" in report:
         console.print(f"exported JSONL to {report['export']['dir']}")

@@ -1,7 +1,7 @@
 """Parquet token shards and their memory-map sidecars (docs/design.md, "Shard rows").
 
 A :class:`ShardWriter` receives finished rows (already tokenized) as column batches and cuts
-them into ``{split}-{NNNNN}.parquet`` files (``eval-{split}-{NNNNN}`` for evaluation versions)
+them into ``{split}-{NNNNN}.parquet`` files (an evaluation version: one split, as registered)
 plus ``.mmap/<stem>.{tokens,index}.npy`` sidecars. The sidecars sit in a hidden folder so a
 version directory is a plain Parquet dataset to other tools (``datasets.load_dataset("parquet",
 data_dir=...)`` skips hidden paths). Every
@@ -252,8 +252,10 @@ class ShardWriter:
                  kind: str = "train", row_group_rows: int = ROW_GROUP_ROWS,
                  row_group_tokens: int = ROW_GROUP_TOKENS):
         self.directory = Path(directory)
-        # evaluation versions are recognisable from their files: eval-<split>-NNNNN, never train-NNNNN
-        self.stem = f"eval-{split}" if kind == "eval" else split
+        # an evaluation version is one split named as registered (test-NNNNN): Hugging Face's split
+        # inference, polars and DuckDB then see each row once, under that split (eval-test-... would
+        # also match "eval", and eval-train-... both train and test)
+        self.stem = split
         self.source = source
         self.split = split
         self.token_dtype = np.dtype(token_dtype)

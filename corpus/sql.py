@@ -97,7 +97,7 @@ def _run(args) -> int:
 
     check_range("--limit", args.limit, 0, None)
     check_range("--max-seconds", args.max_seconds, 0, None, lo_open=True)
-    root = data_root(args.data_dir)
+    root = data_root(args.data_dir).resolve()  # before the chdir: a relative root would move with it
     catalog = Catalog(root)
     limit_s = catalog.timeout if args.max_seconds is None else args.max_seconds
     with catalog.connect(read_only=True) as con:

@@ -441,6 +441,10 @@ def _header(s: Session, model_cfg, mixer_path: str) -> None:
     params = sum(p.numel() for p in s.model.parameters())
     s.say(f"[bold]{s.cfg.run_name}[/]  plan {s.plan.id}  train positions {d.n_train:,}  val {d.n_val:,}  "
           f"max_seq_len {d.max_seq_len}  vocab {model_cfg.vocab_size}")
+    from corpus.mix import used_lines
+
+    for line in used_lines(s.plan.sources):  # the data this run trains on, and how it was chosen
+        s.say(f"  data {line}")
     s.say(f"model {params / 1e6:.2f}M params (d_model {model_cfg.d_model}, layers {model_cfg.n_layers}, "
           f"h_cycles {model_cfg.h_cycles} x l_steps {model_cfg.l_steps})  device {s.device}  ranks {s.world.world_size}  "
           f"optimizer {t.optimizer}  precision {t.mixed_precision}  mixer {mixer_path}")

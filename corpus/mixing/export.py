@@ -101,6 +101,7 @@ def export_jsonl(plan: Plan, out_dir: str | Path, limit: int | None = None,
         "train_samples": sum(counts["train"].values()),
         "val_samples": sum(counts["val"].values()),
         "sources": [{"name": c["source"], "version": c["version"], "weight": c["weight"],
+                     "chosen": c.get("chosen"), "input_fingerprint": c.get("input_fingerprint"),
                      "train": counts["train"][c["source"]], "val": counts["val"][c["source"]]}
                     for c in plan.sources],
         "empty_targets_filled_with_eos": filled,

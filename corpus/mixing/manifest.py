@@ -1,9 +1,11 @@
 """Mix manifests (TOML, DESIGN §6): load, validate, and say exactly which key is wrong.
 
     [run]                 name
-    [data]                tokenizer, max_seq_len, train_samples, val_samples, seed, window, overlong
+    [data]                tokenizer, max_seq_len, train_samples, val_samples, seed, window, weight_by,
+                          overlong, max_target_loss
     [data.tokenizer_train]  optional: how to train the tokenizer when its file does not exist
-    [[data.sources]]      name, version ("latest" | id), weight, tiers, tier_rule, max_epochs, overlong, build
+    [[data.sources]]      name, version ("latest" | id), weight, tiers, tier_rule, max_epochs, overlong,
+                          max_target_loss, build
     [model] [train] [eval]  tables owned by the trainer (checked there, only as tables here)
 
 Every problem is one line ``<file>: <key>: <what is wrong>`` (a :class:`UserError`). This module
@@ -28,6 +30,8 @@ WEIGHT_TOLERANCE = 1e-6
 # what a row longer than data.max_seq_len becomes (corpus.mixing.overlong; default by version layout)
 Overlong = Literal["skip", "cut_target", "truncate"]
 MAX_TIER = 127  # tiers are int8 in the shards
+WeightBy = Literal["samples", "tokens"]  # what a source's weight is a share of
+DEFAULT_MAX_TARGET_LOSS = 0.01  # share of a source's target tokens overlong rows may lose without saying so
 
 
 class _Strict(BaseModel):
@@ -109,7 +113,9 @@ class SourceSpec(_Strict):
     tier_rule: Optional[str] = Field(default=None, min_length=1)  # re-tiered rule id; default: the build rule
     max_epochs: Optional[float] = Field(default=None, gt=0)
     overlong: Optional[Overlong] = None  # default: [data] overlong, else by layout (skip / truncate)
-    build: Optional[dict[str, Any]] = None  # corpus.build options used when no published version exists
+    # share of the version's target tokens its overlong rows may lose (skipped or cut); default: [data]'s
+    max_target_loss: Optional[float] = Field(default=None, ge=0, le=1)
+    build: Optional[dict[str, Any]] = None  # corpus.build options: the version this source resolves to
 
     @field_validator("tiers", mode="before")
     @classmethod
@@ -159,7 +165,9 @@ class DataSection(_Strict):
     val_samples: int = Field(default=0, ge=0, le=MAX_SAMPLES)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     window: int = Field(default=1000, ge=1, le=MAX_SAMPLES)
+    weight_by: WeightBy = "samples"  # weights are shares of positions (samples) or of delivered tokens
     overlong: Optional[Overlong] = None  # for every source without its own
+    max_target_loss: float = Field(default=DEFAULT_MAX_TARGET_LOSS, ge=0, le=1)  # for every source without its own
     sources: list[SourceSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -53,3 +53,14 @@ def drawable(n_tokens: np.ndarray, prompt_lens: np.ndarray, policy: str, max_seq
     if policy == "cut_target":
         return fits | (prompt_lens < max_seq_len)
     raise ValueError(f"unknown overlong policy {policy!r} (one of {', '.join(POLICIES)})")
+
+
+def target_counts(n_tokens: np.ndarray, prompt_lens: np.ndarray, keep: np.ndarray,
+                  max_seq_len: int) -> tuple[int, int, int]:
+    """``(target tokens, of them in skipped rows, of them cut from drawn rows)`` of a pool at
+    ``max_seq_len``: the reader delivers a drawn row's first ``max_seq_len`` tokens, so a prompt
+    that long or longer takes the row's whole target with it."""
+    n = n_tokens.astype(np.int64)
+    target = np.maximum(n - prompt_lens, 0)
+    cut = np.minimum(np.clip(n - np.maximum(max_seq_len, prompt_lens), 0, None), target)
+    return int(target.sum()), int(target[~keep].sum()), int(cut[keep].sum())

@@ -19,6 +19,7 @@ gives the same bytes, so the plan id names the content.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -30,13 +31,15 @@ import numpy as np
 
 from corpus.errors import UserError
 from corpus.mixing.manifest import Manifest, load_manifest
-from corpus.mixing.overlong import drawable
+from corpus.mixing.overlong import drawable, target_counts
 from corpus.mixing.pool import RowPool, load_pool
 from corpus.mixing.resolve import Component, ResolvedMix, resolve, tiers_json
-from corpus.mixing.stratify import epoch_draws, seeded_rng, source_schedule, tier_sequence, tier_weight_matrix
+from corpus.mixing.stratify import (epoch_draws, seeded_rng, source_schedule, tier_sequence, tier_weight_matrix,
+                                    token_schedule)
 
 ROW_GROUP = 65_536
-LENGTH_FIELDS = ("overlong", "skipped_rows", "cut_rows", "cut_draws", "cut_tokens")
+LENGTH_FIELDS = ("overlong", "skipped_rows", "cut_rows", "cut_draws", "cut_tokens", "target_tokens",
+                 "skipped_target_tokens", "cut_target_tokens")
 SPLITS = ("train", "val")
 PLAN_TABLES = (("mixes", "id"), ("mix_components", "mix"), ("mix_tier_targets", "mix"), ("mix_window_counts", "mix"),
                ("mix_length_counts", "mix"))
@@ -56,13 +59,17 @@ class SplitStats:
     cut_rows: int = 0  # drawable rows longer than max_seq_len (cut when drawn)
     cut_draws: int = 0  # positions whose row is cut to max_seq_len
     cut_tokens: int = 0  # tokens of those rows past max_seq_len (not delivered)
+    target_tokens: int = 0  # target tokens of every row of the version's split
+    skipped_target_tokens: int = 0  # of those, in rows the policy skips (never trained on)
+    cut_target_tokens: int = 0  # of those, cut from rows still drawn (trained on without them)
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "draws": self.draws, "epochs": round(self.epochs, 6),
                 "tier_rows": {str(k): v for k, v in sorted(self.tier_rows.items())},
                 "tier_draws": {str(k): v for k, v in sorted(self.tier_draws.items())},
                 "overlong": self.overlong, "skipped_rows": self.skipped_rows, "cut_rows": self.cut_rows,
-                "cut_draws": self.cut_draws, "cut_tokens": self.cut_tokens}
+                "cut_draws": self.cut_draws, "cut_tokens": self.cut_tokens, "target_tokens": self.target_tokens,
+                "skipped_target_tokens": self.skipped_target_tokens, "cut_target_tokens": self.cut_target_tokens}
 
 
 @dataclass
@@ -101,55 +108,44 @@ def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: in
     d = resolved.manifest.data
     limit = d.max_seq_len
     comps = resolved.components
-    component = source_schedule([c.weight for c in comps], n, d.window)
+    stats, usable = [], []
+    for c, pool in zip(comps, pools):
+        keep = drawable(pool.n_tokens, pool.prompt_len, c.overlong, limit)
+        skipped = len(pool) - int(keep.sum())
+        target, skipped_target, cut_target = target_counts(pool.n_tokens, pool.prompt_len, keep, limit)
+        usable.append(pool.subset(keep) if skipped else pool)
+        stats.append(SplitStats(rows=len(usable[-1]), tier_rows=usable[-1].tier_rows(), overlong=c.overlong,
+                                skipped_rows=skipped, cut_rows=int((usable[-1].n_tokens > limit).sum()),
+                                target_tokens=target, skipped_target_tokens=skipped_target,
+                                cut_target_tokens=cut_target))
+        _check_target_loss(resolved, c, split, stats[-1])
+    token_draws = _token_draws(resolved, usable, stats, split, n) if d.weight_by == "tokens" and n else None
+    component = (token_draws[0] if token_draws is not None
+                 else source_schedule([c.weight for c in comps], n, d.window))
     shard = np.zeros(n, dtype=np.int32)
     row = np.zeros(n, dtype=np.int32)
     tier = np.zeros(n, dtype=np.int8)
     n_tokens = np.zeros(n, dtype=np.int32)
     epoch = np.zeros(n, dtype=np.int32)
-    stats, targets = [], []
+    targets = []
     order = np.argsort(component, kind="stable")
     bounds = np.searchsorted(component[order], np.arange(len(comps) + 1))
-    for c, pool in zip(comps, pools):
+    for c, pool, st in zip(comps, usable, stats):
         positions = order[bounds[c.index]:bounds[c.index + 1]]  # ascending
-        keep = drawable(pool.n_tokens, pool.prompt_len, c.overlong, limit)
-        skipped = len(pool) - int(keep.sum())
-        pool = pool.subset(keep) if skipped else pool
-        st = SplitStats(rows=len(pool), draws=len(positions), tier_rows=pool.tier_rows(), overlong=c.overlong,
-                        skipped_rows=skipped, cut_rows=int((pool.n_tokens > limit).sum()))
-        stats.append(st)
+        st.draws = len(positions)
         if len(positions) == 0:
             continue
-        if len(pool) == 0 and skipped:
-            raise UserError(f"{resolved.manifest.where(c.key('overlong'))}: no {split} row of {c.version_id} fits "
-                            f"data.max_seq_len {limit} under overlong = \"{c.overlong}\" ({skipped:,} skipped): "
-                            f"raise max_seq_len or set overlong = \"truncate\"")
-        if len(pool) == 0:
-            raise UserError(f"{resolved.manifest.where(c.key())}: version {c.version_id} has no {split} rows "
-                            f"but the plan needs {len(positions):,}" + (" (set data.val_samples = 0 or rebuild "
-                                                                       "with --val-ratio > 0)" if split == "val" else ""))
-        picked = np.empty(len(positions), dtype=np.int64)
-        if split == "train" and c.spec.tiers:
-            _check_tiers_present(resolved, c, pool, st)
+        _check_pool(resolved, c, pool, split, st, len(positions))
+        if token_draws is None:
             x = (positions + 0.5) / n
-            draw_tiers = tier_sequence(c.spec.tiers, x)
-            st.epochs = 0.0
-            for t in np.unique(draw_tiers):
-                where = np.flatnonzero(draw_tiers == t)
-                members = np.flatnonzero(pool.tier == t)
-                _check_epochs(resolved, c, split, len(where), len(members), int(t))
-                st.epochs = max(st.epochs, len(where) / len(members))
-                idx, ep = epoch_draws(len(where), len(members),
-                                      seeded_rng(d.seed, c.name, c.version_id, split, int(t)))
-                picked[where] = members[idx]
-                epoch[positions[where]] = ep
-            targets.append(_tier_targets(c, positions, x, d.window))
+            picked, ep, draw_tiers = _draw(resolved, c, pool, split, x)
         else:
-            _check_epochs(resolved, c, split, len(positions), len(pool), None)
-            st.epochs = len(positions) / len(pool)
-            idx, ep = epoch_draws(len(positions), len(pool), seeded_rng(d.seed, c.name, c.version_id, split))
-            picked[:] = idx
-            epoch[positions] = ep
+            x, picked, ep, draw_tiers = (a[:len(positions)] if a is not None else None
+                                         for a in token_draws[1][c.index])
+        _epochs(resolved, c, pool, split, st, picked, draw_tiers)
+        if draw_tiers is not None:
+            targets.append(_tier_targets(c, positions, x, d.window))
+        epoch[positions] = ep
         shard[positions] = pool.shard[picked]
         row[positions] = pool.row[picked]
         tier[positions] = pool.tier[picked]
@@ -160,6 +156,105 @@ def compute_split(resolved: ResolvedMix, pools: list[RowPool], split: str, n: in
         got_tiers, got_counts = np.unique(tier[positions], return_counts=True)
         st.tier_draws = {int(t): int(k) for t, k in zip(got_tiers, got_counts)}
     return SplitPlan(split, component, shard, row, tier, n_tokens, epoch, stats, targets)
+
+
+def _check_pool(resolved: ResolvedMix, c: Component, pool: RowPool, split: str, st: SplitStats, draws: int) -> None:
+    """One line when a source that must be drawn has nothing to draw (or lacks a weighted tier)."""
+    limit = resolved.manifest.data.max_seq_len
+    if len(pool) == 0 and st.skipped_rows:
+        raise UserError(f"{resolved.manifest.where(c.key('overlong'))}: no {split} row of {c.version_id} fits "
+                        f"data.max_seq_len {limit} under overlong = \"{c.overlong}\" ({st.skipped_rows:,} skipped): "
+                        f"raise max_seq_len or set overlong = \"truncate\"")
+    if len(pool) == 0:
+        raise UserError(f"{resolved.manifest.where(c.key())}: version {c.version_id} has no {split} rows "
+                        f"but the plan needs {draws:,}" + (" (set data.val_samples = 0 or rebuild "
+                                                          "with --val-ratio > 0)" if split == "val" else ""))
+    if split == "train" and c.spec.tiers:
+        _check_tiers_present(resolved, c, pool, st)
+
+
+def _check_target_loss(resolved: ResolvedMix, c: Component, split: str, st: SplitStats) -> None:
+    """Refuse a source whose drawn rows would lose more of its target tokens to the cut at
+    max_seq_len than the manifest allows (skipped rows are never trained on: counted, not refused)."""
+    d = resolved.manifest.data
+    allowed = c.spec.max_target_loss if c.spec.max_target_loss is not None else d.max_target_loss
+    if not st.target_tokens or st.cut_target_tokens <= allowed * st.target_tokens:
+        return
+    share = st.cut_target_tokens / st.target_tokens
+    raise UserError(f"{resolved.manifest.where(c.key('max_target_loss'))}: {c.version_id} would lose {share:.1%} "
+                    f"of its {split} target tokens ({st.cut_target_tokens:,} of {st.target_tokens:,}, from "
+                    f"{st.cut_rows:,} rows cut) to overlong = \"{c.overlong}\" at max_seq_len {d.max_seq_len}, over "
+                    f"max_target_loss {allowed:g}: use a version built for this length, or accept it with "
+                    f"max_target_loss = {math.ceil(share * 100) / 100:g} on this source")
+
+
+def _draw(resolved: ResolvedMix, c: Component, pool: RowPool, split: str, x: np.ndarray, check_epochs: bool = True):
+    """Pool index, epoch and tier (None without tier weights) of the draws at plan fractions ``x``
+    (token mode draws candidates unchecked: only the draws it takes count against max_epochs)."""
+    d = resolved.manifest.data
+    if not (split == "train" and c.spec.tiers):
+        if check_epochs:
+            _check_epochs(resolved, c, split, len(x), len(pool), None)
+        idx, ep = epoch_draws(len(x), len(pool), seeded_rng(d.seed, c.name, c.version_id, split))
+        return idx, ep, None
+    draw_tiers = tier_sequence(c.spec.tiers, x)
+    picked = np.empty(len(x), dtype=np.int64)
+    epoch = np.empty(len(x), dtype=np.int32)
+    for t in np.unique(draw_tiers):
+        where = np.flatnonzero(draw_tiers == t)
+        members = np.flatnonzero(pool.tier == t)
+        if len(members) == 0:
+            raise UserError(f"{resolved.manifest.where(c.key('tiers'))}: tier {int(t)} is drawn but version "
+                            f"{c.version_id} has no {split} rows of it")
+        if check_epochs:  # before drawing: a huge repeat count is refused before it is drawn
+            _check_epochs(resolved, c, split, len(where), len(members), int(t))
+        idx, ep = epoch_draws(len(where), len(members), seeded_rng(d.seed, c.name, c.version_id, split, int(t)))
+        picked[where] = members[idx]
+        epoch[where] = ep
+    return picked, epoch, draw_tiers
+
+
+def _epochs(resolved: ResolvedMix, c: Component, pool: RowPool, split: str, st: SplitStats,
+            picked: np.ndarray, draw_tiers: np.ndarray | None) -> None:
+    """Draws per row of the most repeated pool (a tier's, with tier weights), checked against max_epochs."""
+    if draw_tiers is None:
+        _check_epochs(resolved, c, split, len(picked), len(pool), None)
+        st.epochs = len(picked) / len(pool)
+        return
+    st.epochs = 0.0
+    for t, k in zip(*np.unique(draw_tiers, return_counts=True)):
+        members = int((pool.tier == t).sum())
+        _check_epochs(resolved, c, split, int(k), members, int(t))
+        st.epochs = max(st.epochs, int(k) / members)
+
+
+def _token_draws(resolved: ResolvedMix, pools: list[RowPool], stats: list[SplitStats], split: str, n: int):
+    """``weight_by = "tokens"``: the position → source sequence (stratify.token_schedule) and, per
+    source, its draws in order ``(x, pool index, epoch, tier)``. Each source first gets more
+    candidate draws than it can take (its expected share of positions, from its mean delivered
+    length, plus margin); a source that used them all gets twice as many and the merge is redone.
+    A draw's plan fraction x is its index over the source's expected draws (tier schedules)."""
+    d = resolved.manifest.data
+    comps = resolved.components
+    for c, pool, st in zip(comps, pools, stats):
+        _check_pool(resolved, c, pool, split, st, n)
+    mean = np.array([np.minimum(p.n_tokens, d.max_seq_len).mean() for p in pools])
+    share = np.array([c.weight for c in comps]) / mean
+    expected = n * share / share.sum()
+    wanted = np.minimum(np.ceil(expected * 1.25 + d.window).astype(np.int64), n)
+    while True:
+        draws = []
+        for c, pool, k, e in zip(comps, pools, wanted, expected):
+            x = np.minimum((np.arange(k) + 0.5) / max(e, 1.0), 1.0)
+            picked, ep, draw_tiers = _draw(resolved, c, pool, split, x, check_epochs=False)
+            draws.append((x, picked, ep, draw_tiers))
+        lengths = [np.minimum(pool.n_tokens[p], d.max_seq_len) for pool, (_, p, _, _) in zip(pools, draws)]
+        component = token_schedule(lengths, [c.weight for c in comps], n)
+        used = np.bincount(component, minlength=len(comps))
+        short = (used >= wanted) & (wanted < n)
+        if not short.any():
+            return component, draws
+        wanted = np.where(short, np.minimum(wanted * 2, n), wanted)
 
 
 def _check_tiers_present(resolved: ResolvedMix, c: Component, pool: RowPool, st: SplitStats) -> None:
@@ -247,6 +342,7 @@ def plan_json(resolved: ResolvedMix, plan_id: str, splits: dict[str, SplitPlan])
         "payload": resolved.payload(),
         "components": [
             {"name": c.name, "version": c.version_id, "weight": c.weight, "max_epochs": c.spec.max_epochs,
+             "chosen": c.chosen, "input_fingerprint": c.fingerprint,
              **{split: splits[split].stats[c.index].as_dict() for split in SPLITS}}
             for c in resolved.components
         ],
@@ -307,8 +403,11 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
     if existing is not None and not force:
         refresh_views(root)  # cheap, and keeps the views right if the data root moved
         directory = root / existing["dir"]
-        return PlanResult(plan_id, directory, resolved, False, time.perf_counter() - started,
-                          _stats_from_json(directory))
+        stats = _stats_from_json(directory)
+        for split in SPLITS:  # max_target_loss is not in the plan id: a stricter manifest still refuses
+            for c in resolved.components:
+                _check_target_loss(resolved, c, split, stats[split][c.index])
+        return PlanResult(plan_id, directory, resolved, False, time.perf_counter() - started, stats)
     directory = root / existing["dir"] if existing else mix_dir(root, manifest, plan_id)
     from corpus.dirlock import hold, reclaim_temp_files
 
@@ -424,22 +523,25 @@ def register(catalog, root: Path, resolved: ResolvedMix, directory: Path, splits
                 con.execute(f"DELETE FROM {table} WHERE {column} = ?", [plan_id])
             con.execute("DELETE FROM files WHERE version = ? AND role = 'plan'", [plan_id])
             con.execute(
-                "INSERT INTO mixes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO mixes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [plan_id, m.name, str(m.path), m.sha256, d.seed, d.window, resolved.tokenizer.sha256, d.max_seq_len,
                  d.train_samples, d.val_samples, resolved.payload()["algorithm"],
-                 json.dumps(resolved.payload(), sort_keys=True), rel(directory), datetime.now(timezone.utc), seconds])
+                 json.dumps(resolved.payload(), sort_keys=True), rel(directory), datetime.now(timezone.utc), seconds,
+                 d.weight_by])
             for c in resolved.components:
                 tr, va = splits["train"].stats[c.index], splits["val"].stats[c.index]
                 con.execute(
-                    "INSERT INTO mix_components VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO mix_components VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [plan_id, c.index, c.name, c.version_id, c.weight, json.dumps(tiers_json(c.spec)),
-                     c.spec.max_epochs, tr.rows, va.rows, tr.draws, va.draws, tr.epochs, va.epochs])
+                     c.spec.max_epochs, tr.rows, va.rows, tr.draws, va.draws, tr.epochs, va.epochs, c.chosen,
+                     c.fingerprint])
             for split, sp in splits.items():
                 for c in resolved.components:
                     st = sp.stats[c.index]
-                    con.execute("INSERT INTO mix_length_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    con.execute("INSERT INTO mix_length_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                 [plan_id, split, c.name, st.overlong, d.max_seq_len, st.rows + st.skipped_rows,
-                                 st.skipped_rows, st.cut_rows, st.draws, st.cut_draws, st.cut_tokens])
+                                 st.skipped_rows, st.cut_rows, st.draws, st.cut_draws, st.cut_tokens,
+                                 st.target_tokens, st.skipped_target_tokens, st.cut_target_tokens])
             con.register("_hrm_tier_targets", targets)
             con.execute("INSERT INTO mix_tier_targets SELECT * FROM _hrm_tier_targets")
             con.unregister("_hrm_tier_targets")

@@ -409,8 +409,9 @@ def open_plan(root: str | Path | None, plan: str | Path | Manifest, verify: str 
 
         result = make_plan(plan if isinstance(plan, Manifest) else text, root, build_missing=build_missing, log=_quiet)
         plan_id, manifest_sha = result.id, result.resolved.manifest.sha256
+        used = {c.index: {"chosen": c.chosen, "input_fingerprint": c.fingerprint} for c in result.resolved.components}
     else:
-        plan_id = text
+        plan_id, used = text, {}
     catalog = Catalog(root)
     if not catalog.path.exists():
         raise UserError(f"unknown plan {plan_id!r}: no catalog at {catalog.path}")
@@ -452,6 +453,8 @@ def open_plan(root: str | Path | None, plan: str | Path | Manifest, verify: str 
         _verify(root, row["id"], plan_files, shard_files, all_shards, full=verify == "full")
     from corpus.mixing.readcheck import shard_checker
 
+    for i, how in used.items():  # how this resolution chose each version (the catalog keeps the first plan's)
+        components[i].update(how)
     return Plan(root, row, components, shards, manifest_sha, check_shard=shard_checker(root, shard_files, components, digests))
 
 

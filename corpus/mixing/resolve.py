@@ -1,10 +1,17 @@
 """Manifest → concrete inputs: the tokenizer file and one published version per source.
 
-"latest" means the newest published training version of the source built with the manifest's
-tokenizer, whatever its row lengths: the plan applies the manifest's ``max_seq_len`` and overlong
-policy (corpus.mixing.overlong), so one version serves plans at 256 and at 2048. What is missing is made when the manifest
-says how: ``[data.tokenizer_train]`` trains the tokenizer, a source's ``build = {...}`` runs
-``corpus.build`` in-process. So a fresh machine goes from nothing to a plan with one command.
+A source resolves to exactly the data its declaration names, and the plan records how:
+
+    pinned    ``version = "v…"``: that version, as it is (its overlong rows counted, corpus.mixing.overlong)
+    declared  a ``build = {...}`` table (or ``--from SOURCE=PATH``): the version that build would make, its id
+              computed by the build's own code (corpus.build.identify_version: inputs' fingerprint, options,
+              tokenizer, code); built in-process when missing, never another version of the same name
+    latest    neither: the newest published training version *compatible with the plan*: the manifest's
+              tokenizer and, for document windows, windows cut at the plan's ``max_seq_len``
+
+A version cut for another window length is not "latest" for the plan: the one-line error names it
+and the build command that makes the right one. ``[data.tokenizer_train]`` trains a missing
+tokenizer, so a fresh machine goes from nothing to a plan with one command.
 
 The plan id is a hash of what decides the plan's content (tokenizer sha, versions, weights,
 tiers, overlong policies, max_seq_len, sizes, seed, window, algorithm), not of ``[model]``/``[train]``/``[eval]``: changing the
@@ -25,6 +32,8 @@ from corpus.mixing.manifest import Manifest, SourceSpec
 from corpus.mixing.overlong import policy_for
 
 PLAN_ALGORITHM = "stratified-window@1"
+CHOSEN = {"pinned": "pinned in the manifest", "declared": "built from the declaration",
+          "latest": "latest compatible"}
 RESERVED_BUILD_KEYS = {"tokenizer", "max_seq_len", "max-seq-len", "data_dir", "data-dir", "source"}
 
 
@@ -36,6 +45,12 @@ class Component:
     spec: SourceSpec
     version: dict[str, Any]
     overlong: str = "skip"  # the policy for rows longer than data.max_seq_len (corpus.mixing.overlong)
+    chosen: str = "latest"  # how the version was chosen: pinned | declared | latest (CHOSEN)
+
+    @property
+    def fingerprint(self) -> str:
+        """The version's inputs' fingerprint (sha256 over input names and contents, or the hub pin)."""
+        return self.version.get("input_fingerprint") or ""
 
     @property
     def name(self) -> str:
@@ -71,6 +86,8 @@ class ResolvedMix:
             "val_samples": d.val_samples,
             "seed": d.seed,
             "window": d.window,
+            # only when tokens: plans weighted by samples keep the ids they had before weight_by existed
+            **({"weight_by": d.weight_by} if d.weight_by != "samples" else {}),
             "sources": [
                 {"name": c.name, "version": c.version_id, "weight": c.weight, "tiers": tiers_json(c.spec),
                  "overlong": c.overlong,
@@ -159,10 +176,10 @@ def resolve(manifest: Manifest, root: Path, build_missing: bool = True,
     versions = _versions(catalog, [s.name for s in manifest.data.sources], explicit)
     components = []
     for i, spec in enumerate(manifest.data.sources):
-        row = _resolve_version(manifest, root, catalog, versions, i, spec, tok, build_missing, log)
+        row, chosen = _resolve_version(manifest, root, catalog, versions, i, spec, tok, build_missing, log)
         if spec.tier_rule and spec.tier_rule != row["tier_rule"]:
             _check_tier_rule(manifest, catalog, i, spec, row)
-        components.append(Component(i, spec, row, policy_for(spec.overlong, manifest.data.overlong, row)))
+        components.append(Component(i, spec, row, policy_for(spec.overlong, manifest.data.overlong, row), chosen))
     return ResolvedMix(manifest, root, tok, components)
 
 
@@ -206,7 +223,9 @@ def _load_existing_tokenizer(manifest: Manifest, root: Path):
         raise UserError(f"{manifest.where('data.tokenizer')}: {exc}") from None
 
 
-def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok, build_missing, log) -> dict:
+def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok, build_missing,
+                     log) -> tuple[dict, str]:
+    """The source's version and how it was chosen (a key of CHOSEN)."""
     key = f"data.sources[{i}] ({spec.name}).version"
     if spec.version != "latest":
         row = next((r for r in versions if r["id"] == spec.version), None)
@@ -217,27 +236,74 @@ def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok
             raise UserError(f"{manifest.where(key)}: version {spec.version} is of source {row['source']!r}, "
                             f"not {spec.name!r}")
         _check_usable(manifest, key, row, tok, catalog)
-        return row
-    row = latest_version(versions, spec.name, tok.sha256)
-    if row is None and spec.build is not None and build_missing:
-        _build(manifest, root, i, spec, tok, log)
-        row = latest_version(_versions(catalog, [spec.name], []), spec.name, tok.sha256)
+        return row, "pinned"
+    if spec.build is not None:
+        return _declared_version(manifest, root, catalog, i, spec, tok, build_missing, log), "declared"
+    row = latest_version(versions, spec.name, tok.sha256, manifest.data.max_seq_len)
     if row is None:
-        raise UserError(f"{manifest.where(key)}: {_why_no_latest(versions, spec.name, tok.sha256)}")
+        raise UserError(f"{manifest.where(key)}: "
+                        f"{_why_no_latest(manifest, root, versions, spec.name, tok, manifest.data.max_seq_len)}")
+    _check_usable(manifest, key, row, tok, catalog)
+    return row, "latest"
+
+
+def declared_version_id(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok) -> str:
+    """The id the source's ``build`` table makes, computed by the build itself (nothing built)."""
+    from corpus import api
+    from corpus.build import identify_version
+
+    where = manifest.where(f"data.sources[{i}] ({spec.name}).build")
+    options = build_options(manifest, root, i, spec, tok)
+    try:
+        return identify_version(api.build_args(spec.name, data_dir=options.pop("data_dir"), **options)).version_id
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _declared_version(manifest, root, catalog, i, spec: SourceSpec, tok, build_missing, log) -> dict:
+    key = f"data.sources[{i}] ({spec.name}).build"
+    vid = declared_version_id(manifest, root, i, spec, tok)
+    row = catalog.version(vid) if catalog.path.exists() else None
+    if row is None:
+        if not build_missing:
+            raise UserError(f"{manifest.where(key)}: the declared version {vid} is not built (run python -m "
+                            f"corpus.build {' '.join(build_argv(manifest, root, i, spec, tok))}, or plan without "
+                            f"--no-build)")
+        built = _build(manifest, root, i, spec, tok, log)
+        if built != vid:  # the build and this resolution disagree on what the declaration means
+            raise UserError(f"{manifest.where(key)}: the build made {built}, not the declared {vid} "
+                            f"(its inputs changed meanwhile?); plan again")
+        row = catalog.version(vid)
     _check_usable(manifest, key, row, tok, catalog)
     return row
 
 
-def latest_version(versions: list[dict], source: str, tokenizer_sha: str) -> dict | None:
-    """The newest published training version of ``source`` built with this tokenizer."""
+def latest_version(versions: list[dict], source: str, tokenizer_sha: str,
+                   max_seq_len: int | None = None) -> dict | None:
+    """The newest published training version of ``source`` built with this tokenizer and, given
+    ``max_seq_len``, not cut into windows of another length."""
     usable = [r for r in versions if r["source"] == source and r["status"] == "published"
-              and r["tokenizer_sha"] == tokenizer_sha and (r.get("kind") or "train") != "eval"]
+              and r["tokenizer_sha"] == tokenizer_sha and (r.get("kind") or "train") != "eval"
+              and (max_seq_len is None or window_length(r) in (None, max_seq_len))]
     usable.sort(key=lambda r: r["id"])
     usable.sort(key=lambda r: r["created_at"], reverse=True)
     return usable[0] if usable else None
 
 
-def _why_no_latest(versions: list[dict], source: str, tokenizer_sha: str) -> str:
+def window_length(version: dict) -> int | None:
+    """The token length a document version's windows were cut at; None for whole examples."""
+    from corpus.mixing.overlong import version_layout
+
+    if version_layout(version) != "windows":
+        return None
+    config = version.get("config")
+    config = json.loads(config) if isinstance(config, str) else (config or {})
+    return config.get("max_seq_len") or version.get("max_seq_len")
+
+
+def _why_no_latest(manifest: Manifest, root: Path, versions: list[dict], source: str, tok,
+                   max_seq_len: int) -> str:
+    tokenizer_sha = tok.sha256
     rows = sorted((r for r in versions if r["source"] == source), key=lambda r: r["created_at"], reverse=True)
     hint = f"build one (python -m corpus.build {source} --tokenizer ...) or add build = {{...}}"
     if not rows:
@@ -249,7 +315,20 @@ def _why_no_latest(versions: list[dict], source: str, tokenizer_sha: str) -> str
     if len(other_tok) == len(published):
         return (f"every published version of {source} was built with another tokenizer "
                 f"({other_tok[0]['tokenizer_sha'][:12]}…, manifest tokenizer {tokenizer_sha[:12]}…): {hint}")
-    return f"no published training version of {source} (only evaluation versions): {hint}"
+    train = [r for r in published if r["tokenizer_sha"] == tokenizer_sha and (r.get("kind") or "train") != "eval"]
+    if not train:
+        return f"no published training version of {source} (only evaluation versions): {hint}"
+    other = train[0]
+    config = json.loads(other["config"]) if isinstance(other["config"], str) else (other["config"] or {})
+    from corpus.api import flags
+
+    options = flags({k: v for k, v in (config.get("options") or {}).items() if k != "name"})
+    command = " ".join(["python -m corpus.build", source, "--from <its inputs>", "--max-seq-len", str(max_seq_len),
+                        *options, "--tokenizer", str(tokenizer_path(manifest, root))])
+    return (f"the newest {source} version {other['id']} is cut into {window_length(other)}-token windows, "
+            f"this plan's max_seq_len is {max_seq_len}: build the right one ({command}), declare it "
+            f"(build = {{ from = [...] }} or --from {source}=PATH), or pin version = \"{other['id']}\" "
+            f"to cut its windows (overlong counts are printed)")
 
 
 def _check_usable(manifest, key: str, row: dict, tok, catalog) -> None:
@@ -286,7 +365,7 @@ def build_options(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok)
             **{name.replace("-", "_"): value for name, value in (spec.build or {}).items()}}
 
 
-def _build(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok, log) -> None:
+def _build(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok, log) -> str:
     from corpus import api
 
     where = manifest.where(f"data.sources[{i}] ({spec.name}).build")
@@ -298,3 +377,4 @@ def _build(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok, log) -
         raise UserError(f"{where}: {exc}") from None
     if built.status != "published":
         raise UserError(f"{where}: the built version failed validation (see python -m corpus.quality report)")
+    return built.id

@@ -8,6 +8,8 @@ Three pure functions, each deterministic and vectorised (docs/mixing.md derives 
   weights over the fraction of the plan.
 * :func:`epoch_draws` — k-th draw of a pool → row: one seeded permutation per epoch, so a row is
   repeated only after every row of its pool was seen.
+* :func:`token_schedule` — with ``weight_by = "tokens"``: positions → source so that each source's
+  delivered tokens track its weight (weighted fair queueing over the sources' draw lengths).
 """
 
 from __future__ import annotations
@@ -185,3 +187,22 @@ def seeded_rng(seed: int, *parts: object) -> np.random.Generator:
     runs, platforms and Python's hash salt."""
     digest = hashlib.sha256(json.dumps([seed, *parts], default=str).encode()).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+
+
+def token_schedule(lengths: Sequence[np.ndarray], weights: Sequence[float], n: int) -> np.ndarray:
+    """Source index of each of ``n`` positions when weights are shares of *tokens* (int16).
+
+    Draw k of source i, ``l`` tokens long, is due at virtual time ``(C_i(k-1) + l/2) / w_i`` (C: the
+    source's cumulative tokens); positions take the draws in order of due time (ties: the lower
+    source). This is weighted fair queueing: at any cut of the sequence each source's tokens are
+    within half a row of ``w_i · t``, so any run of positions holds each source's tokens within
+    ``max(1, k-1)`` rows of its weight times the run's tokens (k sources; docs/mixing.md).
+    ``lengths[i]`` must hold at least as many draws as source i gets (the caller checks).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    due = [(np.cumsum(l, dtype=np.float64) - np.asarray(l, dtype=np.float64) / 2) / w[i]
+           for i, l in enumerate(lengths)]
+    source = np.concatenate([np.full(len(l), i, dtype=np.int16) for i, l in enumerate(lengths)])
+    order = np.argsort(np.concatenate(due), kind="stable")[:n]  # concatenated by source: ties to the lower
+    return source[order]

@@ -1,6 +1,7 @@
 """SQL views for auditing plans: realized vs target share per source and tier, per window and
 overall, and "what will positions i..j see", and what rows longer than ``max_seq_len`` became
-(``mix_overlong``).
+(``mix_overlong``, with the target tokens skipped and cut), and in token-weighted plans each window's
+token share (``mix_share_window.token_error``).
 
 ``mix_positions`` (and ``mix_range``) read every plan's Parquet in place
 (``<root>/mixes/*/*/plan-*.parquet``); DuckDB needs the glob as a constant, so the views are
@@ -36,15 +37,20 @@ def view_sql(root: Path) -> list[str]:
         SELECT c.plan, c.split, c.source, k.weight AS target_share, c.positions,
                c.positions / sum(c.positions) OVER (PARTITION BY c.plan, c.split) AS realized_share,
                realized_share - target_share AS error,
-               c.tokens, c.tokens / sum(c.tokens) OVER (PARTITION BY c.plan, c.split) AS token_share
-        FROM c JOIN mix_components k ON k.mix = c.plan AND k.source = c.source""",
+               c.tokens, c.tokens / sum(c.tokens) OVER (PARTITION BY c.plan, c.split) AS token_share,
+               coalesce(m.weight_by, 'samples') AS weight_by
+        FROM c JOIN mix_components k ON k.mix = c.plan AND k.source = c.source JOIN mixes m ON m.id = c.plan""",
         # per window of window_size consecutive positions: count vs window_len * weight
         f"""CREATE OR REPLACE VIEW mix_share_window AS
-        WITH c AS (SELECT plan, split, window_idx, source, sum(positions) AS positions FROM {counts} GROUP BY ALL)
+        WITH c AS (SELECT plan, split, window_idx, source, sum(positions) AS positions, sum(tokens) AS tokens
+                   FROM {counts} GROUP BY ALL)
         SELECT c.plan, c.split, c.window_idx, c.window_idx * m.window_size AS first_position,
                least(m.window_size, (CASE c.split WHEN 'train' THEN m.train_samples ELSE m.val_samples END)
                      - c.window_idx * m.window_size) AS window_len,
-               c.source, c.positions, window_len * k.weight AS target, c.positions - target AS error
+               c.source, c.positions, window_len * k.weight AS target, c.positions - target AS error,
+               coalesce(m.weight_by, 'samples') AS weight_by, c.tokens,
+               sum(c.tokens) OVER (PARTITION BY c.plan, c.split, c.window_idx) AS window_tokens,
+               window_tokens * k.weight AS target_tokens, c.tokens - target_tokens AS token_error
         FROM c JOIN mixes m ON m.id = c.plan
                JOIN mix_components k ON k.mix = c.plan AND k.source = c.source""",
         # overall tier mix inside each source vs the tier weights (scheduled ones averaged)
@@ -67,7 +73,8 @@ def view_sql(root: Path) -> list[str]:
         """CREATE OR REPLACE VIEW mix_overlong AS
         SELECT mix AS plan, split, source, max_seq_len, policy, rows, skipped_rows,
                skipped_rows / greatest(rows, 1) AS skipped_share, cut_rows, positions, cut_positions,
-               cut_positions / greatest(positions, 1) AS cut_share, cut_tokens
+               cut_positions / greatest(positions, 1) AS cut_share, cut_tokens, target_tokens, skipped_target_tokens,
+               cut_target_tokens, cut_target_tokens / greatest(target_tokens, 1) AS cut_target_share
         FROM mix_length_counts""",
         # what positions first..last of a plan's train split will see, with the shard file to open
         """CREATE OR REPLACE MACRO mix_range(plan_id, first_pos, last_pos) AS TABLE

@@ -162,6 +162,7 @@ def summary_markdown(catalog, root: Path, versions: list[dict], docs: Path | Non
         lines += _version_section(catalog, v, facts[v["id"]])
     lines += _across_section(catalog, versions)
     lines += _near_section(catalog, versions)
+    lines += _overlong_section(catalog)
     return "\n".join(lines) + "\n", success
 
 
@@ -303,6 +304,33 @@ def _near_section(catalog, versions: list[dict]) -> list[str]:
             lines.append(f"| `{e['row_id']}` | {_cell(e['text'], 160)} | `{e['duplicate_of']}` "
                          f"| {_cell(e['duplicate_of_text'], 160)} | {e['jaccard']:.3f} ({e['estimated_jaccard']:.2f}) "
                          f"| {e['action']} |")
+    return lines
+
+
+def _overlong_section(catalog) -> list[str]:
+    """Per plan and source (train split): what rows longer than the plan's max_seq_len became, and
+    the target tokens they took with them (corpus.mixing; the mix_overlong view)."""
+    import duckdb
+
+    try:
+        rows = catalog.query_dicts(
+            "SELECT m.name, l.mix, l.source, l.policy, l.max_seq_len, l.rows, l.skipped_rows, l.positions, "
+            "l.cut_positions, l.target_tokens, l.skipped_target_tokens, l.cut_target_tokens "
+            "FROM mix_length_counts l JOIN mixes m ON m.id = l.mix WHERE l.split = 'train' "
+            "ORDER BY m.created_at, l.mix, l.source")
+    except duckdb.Error:  # a catalog without plans (or from before they counted targets)
+        rows = []
+    lines = ["", "## Rows longer than each plan's max_seq_len (train split; mix_overlong)", ""]
+    if not rows:
+        return lines + ["No plans."]
+    lines += ["| plan | source | policy | max_seq_len | rows skipped | positions cut | target tokens skipped "
+              "| target tokens cut |", "|---|---|---|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        target = r["target_tokens"]
+        share = (lambda n: f"{n or 0:,} ({(n or 0) / target:.1%})" if target else "n/a")  # noqa: E731
+        lines.append(f"| {r['name']} `{r['mix']}` | {r['source']} | {r['policy']} | {r['max_seq_len']} "
+                     f"| {r['skipped_rows']:,} of {r['rows']:,} | {r['cut_positions']:,} of {r['positions']:,} "
+                     f"| {share(r['skipped_target_tokens'])} | {share(r['cut_target_tokens'])} |")
     return lines
 
 

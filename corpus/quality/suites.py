@@ -33,6 +33,7 @@ class Limits:
     rows: int
     max_dup_rate: float
     dup_severity: str = "critical"  # "warning" for generated tasks unless --max-dup-rate was given
+    splits: tuple[str, ...] = ("train", "val")  # an evaluation version: its one split
 
 
 def max_dup_rate(kind: str, config: dict | None) -> tuple[float, str]:
@@ -96,7 +97,7 @@ def rows_expectations(kind: str, limits: Limits) -> list[Expectation]:
         expect("expect_column_values_to_not_be_null", "every row has an id", column="id"),
         expect("expect_column_values_to_be_unique", "ids are unique within the shard", column="id"),
         expect(in_set, "rows belong to the version's source", column="source", value_set=[limits.source]),
-        expect(in_set, "split is train or val", column="split", value_set=["train", "val"]),
+        expect(in_set, f"split is {' or '.join(limits.splits)}", column="split", value_set=list(limits.splits)),
         expect(between, f"tier within the rule's range 0..{limits.max_tier}", column="tier", min_value=0,
                max_value=limits.max_tier),
         expect(between, (f"1 <= n_tokens <= max_seq_len {limits.max_seq_len} (the window)" if kind == "text"

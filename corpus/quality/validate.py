@@ -96,7 +96,10 @@ def validate_version(catalog, root: Path, version_id: str, write: bool = True,
     dup_rate, dup_severity = max_dup_rate(kind, config)
     limits = Limits(source=v["source"], vocab_size=int(vocab[0][0]), max_seq_len=int(v["max_seq_len"]),
                     max_tier=max_tier(v["source"], v["tier_rule"]), rows=int(v["rows"] or 0),
-                    max_dup_rate=dup_rate, dup_severity=dup_severity)
+                    max_dup_rate=dup_rate, dup_severity=dup_severity,
+                    # an evaluation version is one split, the one it was built from (older ones: train/val)
+                    splits=(config["split"],) if v["kind"] == "eval" and not config.get("val_ratio") else
+                    ("train", "val"))
     known = facts or {}
     outcome = VersionOutcome(version_id, v["source"], v["kind"] or "train", engine)
     suites = runner(engine)

@@ -91,6 +91,11 @@ def stage_b(tmp: Path, root: Path, tokenizer: Path, max_seq_len: int) -> Path:
         i = next(i for i, ln in enumerate(lines) if ln.startswith(f"{key} = "))  # the [data] one comes first
         lines[i] = f"{key} = {value}"
         text = "\n".join(lines) + "\n"
+    # the versions built above, resolved as "latest" (a build table would declare other ones: the hub's)
+    text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("build = ")) + "\n"
+    if max_seq_len != 512:  # wiki's windows are cut at 512: not "latest" for another length, so pinned
+        wiki = Catalog(root).query("SELECT id FROM versions WHERE source = 'wiki'")[0][0]
+        text = text.replace('name = "wiki"\n', f'name = "wiki"\nversion = "{wiki}"\nmax_target_loss = 1.0\n', 1)
     path = tmp / f"stageB-{max_seq_len}.toml"
     path.write_text(text)
     return path
@@ -137,7 +142,8 @@ def test_plan_cuts_the_target_when_the_manifest_says_so(root, tokenizer, tmp_pat
     from corpus.mixing.plan import make_plan
 
     path = stage_b(tmp_path, root, tokenizer, 256)
-    path.write_text(path.read_text().replace('name = "gsm8k"\n', 'name = "gsm8k"\noverlong = "cut_target"\n', 1))
+    path.write_text(path.read_text().replace('name = "gsm8k"\n', 'name = "gsm8k"\noverlong = "cut_target"\n'
+                                                                  'max_target_loss = 1.0\n', 1))
     plan = open_plan(root, make_plan(path, root, build_missing=False, log=lambda m: None).id)
     view = {r["source"]: r for r in Catalog(root).query_dicts(
         "SELECT * FROM mix_overlong WHERE plan = ? AND split = 'train'", [plan.id])}

@@ -49,6 +49,8 @@ def plan_at(root: Path, directory: Path, limit: int, policy: str | None = None, 
     data = {**DATA, "max_seq_len": limit, "train_samples": 3000, "val_samples": 200}
     if policy:
         data["overlong"] = policy
+    if policy in ("cut_target", "truncate") or "truncate" in (per_source or {}).values():
+        data["max_target_loss"] = 1.0  # cutting targets is accepted explicitly (refused by default)
     sources = [{**s, **({"overlong": per_source[s["name"]]} if per_source and s["name"] in per_source else {})}
                for s in PLAIN]
     name = f"len{limit}-{policy or 'default'}-{len(per_source or {})}.toml"
@@ -92,6 +94,11 @@ def test_each_policy_draws_and_cuts_exactly_what_the_shards_say(mix_root, rows, 
             assert (v["skipped_rows"], v["cut_rows"], v["positions"], v["cut_positions"]) == \
                    (skipped, cut_rows, len(mine), cut)
             assert v["cut_tokens"] == sum(max(0, len(p) + len(q) - limit) for p, q in drawn)
+            # target tokens: of every row, of the skipped rows, and cut from the rows still drawn
+            kept = [(p, q) for p, q in pool.values() if expected_drawable(p, q, policy, limit)]
+            assert v["target_tokens"] == sum(len(q) for _, q in pool.values())
+            assert v["skipped_target_tokens"] == v["target_tokens"] - sum(len(q) for _, q in kept)
+            assert v["cut_target_tokens"] == sum(len(q) - len((p + q)[len(p):limit]) for p, q in kept)
             total_skipped, total_cut = total_skipped + skipped, total_cut + cut
     # each policy had something to do
     assert (total_skipped > 0) == (policy == "skip" or prompts) and (total_cut > 0) == (policy != "skip")
@@ -181,3 +188,39 @@ def test_a_tier_emptied_by_skipping_says_why(mix_root, tmp_path):
     text = str(info.value)
     assert f"(synthetic:arith).tiers: tier {top} has weight 1 but version" in text
     assert f"; {skipped:,} rows longer than data.max_seq_len {limit} skipped (overlong = \"skip\"))" in text
+
+
+def test_cutting_targets_is_refused_unless_the_manifest_accepts_it(mix_root, rows, tmp_path, capsys):
+    """A plan that would deliver rows without (part of) their targets says so in one line and
+    names the key; with max_target_loss set it plans, and corpus.mix prints the counts."""
+    from corpus.mix import main
+
+    limit = long_limit(rows)
+    data = {**DATA, "max_seq_len": limit, "train_samples": 3000, "val_samples": 200, "overlong": "truncate"}
+    refused = write_manifest(tmp_path / "cut.toml", data, PLAIN)
+    with pytest.raises(UserError) as info:
+        make_plan(refused, mix_root, log=quiet)
+    text = str(info.value)
+    assert "\n" not in text and "cut.toml: data.sources[0] (synthetic:arith).max_target_loss: v" in text
+    assert f'to overlong = "truncate" at max_seq_len {limit}, over max_target_loss 0.01' in text
+    accepted = write_manifest(tmp_path / "cut-ok.toml", data, [{**s, "max_target_loss": 1.0} for s in PLAIN])
+    plan_id = make_plan(accepted, mix_root, log=quiet).id  # maybe planned before under another name: same id
+    assert main([str(accepted), "--data-dir", str(mix_root)]) == 0
+    out = capsys.readouterr().out
+    counts = {r["source"]: r for r in Catalog(mix_root).query_dicts(
+        "SELECT * FROM mix_overlong WHERE plan = ? AND split = 'train'", [plan_id])}
+    assert len(counts) == len(PLAIN)
+    assert all(r["cut_target_tokens"] > 0 for r in counts.values())
+    for name, r in counts.items():
+        assert f"{name} truncate: {r['skipped_rows']:,} rows skipped, {r['cut_positions']:,} positions cut, " \
+               f"{r['cut_target_tokens']:,} of {r['target_tokens']:,} target tokens cut" in out
+    # the quality report shows the same counts
+    from corpus.quality.report import select_versions, summary_markdown
+
+    catalog = Catalog(mix_root)
+    markdown, _ = summary_markdown(catalog, mix_root, select_versions(catalog), None)
+    mix_name = catalog.query("SELECT name FROM mixes WHERE id = ?", [plan_id])[0][0]
+    for name, r in counts.items():
+        assert (f"| {mix_name} `{plan_id}` | {name} | truncate | {limit} | {r['skipped_rows']:,} of {r['rows']:,} "
+                f"| {r['cut_positions']:,} of {r['positions']:,} | 0 (0.0%) "
+                f"| {r['cut_target_tokens']:,} ({r['cut_target_tokens'] / r['target_tokens']:.1%}) |") in markdown

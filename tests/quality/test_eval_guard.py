@@ -44,11 +44,26 @@ def test_tour_mistake_is_refused_then_forced_then_named_by_the_check(tmp_path, t
     assert build(root, tokenizer_path, "gsm8k", "--from", str(test), "--allow-eval-data") == 0
     out = capsys.readouterr().out
     assert "not decontaminated: no evaluation set of gsm8k is registered" in out
-    # the evaluation build of the same file: kind eval without --role, eval-* files
+    # the evaluation build of the same file: kind eval without --role, one split named as registered
     assert build(root, tokenizer_path, "gsm8k", "--from", str(test), "--split", "test") == 0
     train, ev = versions(root)
     assert (train["kind"], ev["kind"], train["rows"], ev["rows"]) == ("train", "eval", 1319, 1319)
-    assert all(n.startswith("eval-") for n in shard_names(root, ev["id"]))
+    assert all(n.startswith("test-") for n in shard_names(root, ev["id"]))
+    assert {s["split"] for s in Catalog(root).shards(ev["id"])} == {"test"}
+    # Hugging Face's split inference, polars and DuckDB see every row once, under "test"
+    import datasets
+    import duckdb
+    import polars
+
+    folder = root / Path(Catalog(root).shards(ev["id"])[0]["path"]).parent
+    loaded = datasets.load_dataset("parquet", data_dir=str(folder))
+    assert {split: len(rows) for split, rows in loaded.items()} == {"test": 1319}
+    assert len(set(loaded["test"]["id"])) == 1319 and set(loaded["test"]["split"]) == {"test"}
+    frame = polars.read_parquet(folder / "*.parquet")
+    assert frame.height == frame["id"].n_unique() == 1319 and frame["split"].unique().to_list() == ["test"]
+    glob = str(folder / "*.parquet").replace("'", "''")
+    assert duckdb.connect().execute(f"SELECT count(*), count(DISTINCT id), min(split), max(split) "
+                                    f"FROM read_parquet('{glob}')").fetchall() == [(1319, 1319, "test", "test")]
     assert all(n.startswith(("train-", "val-")) for n in shard_names(root, train["id"]))
     capsys.readouterr()
     assert quality_main(["check", "--data-dir", str(root)]) == 1

@@ -25,9 +25,9 @@ def the_version(root: Path, source: str = "jsonl") -> str:
     return vid
 
 
-def edit_train_shard(root: Path, vid: str, edit) -> Path:
-    """Rewrite the first train shard's Parquet with ``edit(columns)`` applied (schema kept)."""
-    path = root / Catalog(root).shards(vid, "train")[0]["path"]
+def edit_train_shard(root: Path, vid: str, edit, split: str = "train") -> Path:
+    """Rewrite the first ``split`` shard's Parquet with ``edit(columns)`` applied (schema kept)."""
+    path = root / Catalog(root).shards(vid, split)[0]["path"]
     table = pq.read_table(path)
     columns = table.to_pydict()
     edit(columns)
@@ -189,7 +189,7 @@ def test_image_rows_must_decode(tmp_path, tokenizer_path):
         i = next(k for k, img in enumerate(c["image"]) if img)
         c["image"][i] = c["image"][i][: len(c["image"][i]) // 3]  # a truncated PNG
 
-    edit_train_shard(root, vid, break_an_image)
+    edit_train_shard(root, vid, break_an_image, "test")  # ScienceQA's test split is evaluation data: one split
     assert quality_main(["check", "--data-dir", str(root)]) == 1
     assert any(f["kwargs"].get("column") == "image_status" for _, f in failing(root, vid))
 
