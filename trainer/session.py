@@ -381,7 +381,8 @@ def start(cfg: RunConfig) -> Session | None:
                                          warn=lambda m: s.say(f"[yellow]{m}[/]"))
         s.unigram_entropy = data.unigram_entropy()
         metrics.write({"kind": "event", "step": s.step, "event": begin.kind, "plan_id": plan.id,
-                       "unigram_entropy": s.unigram_entropy, "total_steps": total_steps})
+                       "unigram_entropy": s.unigram_entropy, "total_steps": total_steps,
+                       "threads": torch.get_num_threads()})  # intra-op threads (trainer.ablate sets them)
     s.stream = data.train_stream(s.step, total_steps)
     model.train()
     return s

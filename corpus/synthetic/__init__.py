@@ -7,7 +7,8 @@
     sha256(seed, task, tier, i), and tier = tiers[i % len(tiers)]; so 2N items start with the
     same N items, and nothing depends on Python's salted hash() or on the order of generation.
 
-Tasks: arith, word_problems, lists, counting, linear, derivations (see docs/synthetic.md).
+Tasks: arith, word_problems, lists, counting, linear, derivations (worked solutions) and bits
+(answer-only questions about a bit string, the HRM test bed; see docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import random
 from typing import Iterable, Iterator
 
 from corpus.synthetic.arithmetic import Arithmetic
+from corpus.synthetic.bits import Bits
 from corpus.synthetic.base import TIERS, Item, Task, extract_answer, parse_number
 from corpus.synthetic.counting import Counting
 from corpus.synthetic.derivations import Derivations
@@ -27,9 +29,12 @@ from corpus.synthetic.word_problems import WordProblems
 GENERATOR_VERSION = 1  # bump when any task's output changes for the same (seed, task, tier, i)
 
 TASKS: dict[str, Task] = {task.name: task for task in (
-    Arithmetic(), WordProblems(), ListAlgorithms(), Counting(), LinearEquations(), Derivations())}
+    Arithmetic(), WordProblems(), ListAlgorithms(), Counting(), LinearEquations(), Derivations(), Bits())}
+# the worked-solution tasks; the tokenizer's synthetic corpus samples these only, so adding the
+# answer-only test bed (bits) changed no tokenizer
+REASONING_TASKS: tuple[str, ...] = ("arith", "word_problems", "lists", "counting", "linear", "derivations")
 
-__all__ = ["GENERATOR_VERSION", "TASKS", "TIERS", "Item", "Task", "check", "extract_answer",
+__all__ = ["GENERATOR_VERSION", "REASONING_TASKS", "TASKS", "TIERS", "Item", "Task", "check", "extract_answer",
            "generate", "item_rng", "iter_items", "parse_number", "parse_tiers"]
 
 
