@@ -73,9 +73,10 @@ def get_task(name: str) -> Task:
 
 
 def iter_items(task: str, count: int, tiers: str | Iterable[int] = TIERS, seed: int = 0,
-               start: int = 0) -> Iterator[Item]:
-    """Items ``start .. count-1`` of the (task, tiers, seed) stream, lazily."""
-    impl, tiers = get_task(task), parse_tiers(tiers)
+               start: int = 0, impl: Task | None = None) -> Iterator[Item]:
+    """Items ``start .. count-1`` of the (task, tiers, seed) stream, lazily. ``impl``: a configured
+    instance of the task to draw from instead of the registry's (``Bits(questions=...)``)."""
+    impl, tiers = impl or get_task(task), parse_tiers(tiers)
     for i in range(start, count):
         tier = tiers[i % len(tiers)]
         yield impl.generate(item_rng(seed, task, tier, i), tier, native_id=f"{task}-s{seed}-t{tier}-{i:07d}")

@@ -87,15 +87,31 @@ def _problem(question: str, bits: str) -> Problem:
                    {"question": question, "bits": bits})
 
 
+def parse_questions(spec: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """"count,parity,mod3" -> ("count", "parity", "mod3") in QUESTIONS order; None/"all" -> all."""
+    if spec is None or spec == "all":
+        return QUESTIONS
+    names = [q.strip() for q in (spec.split(",") if isinstance(spec, str) else spec) if q.strip()]
+    unknown = [q for q in names if q not in QUESTIONS]
+    if not names or unknown:
+        raise ValueError(f"bits questions must be some of {', '.join(QUESTIONS)}, got {spec!r}")
+    return tuple(q for q in QUESTIONS if q in names)
+
+
 class Bits(Task):
+    """``questions``: the questions training items ask (a build's ``--questions``), drawn uniformly."""
+
     name = "bits"
     summary = "answer-only count / parity / mod 3 / running parity / binary count of a bit string"
     hardness = ("length", "ones")
     answer_only = True
 
+    def __init__(self, questions: tuple[str, ...] = QUESTIONS):
+        self.questions = parse_questions(questions)
+
     def build(self, rng: random.Random, tier: int) -> Problem:
         length = ranged(rng, TIER_LENGTH[tier])
-        question = rng.choice(QUESTIONS)
+        question = rng.choice(self.questions)
         return _problem(question, _draw(rng, length, held_out=False))
 
     def verify(self, meta: dict[str, Any], text: str) -> bool:

@@ -86,3 +86,32 @@ def test_holdout_is_deterministic_and_seeded():
 def test_each_question_has_both_short_and_long_strings(question):
     lengths = {len(it.meta["bits"]) for it in generate("bits", 1000, "0-2", seed=1) if it.meta["question"] == question}
     assert lengths == set(range(4, 15))
+
+
+def test_questions_option_of_the_task_and_the_source():
+    import argparse
+
+    from corpus.errors import UserError
+    from corpus.sources.synthetic import SOURCES
+    from corpus.synthetic import iter_items
+    from corpus.synthetic.bits import Bits, parse_questions
+
+    assert parse_questions("mod3, count") == ("count", "mod3") and parse_questions(None) == QUESTIONS
+    for bad in ("", "count,sum", "all,count"):
+        with pytest.raises(ValueError, match="bits questions must be some of"):
+            parse_questions(bad)
+    asked = {it.meta["question"] for it in iter_items("bits", 300, "0-2", seed=0, impl=Bits(("parity", "mod3")))}
+    assert asked == {"parity", "mod3"}
+
+    cls = SOURCES["synthetic:bits"]
+    parser = argparse.ArgumentParser()
+    cls.add_arguments(parser)
+    args = parser.parse_args(["--count", "40", "--tiers", "1", "--questions", "count,parity,mod3"])
+    args.seed = 0
+    source = cls(args)
+    assert source.options()["questions"] == ["count", "parity", "mod3"]
+    records = list(source.records(None, "train", None))
+    assert len(records) == 40 and {r.data.meta["question"] for r in records} <= {"count", "parity", "mod3"}
+    args.questions = "count,sum"
+    with pytest.raises(UserError, match="synthetic:bits: --questions: bits questions must be some of"):
+        cls(args).options()

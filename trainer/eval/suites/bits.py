@@ -1,8 +1,9 @@
 """Bits: the HRM test bed (corpus/synthetic/bits.py), exact match per question and per length.
 
 Items are held-out bit strings (``corpus.synthetic.bits.holdout_items``: by construction never a
-training string of any build), each asked every question, so the questions are paired on the same
-strings. Tiers: those the run's ``synthetic:bits`` version was built with, else 0-2 (4-14 bits).
+training string of any build), each asked every question the run trained on (its versions'
+``--questions``, else all five), so the questions are paired on the same strings. Tiers: those
+the run's ``synthetic:bits`` version was built with, else 0-2 (4-14 bits).
 ``--limit N``: N strings spread over the tiers (default 60 per tier), times 5 questions.
 A string that is nevertheless a training string (read from the catalog) would be dropped and
 counted in ``dropped_seen``; ``overlap_checked`` says whether the catalog could be read.
@@ -56,11 +57,24 @@ def training_strings(sources: DataSources) -> tuple[set[str] | None, str]:
     return {m.group(1).replace(" ", "") for p in training.prompts if (m := _BITS.search(p))}, ""
 
 
+def trained_questions(versions: list[str], sources: DataSources) -> tuple[str, ...]:
+    """The questions the training versions asked (their ``--questions``), else all of them."""
+    from corpus.synthetic.bits import QUESTIONS
+    from trainer.eval import catalog_data
+
+    asked: set[str] = set()
+    for vid in versions:
+        options = catalog_data.version_config(sources.data_root, vid).get("options") or {}
+        asked |= set(options.get("questions") or QUESTIONS)
+    return tuple(q for q in QUESTIONS if q in asked) or QUESTIONS
+
+
 def build_items(sources: DataSources, options: Options) -> tuple[list[EvalItem], dict, list[str]]:
     from corpus.synthetic.bits import holdout_items
     from trainer.eval.suites import arith
 
     training = arith.training_of(TASK, sources)
+    questions = trained_questions(training.versions, sources)
     tiers = training.tiers or DEFAULT_TIERS
     seed = HOLDOUT_SEED if options.arith_seed is None else int(options.arith_seed)
     if seed in training.seeds:
@@ -68,7 +82,7 @@ def build_items(sources: DataSources, options: Options) -> tuple[list[EvalItem],
     per_tier = max(1, math.ceil(options.limit / len(tiers))) if options.limit else DEFAULT_PER_TIER
     seen, why = training_strings(sources)
     items, dropped = [], 0
-    for it in holdout_items(tuple(tiers), per_tier, seed):
+    for it in holdout_items(tuple(tiers), per_tier, seed, questions):
         if seen is not None and it.meta["bits"] in seen:
             dropped += 1
             continue
