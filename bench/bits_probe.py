@@ -47,7 +47,7 @@ window = 50
 
 [data.tokenizer_train]
 vocab_size = 320
-synthetic = 300
+synthetic = 120
 
 [[data.sources]]
 name = "synthetic:bits"
@@ -92,7 +92,7 @@ def derived_spec(spec: Path, workdir: Path, device: str, tiny: bool, seeds: list
     if tiny:
         manifest = workdir / "tiny-bits.toml"
         manifest.write_text(TINY_MANIFEST)
-        doc["evaluation"].update(limit=6, max_new_tokens=24, batch_size=32)
+        doc["evaluation"].update(limit=6, max_new_tokens=8, batch_size=32)
     header.update(manifest=str(manifest), runs_dir=str(workdir / "runs"))
     if seeds:
         header["seeds"] = seeds
