@@ -70,6 +70,7 @@ MEANING: dict[str, str] = {
     "init_std": "std of the normal weight init",
     "use_kernels": "use mamba_ssm fused kernels when installed and on CUDA",
     "hrm_enabled": "build the HRM core (false: a plain Mamba2 decoder)",
+    "hrm_design": "HRM design: pooled (prompt slots, one memory per sequence) or per_token (a latent per answer position)",
     "d_hrm": "HRM slot width",
     "hrm_slots": "latent slots of the H and L modules",
     "hrm_heads": "attention heads in the HRM slot blocks",
