@@ -216,6 +216,22 @@ def test_one_step_rule_holds_per_position(make_model, make_batch):
     assert calls["L"] == [False] * 5 + [True] and calls["H"] == [False] * 2 + [True]
 
 
+def test_whole_cycle_gradient_reaches_every_L_update_of_a_supervised_cycle(make_model, make_batch):
+    """TRM's rule on this design: with deep supervision every cycle is a segment and each of its
+    L updates carries gradient; without, only the last cycle's."""
+    for overrides, expected_L, expected_H in (
+            ({}, [False] * 4 + [True] * 2, [False] * 2 + [True]),
+            ({"deep_supervision": True}, [True] * 6, [True] * 3)):
+        model = make_model(**PER_TOKEN, h_cycles=3, l_steps=2, hrm_whole_cycle_grad=True, **overrides)
+        calls = {"L": [], "H": []}
+        for name in calls:
+            getattr(model.core, name).register_forward_hook(
+                lambda _m, _i, out, name=name: calls[name].append(out.requires_grad))
+        ids, lens, labels = make_batch()
+        model(ids, lens, labels).loss.backward()
+        assert calls["L"] == expected_L and calls["H"] == expected_H, overrides
+
+
 def test_halting_penalty_and_diagnostics_average_over_receiving_positions(make_model, make_batch):
     model = make_model(**PER_TOKEN, use_halting=True, h_cycles=3, l_steps=1, halt_target=0.7)
     ids, lens, labels = make_batch()

@@ -47,6 +47,8 @@ class ModelConfig:
     h_cycles: int = 2
     l_steps: int = 2
     hrm_bptt_steps: int = 1  # last n L and n H updates carry gradient; 1 = HRM one-step rule
+    # TRM: every L update of a cycle whose H update carries gradient carries it too
+    hrm_whole_cycle_grad: bool = False
     bridge_layer: int = -1  # decoder layer whose input receives the memory; -1 = n_layers // 2
     # auxiliary objectives
     deep_supervision: bool = False

@@ -166,7 +166,7 @@ class HRMMamba2LM(nn.Module):
         states, halts = [], []
         unhalted = None
         for z_H in self.core.cycles(injection, cfg.h_cycles, cfg.l_steps, cfg.hrm_bptt_steps,
-                                    every_cycle=every_cycle):
+                                    every_cycle=every_cycle, whole_cycle=cfg.hrm_whole_cycle_grad):
             states.append(z_H)
             if cfg.use_halting:
                 halts.append(self.halting(z_H))
@@ -197,7 +197,8 @@ class HRMMamba2LM(nn.Module):
         states, halts = [], []
         unhalted = None
         for z_H in self.core.cycles(self.core.injection(h), prompt, cfg.h_cycles, cfg.l_steps,
-                                    cfg.hrm_bptt_steps, every_cycle=every_cycle):
+                                    cfg.hrm_bptt_steps, every_cycle=every_cycle,
+                                    whole_cycle=cfg.hrm_whole_cycle_grad):
             states.append(z_H)
             if cfg.use_halting:
                 halts.append(self.halting.per_position(z_H))

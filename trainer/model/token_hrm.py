@@ -23,7 +23,8 @@ nothing it is asked to predict reaches it; positions are independent of each oth
 one-token step computes exactly what the full forward computes at that position.
 
 The gradient rule is the seed design's (hrm.recurrence, shared): one-step by default, segments
-per cycle under deep supervision or halting, ``hrm_bptt_steps`` for a longer tail.
+per cycle under deep supervision or halting, ``hrm_bptt_steps`` for a longer tail, and
+``hrm_whole_cycle_grad`` for TRM's gradient through every update of a cycle.
 """
 
 from __future__ import annotations
@@ -131,13 +132,14 @@ class TokenCore(nn.Module):
         return self.inject_norm(self.inject(self.norm(h)))
 
     def cycles(self, x: torch.Tensor, prompt: PromptContext, h_cycles: int, l_steps: int,
-               bptt_steps: int = 1, every_cycle: bool = False) -> Iterator[torch.Tensor]:
+               bptt_steps: int = 1, every_cycle: bool = False,
+               whole_cycle: bool = False) -> Iterator[torch.Tensor]:
         """x: [b, w, d_hrm] -> yields z_H [b, w, d_hrm] after each cycle."""
         z_L = self.z_L_init.to(x.dtype).expand_as(x)
         z_H = self.z_H_init.to(x.dtype).expand_as(x)
         yield from recurrence(lambda z_l, z_h: self.L(z_l, z_h + x, prompt),
                               lambda z_h, z_l: self.H(z_h, z_l, prompt),
-                              z_L, z_H, h_cycles, l_steps, bptt_steps, every_cycle)
+                              z_L, z_H, h_cycles, l_steps, bptt_steps, every_cycle, whole_cycle)
 
 
 
