@@ -51,6 +51,18 @@ class RunJob:
         except ValueError:
             return False
 
+    def started(self) -> bool:
+        """Whether this run's trainer logged its start event, i.e. its data and plan are built."""
+        metrics = self.run_dir / "metrics.jsonl"
+        if not metrics.is_file():
+            return False
+        with open(metrics, "rb") as handle:
+            first = handle.readline()
+        try:
+            return first.endswith(b"\n") and json.loads(first).get("kind") == "event"
+        except ValueError:
+            return False
+
     def command(self, data_dir: str | None) -> list[str]:
         cmd = [sys.executable, "-m", "trainer.run", str(self.manifest), "--run_name", self.name,
                "--runs_dir", str(self.run_dir.parent), "--seed", str(self.seed)]
@@ -127,9 +139,9 @@ def train_all(jobs: list[RunJob], data_dir: str | None, parallel: int = 1, say=p
               threads: int | None = None) -> dict[str, float]:
     """Train the unfinished runs, up to ``parallel`` at a time; returns seconds per run trained now.
 
-    Children must not race to build the same thing: while nothing has finished, the first run
-    trains alone (it may train the tokenizer and build the sources); after that a run starts
-    beside another of the same ``[data]`` only once one of that data has finished (its plan exists).
+    Children must not race to build the same thing: until some run has logged its start event
+    (written once its tokenizer, sources and plan exist), the first run trains alone; after that a
+    run starts beside another of the same ``[data]`` only once one of that data has started.
     Each child gets ``threads`` threads (default :func:`threads_per_run`).
     """
     env = child_env(threads or threads_per_run(parallel))
@@ -152,6 +164,9 @@ def train_all(jobs: list[RunJob], data_dir: str | None, parallel: int = 1, say=p
             if not built:
                 break
         time.sleep(0.5)
+        for entry in running:
+            if entry[0].data_key not in built and entry[0].started():
+                built.add(entry[0].data_key)  # its plan exists: runs of the same data may start
         for entry in list(running):
             job, handle, t0, proc = entry
             if proc.poll() is None:
