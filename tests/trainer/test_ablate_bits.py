@@ -89,3 +89,22 @@ def test_child_env_sets_the_threads_torch_starts_with():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "2"
     assert all(child[name] == "2" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"))
+
+
+def test_a_run_counts_as_started_once_its_start_event_is_complete(tmp_path):
+    """train_all lets runs of the same [data] start side by side once one of them has logged its
+    start event (its tokenizer, sources and plan exist), not only once it has finished."""
+    from pathlib import Path
+
+    from trainer.ablate.runs import RunJob
+
+    job = RunJob("a", 0, "a-s0", Path("m.toml"), "sha", tmp_path / "a-s0", tmp_path / "a.log", "data")
+    assert not job.started()
+    job.run_dir.mkdir()
+    metrics = job.run_dir / "metrics.jsonl"
+    metrics.write_text('{"kind":"event","step":0,"plan_id":"p1"')  # being written: no newline yet
+    assert not job.started()
+    metrics.write_text('{"kind":"event","step":0,"plan_id":"p1"}\n')
+    assert job.started()
+    metrics.write_text('{"kind":"train","step":10}\n')
+    assert not job.started()
