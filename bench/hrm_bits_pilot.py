@@ -8,7 +8,8 @@ It trains each arm with a plain torch loop and prints exact match per question o
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python bench/hrm_bits_pilot.py --arms plain,pooled,per_token --steps 400 --questions count,parity,mod3
 
-Exact match is scored teacher-forced: a row counts when the argmax at every answer position is
+For HRM arms it also scores the same weights with the gate shut (``gate_shut``): the drop is
+what the HRM's memory carries. Exact match is scored teacher-forced: a row counts when the argmax at every answer position is
 the answer token (the same as greedy decoding getting the whole answer right).
 """
 
@@ -113,6 +114,8 @@ def run_arm(arm: str, overrides: dict, steps: int, batch: int, lr: float, seed: 
             print(f"  {arm} step {step + 1} loss {out.lm_loss.item():.3f} gate {out.diagnostics['gate_mean']:.3f}"
                   f" {time.time() - start:.0f}s", flush=True)
     result = {q: exact_match(model, rows, 1.0) for q, rows in holdout.items()}
+    if cfg.hrm_enabled:  # the same weights with the memory left out: what the HRM carries
+        result["gate_shut"] = {q: exact_match(model, rows, 0.0) for q, rows in holdout.items()}
     result.update(arm=arm, seed=seed, seconds=round(time.time() - start), params=model.num_parameters(),
                   gate=exact_gate(model, holdout))
     return result

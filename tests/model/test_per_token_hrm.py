@@ -134,6 +134,20 @@ def test_changing_a_target_token_changes_no_earlier_logit(make_model, make_batch
         assert not torch.allclose(logits[:, t:], base[:, t:])
 
 
+def test_each_rows_first_answer_token_reaches_no_earlier_logit(make_model, make_batch):
+    """Per row, the token its last prompt position predicts: the tightest place for a leak (the
+    batch's longer prompts keep that position inside the prompt slice the latents read)."""
+    model = make_model(**PER_TOKEN, use_halting=True)
+    ids, lens, _ = make_batch()
+    base = model(ids, lens).logits
+    for r, n in enumerate(lens.tolist()):
+        changed = ids.clone()
+        changed[r, n] = (changed[r, n] + 1) % model.cfg.vocab_size
+        logits = model(changed, lens).logits
+        assert torch.equal(logits[r, :n], base[r, :n]), r
+        assert not torch.allclose(logits[r, n:], base[r, n:])
+
+
 def test_gate_and_halting_read_the_prompt_and_the_position_only(make_model, make_batch):
     model = make_model(**PER_TOKEN, use_halting=True)
     ids, lens, _ = make_batch()
