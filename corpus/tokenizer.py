@@ -371,11 +371,12 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
 
 
 def synthetic_texts(count: int, seed: int = 0) -> Iterator[str]:
-    """Prompts and targets of ``count`` generated items over every synthetic task and tier."""
-    from corpus.synthetic import TASKS, generate
+    """Prompts and targets of ``count`` generated items over every worked-solution synthetic task
+    and tier (``REASONING_TASKS``: a fixed list, so a new task does not change every tokenizer)."""
+    from corpus.synthetic import REASONING_TASKS, generate
 
-    for task in sorted(TASKS):
-        for item in generate(task, count // max(1, len(TASKS)), tiers=[0, 1, 2, 3], seed=seed):
+    for task in sorted(REASONING_TASKS):
+        for item in generate(task, count // max(1, len(REASONING_TASKS)), tiers=[0, 1, 2, 3], seed=seed):
             yield item.prompt
             yield item.target
 

@@ -31,7 +31,7 @@ from trainer.step import TERMS, StepOutput
 from trainer.validate import Patience, progress, validation_loss
 
 # ModelConfig fields a run may change on the same weights (they create no parameters)
-RUNTIME_MODEL_KEYS = {"h_cycles", "l_steps", "hrm_bptt_steps", "deep_supervision", "ds_weight", "use_halting",
+RUNTIME_MODEL_KEYS = {"h_cycles", "l_steps", "hrm_bptt_steps", "hrm_whole_cycle_grad", "deep_supervision", "ds_weight", "use_halting",
                       "halting_weight", "halt_target", "halt_epsilon", "use_kernels"}
 CHECKPOINT_FORMAT = 1
 
@@ -395,7 +395,8 @@ def start(cfg: RunConfig) -> Session | None:
                                          warn=lambda m: s.say(f"[yellow]{m}[/]"))
         s.unigram_entropy = data.unigram_entropy()
         metrics.write({"kind": "event", "step": s.step, "event": begin.kind, "plan_id": plan.id,
-                       "unigram_entropy": s.unigram_entropy, "total_steps": total_steps})
+                       "unigram_entropy": s.unigram_entropy, "total_steps": total_steps,
+                       "threads": torch.get_num_threads()})  # intra-op threads (trainer.ablate sets them)
     s.stream = data.train_stream(s.step, total_steps)
     model.train()
     return s

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Mapping
 from corpus.errors import UserError
 from corpus.sources.base import Example, RawRecord, Source, TierRule
 from corpus.synthetic import GENERATOR_VERSION, TASKS, TIERS, Item, iter_items, parse_tiers
+from corpus.synthetic.bits import QUESTIONS, Bits, parse_questions
 
 DEFAULT_COUNT = 10_000
 
@@ -91,6 +92,38 @@ for _task in TASKS:
     globals()[_cls.__name__] = _cls
     SOURCES[_cls.name] = _cls
 del _task, _cls
+
+
+class SyntheticBits(SOURCES["synthetic:bits"]):  # type: ignore[misc,valid-type]
+    """synthetic:bits - with ``--questions``: which questions the training items ask."""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--questions", default="all",
+                            help=f"comma-separated, some of {', '.join(QUESTIONS)} (default: all)")
+
+    def _questions(self) -> tuple[str, ...]:
+        try:
+            return parse_questions(getattr(self.args, "questions", None))
+        except ValueError as exc:
+            raise UserError(f"{self.name}: --questions: {exc}") from None
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "questions": list(self._questions())}
+
+    def records(self, paths: list[str] | None, split: str, limit: int | None) -> Iterator[RawRecord]:
+        if paths:
+            raise UserError(f"{self.name} generates its data; it takes no --from")
+        count, tiers, seed = self._settings()
+        if limit is not None:
+            count = min(count, limit)
+        impl = Bits(self._questions())
+        for item in iter_items(self.task, count, tiers, seed, impl=impl):
+            yield RawRecord(f"{self.name}#{item.native_id}", item)
+
+
+SOURCES[SyntheticBits.name] = SyntheticBits
 
 
 def synthetic_source_names() -> list[str]:

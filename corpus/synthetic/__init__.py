@@ -7,7 +7,8 @@
     sha256(seed, task, tier, i), and tier = tiers[i % len(tiers)]; so 2N items start with the
     same N items, and nothing depends on Python's salted hash() or on the order of generation.
 
-Tasks: arith, word_problems, lists, counting, linear, derivations (see docs/synthetic.md).
+Tasks: arith, word_problems, lists, counting, linear, derivations (worked solutions) and bits
+(answer-only questions about a bit string, the HRM test bed; see docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import random
 from typing import Iterable, Iterator
 
 from corpus.synthetic.arithmetic import Arithmetic
+from corpus.synthetic.bits import Bits
 from corpus.synthetic.base import TIERS, Item, Task, extract_answer, parse_number
 from corpus.synthetic.counting import Counting
 from corpus.synthetic.derivations import Derivations
@@ -27,9 +29,12 @@ from corpus.synthetic.word_problems import WordProblems
 GENERATOR_VERSION = 1  # bump when any task's output changes for the same (seed, task, tier, i)
 
 TASKS: dict[str, Task] = {task.name: task for task in (
-    Arithmetic(), WordProblems(), ListAlgorithms(), Counting(), LinearEquations(), Derivations())}
+    Arithmetic(), WordProblems(), ListAlgorithms(), Counting(), LinearEquations(), Derivations(), Bits())}
+# the worked-solution tasks; the tokenizer's synthetic corpus samples these only, so adding the
+# answer-only test bed (bits) changed no tokenizer
+REASONING_TASKS: tuple[str, ...] = ("arith", "word_problems", "lists", "counting", "linear", "derivations")
 
-__all__ = ["GENERATOR_VERSION", "TASKS", "TIERS", "Item", "Task", "check", "extract_answer",
+__all__ = ["GENERATOR_VERSION", "REASONING_TASKS", "TASKS", "TIERS", "Item", "Task", "check", "extract_answer",
            "generate", "item_rng", "iter_items", "parse_number", "parse_tiers"]
 
 
@@ -68,9 +73,10 @@ def get_task(name: str) -> Task:
 
 
 def iter_items(task: str, count: int, tiers: str | Iterable[int] = TIERS, seed: int = 0,
-               start: int = 0) -> Iterator[Item]:
-    """Items ``start .. count-1`` of the (task, tiers, seed) stream, lazily."""
-    impl, tiers = get_task(task), parse_tiers(tiers)
+               start: int = 0, impl: Task | None = None) -> Iterator[Item]:
+    """Items ``start .. count-1`` of the (task, tiers, seed) stream, lazily. ``impl``: a configured
+    instance of the task to draw from instead of the registry's (``Bits(questions=...)``)."""
+    impl, tiers = impl or get_task(task), parse_tiers(tiers)
     for i in range(start, count):
         tier = tiers[i % len(tiers)]
         yield impl.generate(item_rng(seed, task, tier, i), tier, native_id=f"{task}-s{seed}-t{tier}-{i:07d}")

@@ -48,13 +48,15 @@ class Task(ABC):
     """A synthetic task: deterministic given the rng, harder with each tier, self-checking.
 
     ``hardness`` names the features whose per-tier mean strictly grows with the tier (the tests
-    assert it); ``summary`` is a one-line description for docs and ``--help``.
+    assert it); ``summary`` is a one-line description for docs and ``--help``. An ``answer_only``
+    task's target is the bare answer (the model must compute it without writing steps).
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     hardness: ClassVar[tuple[str, ...]]
     tiers: ClassVar[tuple[int, ...]] = TIERS
+    answer_only: ClassVar[bool] = False  # True: the target is the bare answer, no steps, no "####"
 
     @abstractmethod
     def build(self, rng: random.Random, tier: int) -> Problem:
@@ -68,7 +70,7 @@ class Task(ABC):
         if tier not in self.tiers:
             raise ValueError(f"{self.name}: tier {tier} not in {self.tiers}")
         problem = self.build(rng, tier)
-        target = "\n".join(problem.steps + [f"#### {problem.answer}"])
+        target = problem.answer if self.answer_only else "\n".join(problem.steps + [f"#### {problem.answer}"])
         features = {"steps": len(problem.steps), **problem.features, "level": tier}
         meta = {"task": self.name, "tier": tier, "answer": problem.answer, **problem.meta}
         for label, text in (("prompt", problem.prompt), ("target", target)):

@@ -124,8 +124,9 @@ def test_bits_per_byte_counts_the_utf8_bytes_each_token_stands_for(info):
     assert result.metrics["bits_per_byte"] == pytest.approx(len(ids) / len(text.encode("utf-8")))
 
 
-def test_halting_readout_per_prompt_equals_the_forward_diagnostics(info):
-    ev = make_ev(info, gate=0.6)
+@pytest.mark.parametrize("design", ["pooled", "per_token"])
+def test_halting_readout_per_prompt_equals_the_forward_diagnostics(info, design):
+    ev = make_ev(info, gate=0.6, hrm_design=design)
     items = [EvalItem(f"i{k}", text, "", tier=k % 2, group="arith") for k, text in
              enumerate(["Tom has 3 apples", "What is 12 + 7?", "x", "A box holds 6 pens. How many pens?"])]
     result = halting.evaluate(items, halting.model_probe(ev, batch_size=3))

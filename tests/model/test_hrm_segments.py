@@ -8,6 +8,8 @@ The expected sets are written from the rule in words (hrm.py's docstring), not f
 * segments (``every_cycle=True``): in each cycle the last L update, the cycle's H update and
   any L update of the BPTT tail carry gradient; cycle c's state reaches back to the start of
   its segment, and a new segment starts at cycle c unless the tail starts before cycle c.
+* whole cycle (TRM's rule, ``whole_cycle=True``): as above, and every L update of a cycle whose
+  H update carries gradient carries it too.
 
 The measured sets come from autograd itself: forward hooks record the graph node of every
 application's output, and a walk of the yielded state's graph says which of them it reaches.
@@ -24,7 +26,7 @@ from trainer.model import ModelConfig
 from trainer.model.hrm import HRMCore
 
 
-def expected_paths(h: int, l: int, bptt: int, every_cycle: bool) -> list[set[str]]:
+def expected_paths(h: int, l: int, bptt: int, every_cycle: bool, whole: bool = False) -> list[set[str]]:
     total = h * l
     in_l_tail = lambda i: i >= total - bptt  # noqa: E731 - the rule, read aloud
     if not every_cycle:
@@ -34,7 +36,7 @@ def expected_paths(h: int, l: int, bptt: int, every_cycle: bool) -> list[set[str
                 out.append(set())
                 continue
             hs = {f"H{k}" for k in range(max(0, h - bptt), c + 1)}
-            ls = {f"L{i}" for i in range((c + 1) * l) if in_l_tail(i)}
+            ls = {f"L{i}" for i in range((c + 1) * l) if in_l_tail(i) or (whole and i // l >= h - bptt)}
             out.append(hs | ls)
         return out
     out, start = [], 0
@@ -42,12 +44,13 @@ def expected_paths(h: int, l: int, bptt: int, every_cycle: bool) -> list[set[str
         if not any(in_l_tail(i) for i in range(c * l)):  # the tail starts in or after cycle c
             start = c
         hs = {f"H{k}" for k in range(start, c + 1)}
-        ls = {f"L{i}" for i in range(start * l, (c + 1) * l) if in_l_tail(i) or i % l == l - 1}
+        ls = {f"L{i}" for i in range(start * l, (c + 1) * l) if in_l_tail(i) or i % l == l - 1 or whole}
         out.append(hs | ls)
     return out
 
 
-def measured_paths(core: HRMCore, h: int, l: int, bptt: int, every_cycle: bool) -> list[set[str]]:
+def measured_paths(core: HRMCore, h: int, l: int, bptt: int, every_cycle: bool,
+                   whole: bool = False) -> list[set[str]]:
     nodes: list[tuple[str, object]] = []
     counts = {"L": 0, "H": 0}
 
@@ -61,7 +64,7 @@ def measured_paths(core: HRMCore, h: int, l: int, bptt: int, every_cycle: bool) 
     handles = [core.L.register_forward_hook(hook("L")), core.H.register_forward_hook(hook("H"))]
     x = torch.randn(2, 3, 16, dtype=torch.float64, requires_grad=True)
     try:
-        states = list(core.cycles(x, h, l, bptt, every_cycle=every_cycle))
+        states = list(core.cycles(x, h, l, bptt, every_cycle=every_cycle, whole_cycle=whole))
     finally:
         for handle in handles:
             handle.remove()
@@ -93,6 +96,19 @@ def core():
 @pytest.mark.parametrize("h,l,bptt,every_cycle", GRID)
 def test_autograd_path_of_every_yielded_state(core, h, l, bptt, every_cycle):
     assert measured_paths(core, h, l, bptt, every_cycle) == expected_paths(h, l, bptt, every_cycle)
+
+
+@pytest.mark.parametrize("h,l,bptt,every_cycle", GRID)
+def test_autograd_path_with_whole_cycle_gradient(core, h, l, bptt, every_cycle):
+    assert measured_paths(core, h, l, bptt, every_cycle, True) == expected_paths(h, l, bptt, every_cycle, True)
+
+
+def test_whole_cycle_cases_by_hand(core):
+    """TRM's rule: 3 cycles x 2 L steps under deep supervision, each cycle its own segment with
+    gradient through both of its L updates; without segments only the last cycle's."""
+    assert measured_paths(core, 3, 2, 1, True, True) == [{"L0", "L1", "H0"}, {"L2", "L3", "H1"},
+                                                         {"L4", "L5", "H2"}]
+    assert measured_paths(core, 3, 2, 1, False, True) == [set(), set(), {"L4", "L5", "H2"}]
 
 
 def test_the_issue_cases_by_hand(core):

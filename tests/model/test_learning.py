@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from trainer.model import HRMMamba2LM
@@ -17,9 +18,10 @@ def progression_batch(gen: torch.Generator, vocab: int, b: int = 8, length: int 
     return ids, torch.full((b,), prompt), labels
 
 
-def test_loss_falls_with_hrm_and_auxiliaries_on(make_config):
+@pytest.mark.parametrize("design", ["pooled", "per_token"])
+def test_loss_falls_with_hrm_and_auxiliaries_on(make_config, design):
     torch.manual_seed(0)
-    cfg = make_config(vocab_size=12, n_layers=2, use_halting=True, deep_supervision=True)
+    cfg = make_config(vocab_size=12, n_layers=2, use_halting=True, deep_supervision=True, hrm_design=design)
     model = HRMMamba2LM(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)

@@ -25,6 +25,17 @@ def items(task: str, tier: int) -> tuple:
 def wrong_answers(item) -> list[str]:
     """Answers that must be rejected: near misses of the right one, in the task's own format."""
     task, answer, meta = item.task, item.answer, item.meta
+    if task == "bits":
+        digits = answer.split()
+        if answer in ("even", "odd"):
+            return ["odd" if answer == "even" else "even", f"{answer} {answer}"]
+        if meta["question"] == "mod3":
+            return [str((int(answer) + 1) % 3), str((int(answer) + 2) % 3)]
+        if meta["question"] == "count":
+            return [str(int(answer) + 1), str(int(answer) - 1)]
+        # multi-token answers: one digit flipped, one digit missing, one digit too many
+        flipped = digits[:-1] + [str(1 - int(digits[-1]))]
+        return [" ".join(flipped), " ".join(digits[1:]) or "0 0", f"{answer} 0"]
     if task == "counting" and answer in ("even", "odd"):
         return ["odd" if answer == "even" else "even"]
     if task == "lists" and answer.startswith("["):
@@ -116,10 +127,13 @@ def test_rows_are_ascii_end_in_the_answer_and_store_their_features(task):
     for tier in TIERS:
         for item in items(task, tier)[:300]:
             assert item.prompt.strip() and item.prompt.isascii()
-            assert item.target.isascii() and item.target.endswith(f"\n#### {item.answer}")
-            assert item.target.count("####") == 1 and "\n" not in item.answer
+            if TASKS[task].answer_only:
+                assert item.target == item.answer and item.features["steps"] == 0 and "####" not in item.target
+            else:
+                assert item.target.isascii() and item.target.endswith(f"\n#### {item.answer}")
+                assert item.target.count("####") == 1 and item.features["steps"] >= 1
+            assert "\n" not in item.answer
             assert item.features["level"] == tier == item.tier == item.meta["tier"]
-            assert item.features["steps"] >= 1
             assert all(isinstance(v, (int, float)) for v in item.features.values())
             assert set(TASKS[task].hardness) <= set(item.features)
             assert json.loads(json.dumps(item.meta)) == item.meta

@@ -39,7 +39,7 @@ def ablate(args: argparse.Namespace) -> int:
             spec.seeds = done
             jobs = [j for j in jobs if j.seed in done]
     else:
-        train_all(jobs, args.data_dir, parallel=args.jobs, say=say)
+        train_all(jobs, args.data_dir, parallel=args.jobs, say=say, threads=args.threads)
     root = data_root(args.data_dir)
     notes: list[str] = []
     items = None
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[1])
     p.add_argument("spec", help="ablation spec TOML (specs/ablation_hrm.toml)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at a time (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads per training run (default: usable cores // --jobs, at most $OMP_NUM_THREADS)")
     p.add_argument("--data_dir", "--data-dir", default=None, help="data root (default $HRM_DATA_DIR or ./data)")
     p.add_argument("--report-only", action="store_true", help="train nothing; fail if a run is unfinished")
     p.add_argument("--partial", action="store_true", help="with --report-only: use the seeds every arm has finished")
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
     if args.partial and not args.report_only:
         p.error("--partial goes with --report-only")
     args.argv = argv

@@ -42,7 +42,8 @@ def parameter_counts(model) -> dict[str, int]:
 def step_flops(model, batch_size: int, length: int, gate_scale: float) -> int:
     """FLOPs of one training step's forward + backward on a (batch_size, length) batch."""
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, model.cfg.vocab_size, (batch_size, length), generator=g)
+    device = next(model.parameters()).device  # evaluation may run on a GPU (spec [evaluation] device)
+    ids = torch.randint(3, model.cfg.vocab_size, (batch_size, length), generator=g).to(device)
     prompt_lens = torch.full((batch_size,), max(1, length // 4), dtype=torch.long)
     was_training = model.training
     model.train()

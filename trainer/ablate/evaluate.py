@@ -71,7 +71,7 @@ def _key(job: RunJob, suites: list[str], items_sha: str, spec: Spec) -> str:
     meta = json.loads((job.run_dir / "checkpoints" / "final.pt.meta.json").read_text())
     ev = spec.evaluation
     blob = json.dumps([meta.get("sha256"), suites, items_sha, ev.limit, ev.max_new_tokens, ev.arith_seed,
-                       ev.teacher_forced], default=str)
+                       ev.teacher_forced, ev.device], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -94,7 +94,7 @@ def evaluate_run(job: RunJob, spec: Spec, arith_items, data_dir: str | None, say
     from trainer.eval.suites.base import Options
 
     ev_opts = spec.evaluation
-    ev = load_evaluable(job.run_dir / "checkpoints" / "final.pt", data_dir=data_dir)
+    ev = load_evaluable(job.run_dir / "checkpoints" / "final.pt", data_dir=data_dir, device=ev_opts.device)
     out: dict[str, Any] = {"run": job.name, "arm": job.arm, "seed": job.seed, "step": ev.step, "suites": {}}
     for name in suites:
         if name == "arith":
@@ -129,7 +129,8 @@ def _item_verdicts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         flag = next((f for f in FLAGS if f in r), None)
         if flag is None or "id" not in r:
             continue
-        out.append({"id": r["id"], "group": r.get("task") or r.get("dataset") or "", "tier": r.get("tier"),
+        group = r.get("question") or r.get("task") or r.get("dataset") or ""  # bits: per question
+        out.append({"id": r["id"], "group": group, "tier": r.get("tier"),
                     "values": {"accuracy": float(bool(r[flag]))}})
     return out
 

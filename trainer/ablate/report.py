@@ -88,6 +88,8 @@ def build_report(spec: Spec, evals: dict[tuple[str, int], dict], notes: list[str
                       "final_halt_sum": float(np.mean([_last(r, "halt_sum_mean") for r in runs]))}
     gate = {arm: _gate_phases([evals[(arm, s)] for s in spec.seeds]) for arm in arms}
     return {"spec": str(spec.path), "spec_sha": spec.sha, "gate": gate, "command": command, "name": spec.name,
+            "gate_by_group": {arm: _suite_means([evals[(arm, s)] for s in spec.seeds], "gate/") for arm in arms},
+            "chance": _suite_means([evals[(spec.base, spec.seeds[0])]], "", suffix="/chance"),
             "base": spec.base, "arms": arms, "descriptions": {a.name: a.description for a in spec.arms},
             "seeds": spec.seeds, "notes": notes, "metrics": metrics, "costs": costs,
             "curves": {f"{arm}-s{s}": evals[(arm, s)]["training"]["curves"] for arm in arms for s in spec.seeds}}
@@ -110,6 +112,21 @@ def _gate_phases(runs: list[dict]) -> dict[str, Any]:
     return {"phases": list(PHASES), "gate_mean": at, "gate_max_end": float(np.mean(ends))}
 
 
+def _suite_means(runs: list[dict], prefix: str, suffix: str = "") -> dict[str, dict[str, float]]:
+    """suite -> {group: mean over runs} of the suite metrics ``<prefix><group><suffix>`` (the bits
+    suite's ``gate/<question>`` and ``<question>/chance``); groups a run lacks are left out."""
+    out: dict[str, dict[str, float]] = {}
+    for suite in runs[0]["suites"]:
+        keys = [k for k in runs[0]["suites"][suite]["metrics"] if k.startswith(prefix) and k.endswith(suffix)
+                and k.count("/") == 1]
+        for key in keys:
+            values = [r["suites"][suite]["metrics"].get(key) for r in runs]
+            if all(v is not None for v in values):
+                group = key[len(prefix):len(key) - len(suffix)]
+                out.setdefault(suite, {})[group] = float(np.mean(values))
+    return out
+
+
 def _last(run: dict, key: str, window: int = 3) -> float:
     rows = [r[key] for r in run["training"]["curves"]["train"] if r.get(key) is not None][-window:]
     return float(np.mean(rows)) if rows else 0.0
@@ -129,6 +146,33 @@ def _sig(e: dict) -> str:
     return "" if e["lo"] <= 0 <= e["hi"] else (" ▲" if e["lo"] > 0 else " ▼")
 
 
+def question_table(rep: dict[str, Any], suite: str = "bits") -> list[str]:
+    """One row per arm: exact match per question with its interval and the difference from the
+    base arm, then parameters, training FLOPs and gate μ per question (empty without the suite)."""
+    arms, base = rep["arms"], rep["base"]
+    pattern = re.compile(rf"^{re.escape(suite)}/([^/]+)/accuracy$")
+    questions = [m.group(1) for key in rep["metrics"] if (m := pattern.match(key))]
+    if not questions:
+        return []
+    chance = rep.get("chance", {}).get(suite, {})
+    head = " | ".join(f"{q} (chance {chance[q]:.3f})" if q in chance else q for q in questions)
+    lines = [f"| arm | {head} | params | train FLOPs | gate μ per question |",
+             "|---|" + "---|" * (len(questions) + 3)]
+    for arm in arms:
+        cells = []
+        for q in questions:
+            r = rep["metrics"][f"{suite}/{q}/accuracy"][arm]
+            cell = _ci(r["estimate"], 3)
+            if r["vs_base"] is not None:
+                cell += f"<br>Δ {_ci(r['vs_base'], 3)}{_sig(r['vs_base'])}"
+            cells.append(cell)
+        c = rep["costs"][arm]
+        gates = rep.get("gate_by_group", {}).get(arm, {}).get(suite, {})
+        gate = " / ".join(f"{q} {gates[q]:.3f}" for q in questions if q in gates) or "—"
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {c['params']:,} | {c['train_flops']:.3g} | {gate} |")
+    return lines
+
+
 def markdown(rep: dict[str, Any]) -> str:
     arms, base = rep["arms"], rep["base"]
     lines = [f"# Ablation `{rep['name']}`", "", f"`{rep['command']}`  (spec `{rep['spec']}`, sha {rep['spec_sha'][:12]})",
@@ -138,6 +182,9 @@ def markdown(rep: dict[str, Any]) -> str:
     if len(rep["seeds"]) < 2:
         lines += ["* One seed: item-level intervals hold the item term only; run-level metrics get none.", ""]
     lines += [f"* {n}" for n in rep["notes"]]
+    per_question = question_table(rep)
+    if per_question:
+        lines += ["", "## Exact match per question (bits holdout; Δ = arm − base, paired)", ""] + per_question
     lines += ["", "## Cost per arm (mean over seeds)", "",
               "| arm | params | HRM params | steps | samples | tokens | train FLOPs | vs base | s/run | gate μ (end) | halt Σ (end) |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -154,6 +201,18 @@ def markdown(rep: dict[str, Any]) -> str:
         g = rep["gate"][arm]
         lines.append(f"| {arm} | " + " | ".join(f"{v:.4f}" for v in g["gate_mean"]) +
                      f" | {g['gate_max_end']:.3f} | {rep['costs'][arm]['final_halt_sum']:.2f} |")
+    by_group = {arm: rep.get("gate_by_group", {}).get(arm, {}) for arm in arms}
+    suites = sorted({suite for g in by_group.values() for suite in g})
+    for suite in suites:
+        groups = list(dict.fromkeys(q for g in by_group.values() for q in g.get(suite, {})))
+        lines += ["", f"## Gate μ per question at the end of training ({suite} holdout prompts, mean over seeds)", "",
+                  "| arm | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+        for arm in arms:
+            mine = by_group[arm].get(suite, {})
+            lines.append(f"| {arm} | " + " | ".join(f"{mine[q]:.4f}" if q in mine else "—" for q in groups) + " |")
+    for suite, chances in rep.get("chance", {}).items():
+        lines += ["", f"Chance ({suite}: exact match of the best guess that knows only the length): " +
+                  ", ".join(f"{q} {v:.3f}" for q, v in chances.items()) + "."]
     headline = [m for m in rep["metrics"] if not _TIER.search(m)]
     lines += ["", "## Metrics", "", "| metric | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
     for m in headline:

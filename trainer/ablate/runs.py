@@ -7,7 +7,9 @@
 Each run is the trainer's own command in a child process, so an ablation run is exactly what a
 person would get typing it, and it resumes the same way: a run whose ``final.pt`` was written for
 the same arm manifest is skipped, and an interrupted one continues from its newest checkpoint.
-``--jobs N`` runs train side by side (2 cores: 1 or 2).
+``--jobs N`` runs train side by side (2 cores: 1 or 2), each child with ``--threads`` intra-op
+threads (default: the usable cores divided by N, capped by an ``OMP_NUM_THREADS`` the command was
+started with), so N children never ask for more threads than there are cores.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ class RunJob:
             return False
         try:
             return json.loads(config.read_text()).get("manifest_sha") == self.manifest_sha
+        except ValueError:
+            return False
+
+    def started(self) -> bool:
+        """Whether this run's trainer logged its start event, i.e. its data and plan are built."""
+        metrics = self.run_dir / "metrics.jsonl"
+        if not metrics.is_file():
+            return False
+        with open(metrics, "rb") as handle:
+            first = handle.readline()
+        try:
+            return first.endswith(b"\n") and json.loads(first).get("kind") == "event"
         except ValueError:
             return False
 
@@ -92,13 +106,45 @@ def plan_jobs(spec: Spec) -> list[RunJob]:
     return jobs
 
 
-def train_all(jobs: list[RunJob], data_dir: str | None, parallel: int = 1, say=print) -> dict[str, float]:
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_run(parallel: int, cores: int | None = None, environ: dict[str, str] | None = None) -> int:
+    """Intra-op threads for each of ``parallel`` children: ``cores // parallel`` (at least 1), never
+    more than an ``OMP_NUM_THREADS`` already set for this process (a caller's cap wins)."""
+    cores = usable_cores() if cores is None else cores
+    threads = max(1, cores // max(1, parallel))
+    outer = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "")
+    if outer.strip().isdigit() and int(outer) >= 1:
+        threads = min(threads, int(outer))
+    return threads
+
+
+def child_env(threads: int) -> dict[str, str]:
+    """This process's environment with every BLAS/OpenMP pool of the child set to ``threads``
+    (torch sizes its intra-op pool from ``OMP_NUM_THREADS`` at start-up)."""
+    env = os.environ.copy()
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    return env
+
+
+def train_all(jobs: list[RunJob], data_dir: str | None, parallel: int = 1, say=print,
+              threads: int | None = None) -> dict[str, float]:
     """Train the unfinished runs, up to ``parallel`` at a time; returns seconds per run trained now.
 
-    Children must not race to build the same thing: while nothing has finished, the first run
-    trains alone (it may train the tokenizer and build the sources); after that a run starts
-    beside another of the same ``[data]`` only once one of that data has finished (its plan exists).
+    Children must not race to build the same thing: until some run has logged its start event
+    (written once its tokenizer, sources and plan exist), the first run trains alone; after that a
+    run starts beside another of the same ``[data]`` only once one of that data has started.
+    Each child gets ``threads`` threads (default :func:`threads_per_run`).
     """
+    env = child_env(threads or threads_per_run(parallel))
     todo = [j for j in jobs if not j.finished()]
     for j in jobs:
         if j not in todo:
@@ -114,10 +160,13 @@ def train_all(jobs: list[RunJob], data_dir: str | None, parallel: int = 1, say=p
             if len(running) >= parallel or alone or (job.data_key in busy and job.data_key not in built):
                 continue
             todo.remove(job)
-            running.append(_start(job, data_dir, say))
+            running.append(_start(job, data_dir, say, env))
             if not built:
                 break
         time.sleep(0.5)
+        for entry in running:
+            if entry[0].data_key not in built and entry[0].started():
+                built.add(entry[0].data_key)  # its plan exists: runs of the same data may start
         for entry in list(running):
             job, handle, t0, proc = entry
             if proc.poll() is None:
@@ -137,9 +186,9 @@ def train_all(jobs: list[RunJob], data_dir: str | None, parallel: int = 1, say=p
     return seconds
 
 
-def _start(job: RunJob, data_dir: str | None, say):
+def _start(job: RunJob, data_dir: str | None, say, env: dict[str, str]):
     job.log.parent.mkdir(parents=True, exist_ok=True)
-    say(f"{job.name}: training ({' '.join(job.command(data_dir)[1:])})")
+    say(f"{job.name}: training ({' '.join(job.command(data_dir)[1:])}; {env['OMP_NUM_THREADS']} threads)")
     handle = open(job.log, "ab")
-    proc = subprocess.Popen(job.command(data_dir), stdout=handle, stderr=subprocess.STDOUT, env=os.environ.copy())
+    proc = subprocess.Popen(job.command(data_dir), stdout=handle, stderr=subprocess.STDOUT, env=env)
     return job, handle, time.perf_counter(), proc

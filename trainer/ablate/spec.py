@@ -89,6 +89,7 @@ class Evaluation(_Strict):
     arith_tasks: Optional[list[str]] = None
     arith_seed: Optional[int] = None
     teacher_forced: bool = True  # with arith: target NLL and token accuracy per item (teacher.py)
+    device: str = "cpu"  # where final.pt is evaluated (cpu, cuda, cuda:N); the runs train on [train] device
 
     @field_validator("suites")
     @classmethod

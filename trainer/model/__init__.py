@@ -10,12 +10,18 @@ Files, one concept each:
     mamba2.py    Mamba2 mixer (full sequence + one-token step); kernels.py: optional mamba_ssm path
     decoder.py   embedding, residual Mamba2 layers, tied LM head
     pool.py      the HRM's input: attention pooling over prompt positions only
-    hrm.py       H and L modules over latent slots, one-step gradient
+    hrm.py       H and L modules over latent slots, one-step gradient; the shared H x L schedule
+    token_hrm.py hrm_design = "per_token": a latent per answer position re-reading the prompt
     bridge.py    zero-initialised memory projection, gate head, where memory enters
     halting.py   per-cycle halting probabilities, distribution, penalty
     sampling.py  greedy / temperature / top-k / top-p
     lm.py        HRMMamba2LM: forward (separate loss terms + diagnostics), prefill/step, generate()
     summary.py   parameter counts per component
+
+Designs (``hrm_design``): "pooled" (default, the diagram above: one memory vector per sequence)
+and "per_token" (token_hrm.py: the HRM runs once per position t >= prompt_len - 1 from that
+position's bridge-layer state, re-reading the prompt by cross-attention in every block, and adds
+its own memory there). Both keep the gate, halting, deep supervision and the gradient rule below.
 
 Decisions the trainer relies on:
 * Memory enters at positions t >= prompt_len - 1 and is a function of prompt tokens only, so no

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+HRM_DESIGNS = ("pooled", "per_token")
+
 
 @dataclass
 class ModelConfig:
@@ -37,6 +39,9 @@ class ModelConfig:
     use_kernels: bool = True  # mamba_ssm fused kernels when installed and tensors are on CUDA
     # HRM core
     hrm_enabled: bool = True
+    # "pooled": slots pooled once from the prompt, one memory vector per sequence (the seed design);
+    # "per_token": a latent per position that re-reads the prompt every update (docs/training.md)
+    hrm_design: str = "pooled"
     d_hrm: int = 128
     hrm_slots: int = 4
     hrm_heads: int = 4
@@ -45,6 +50,8 @@ class ModelConfig:
     h_cycles: int = 2
     l_steps: int = 2
     hrm_bptt_steps: int = 1  # last n L and n H updates carry gradient; 1 = HRM one-step rule
+    # TRM: every L update of a cycle whose H update carries gradient carries it too
+    hrm_whole_cycle_grad: bool = False
     bridge_layer: int = -1  # decoder layer whose input receives the memory; -1 = n_layers // 2
     # auxiliary objectives
     deep_supervision: bool = False
@@ -94,6 +101,8 @@ class ModelConfig:
              f"bridge_layer={self.bridge_layer} must be -1 or in [0, n_layers={self.n_layers})")
         need(0 <= self.output_vocab <= self.vocab_size,
              f"output_vocab={self.output_vocab} must be in [0, vocab_size={self.vocab_size}]")
+        need(self.hrm_design in HRM_DESIGNS,
+             f"hrm_design={self.hrm_design!r} must be one of {', '.join(HRM_DESIGNS)}")
         need(0 < self.dt_min <= self.dt_max, "need 0 < dt_min <= dt_max")
         need(0 < self.a_init_min <= self.a_init_max, "need 0 < a_init_min <= a_init_max")
         need(self.ds_weight >= 0 and self.halting_weight >= 0, "loss weights must be >= 0")

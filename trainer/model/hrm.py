@@ -19,7 +19,7 @@ learned: no parameter depends on the number of cycles, and none sits unused unde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -94,31 +94,49 @@ class HRMCore(nn.Module):
         self.register_buffer("z_H_init", init[1].clone())
 
     def cycles(self, injection: torch.Tensor, h_cycles: int, l_steps: int, bptt_steps: int = 1,
-               every_cycle: bool = False) -> Iterator[torch.Tensor]:
-        """Yields z_H after each cycle. The caller may stop early (halting at inference).
-
-        ``every_cycle``: each yielded state carries its own one-step gradient (segments): the
-        state handed to cycle c is detached unless the BPTT tail (the last ``bptt_steps`` L
-        updates) starts before cycle c. Which module applications lie on each yielded state's
-        autograd path is spelled out, for a grid of settings, in tests/model/test_hrm_segments.py.
-        """
+               every_cycle: bool = False, whole_cycle: bool = False) -> Iterator[torch.Tensor]:
+        """Yields z_H after each cycle (see :func:`recurrence` for the gradient rule)."""
         b = injection.shape[0]
         dtype = injection.dtype
         z_L = self.z_L_init.to(dtype).expand(b, -1, -1)
         z_H = self.z_H_init.to(dtype).expand(b, -1, -1)
-        grad = torch.is_grad_enabled()
-        total_l = h_cycles * l_steps
-        for cycle in range(h_cycles):
-            if every_cycle and cycle * l_steps <= total_l - bptt_steps:
-                # segment boundary: no L update before this cycle is among the last bptt_steps,
-                # so nothing earlier may reach this cycle's state
-                z_L, z_H = z_L.detach(), z_H.detach()
-            for step in range(l_steps):
-                index = cycle * l_steps + step
-                with_grad = index >= total_l - bptt_steps or (every_cycle and step == l_steps - 1)
-                with torch.set_grad_enabled(grad and with_grad):
-                    z_L = self.L(z_L, z_H + injection)
-            with_grad = cycle >= h_cycles - bptt_steps or every_cycle
+        yield from recurrence(lambda z_l, z_h: self.L(z_l, z_h + injection), self.H, z_L, z_H,
+                              h_cycles, l_steps, bptt_steps, every_cycle, whole_cycle)
+
+
+def recurrence(update_L: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               update_H: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               z_L: torch.Tensor, z_H: torch.Tensor, h_cycles: int, l_steps: int,
+               bptt_steps: int = 1, every_cycle: bool = False,
+               whole_cycle: bool = False) -> Iterator[torch.Tensor]:
+    """The H x L schedule and its gradient rule, shared by every HRM design:
+    ``z_L = update_L(z_L, z_H)`` l_steps times, then ``z_H = update_H(z_H, z_L)``; yields z_H
+    after each cycle. The caller may stop early (halting at inference).
+
+    ``every_cycle``: each yielded state carries its own one-step gradient (segments): the
+    state handed to cycle c is detached unless the BPTT tail (the last ``bptt_steps`` L
+    updates) starts before cycle c. Which module applications lie on each yielded state's
+    autograd path is spelled out, for a grid of settings, in tests/model/test_hrm_segments.py.
+
+    ``whole_cycle`` (TRM's rule, arXiv 2510.04871: backpropagate through one whole recursion):
+    in every cycle whose H update carries gradient, every L update of that cycle carries it too,
+    not only the last. With segments this is TRM's deep supervision: the detached state is
+    carried to the next supervised cycle and the gradient runs through the whole cycle.
+    """
+    grad = torch.is_grad_enabled()
+    total_l = h_cycles * l_steps
+    for cycle in range(h_cycles):
+        h_grad = cycle >= h_cycles - bptt_steps or every_cycle
+        if every_cycle and cycle * l_steps <= total_l - bptt_steps:
+            # segment boundary: no L update before this cycle is among the last bptt_steps,
+            # so nothing earlier may reach this cycle's state
+            z_L, z_H = z_L.detach(), z_H.detach()
+        for step in range(l_steps):
+            index = cycle * l_steps + step
+            with_grad = (index >= total_l - bptt_steps or (every_cycle and step == l_steps - 1)
+                         or (whole_cycle and h_grad))
             with torch.set_grad_enabled(grad and with_grad):
-                z_H = self.H(z_H, z_L)
-            yield z_H
+                z_L = update_L(z_L, z_H)
+        with torch.set_grad_enabled(grad and h_grad):
+            z_H = update_H(z_H, z_L)
+        yield z_H

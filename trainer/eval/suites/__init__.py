@@ -7,6 +7,7 @@ with reference answers instead of a model (the oracle path runs the same code as
     science_qa.py evaluate(items, generate_fn)          choice accuracy, BLEU / ROUGE-L of the rationale
     ppl.py       evaluate(windows, nll_fn, token_bytes) perplexity and bits per byte
     halting.py   evaluate(items, probe_fn)              halt Σ and expected cycles per tier
+    bits.py      evaluate(items, generate_fn, probe_fn) the HRM test bed: exact match per question and length, gate μ
 
 and ``run(ev, sources, options)``, which loads the data, builds the model's function and calls
 ``evaluate``. ``generate_fn(prompts) -> texts``. Importing this package loads no model code.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-SUITE_NAMES: tuple[str, ...] = ("ppl", "gsm8k", "arith", "code", "science_qa", "halting")
+SUITE_NAMES: tuple[str, ...] = ("ppl", "gsm8k", "arith", "code", "science_qa", "halting", "bits")
 ALIASES = {"scienceqa": "science_qa"}
 
 __all__ = ["SUITE_NAMES", "get_suite", "parse_suites"]

@@ -88,8 +88,11 @@ def model_probe(ev, batch_size: int = 32, progress=None) -> ProbeFn:
                 readout = model.read_hrm(h, lens, ev.gate_scale)
                 gate = readout.gate.float().cpu().tolist()
                 if readout.halt_probs is not None:
-                    sums = readout.halt_probs.double().sum(1).cpu().tolist()
-                    dist = readout.halt_dist.double()
+                    probs, dist = readout.halt_probs.double(), readout.halt_dist.double()
+                    if probs.dim() == 3:  # per_token: the position that predicts the first answer token
+                        rows = torch.arange(len(chunk), device=probs.device)
+                        probs, dist = probs[rows, lens - 1], dist[rows, lens - 1]
+                    sums = probs.sum(1).cpu().tolist()
                     cycles = expected_cycles(dist).cpu().tolist()
                     dists = dist.cpu().tolist()
                 else:
