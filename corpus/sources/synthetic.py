@@ -69,8 +69,12 @@ class SyntheticSource(Source):
         count, tiers, seed = self._settings()
         if limit is not None:
             count = min(count, limit)
-        for item in iter_items(self.task, count, tiers, seed):
+        for item in iter_items(self.task, count, tiers, seed, impl=self._task_impl()):
             yield RawRecord(f"{self.name}#{item.native_id}", item)
+
+    def _task_impl(self):
+        """A configured task instance to draw from, or None for the registry's (a task with options)."""
+        return None
 
     def normalize(self, record: RawRecord) -> Example:
         item: Item = record.data
@@ -112,15 +116,8 @@ class SyntheticBits(SOURCES["synthetic:bits"]):  # type: ignore[misc,valid-type]
     def options(self) -> dict[str, Any]:
         return {**super().options(), "questions": list(self._questions())}
 
-    def records(self, paths: list[str] | None, split: str, limit: int | None) -> Iterator[RawRecord]:
-        if paths:
-            raise UserError(f"{self.name} generates its data; it takes no --from")
-        count, tiers, seed = self._settings()
-        if limit is not None:
-            count = min(count, limit)
-        impl = Bits(self._questions())
-        for item in iter_items(self.task, count, tiers, seed, impl=impl):
-            yield RawRecord(f"{self.name}#{item.native_id}", item)
+    def _task_impl(self) -> Bits:
+        return Bits(self._questions())
 
 
 SOURCES[SyntheticBits.name] = SyntheticBits
