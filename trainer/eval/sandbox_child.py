@@ -654,9 +654,9 @@ def _load_judge_module():
     return module
 
 
-def judged_run(config: dict, root: str, source: str, judge_fd: int, memory_counted: bool) -> None:
+def judged_run(config: dict, root: str, source: str, judge_fd: int, memory_counted: bool,
+               judge_module) -> None:
     """Fork the program's process; this (leader) process becomes the judge. Exits."""
-    judge_module = _load_judge_module()
     to_program_r, to_program_w = os.pipe()
     to_judge_r, to_judge_w = os.pipe()
     report = config["report"]
@@ -729,6 +729,9 @@ def main(argv: list[str]) -> None:
         nonce = os.read(config["proof_in"], 64)
         os.close(config["proof_in"])
         proof = (config["proof_out"], nonce)
+    # Loaded before the filesystem is confined: the project's own directory may sit under a
+    # private ancestor (a 0700 checkout or temp dir) that the confinement covers.
+    judge_module = _load_judge_module() if "judge" in config else None
     memory_counted = False
     if config.get("cgroup"):
         try:  # before the filesystem turns read-only (cgroupfs included)
@@ -763,7 +766,7 @@ def main(argv: list[str]) -> None:
         except OSError as exc:
             _setup_error(f"cannot install the seccomp filter: {exc}")
     if "judge" in config:
-        judged_run(config, root, source, config["judge"], memory_counted)  # exits
+        judged_run(config, root, source, config["judge"], memory_counted, judge_module)  # exits
     if config.get("guard", True):
         install_guard(root)
     if _REPORT_FD is not None:  # closed before the program exists: it cannot fake a setup error
