@@ -1,8 +1,8 @@
 """``python -m trainer.plot RUN [RUN ...]``: PNG plots of runs' ``metrics.jsonl``.
 
 One run: ``RUN/plots/{loss,val_loss,lr,gate,halt}.png`` (+ ``dev_<suite>.png``), titled with the
-tokens seen and the ETA of the last log line. The trainer calls :func:`plot_run` at every
-validation too. Several runs (stage A, B, C, or ablation arms): :func:`plot_overlay` draws them on
+tokens seen and the ETA of the last log line. The trainer calls :func:`plot_run` at validations
+too (at most once a minute) and at the end of a run. Several runs (stage A, B, C, or ablation arms): :func:`plot_overlay` draws them on
 one set of axes per quantity, one colour per run, in ``--out`` (default ``RUNS_DIR/compare``).
 matplotlib with the Agg backend: no display needed.
 """

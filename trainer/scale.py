@@ -1,6 +1,7 @@
 """``--scale smoke``: a stage manifest run end to end in minutes on a laptop CPU, its shape intact.
 
-What stays: the sources and weights, tier schedules, auxiliary losses, optimizer, precision,
+What stays: the sources and weights, tier schedules, auxiliary losses, optimizer, precision
+(except bf16 on a CPU without native bf16, which runs as fp32: emulated bf16 is ~10x slower),
 lr scheduler, patience, the ``init_from`` chain. What shrinks, together, by one factor
 ``f = steps / manifest steps``::
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corpus.errors import UserError
+from trainer.hardware import cpu_has_native_bf16, runs_on_cpu
 
 SCALES = ("smoke",)
 
@@ -96,6 +98,9 @@ def scale_tables(tables: dict[str, Any], scale: Scale, flags: dict[str, Any], da
     put(train, "train", "max_seq_len", min(int(train.get("max_seq_len") or d.get("max_seq_len", scale.max_seq_len)),
                                            scale.max_seq_len))
     put(train, "train", "dataset_workers", min(int(train.get("dataset_workers", 0)), scale.dataset_workers))
+    if train.get("mixed_precision") == "bf16" and runs_on_cpu(str(flags.get("device") or train.get("device", "auto"))) \
+            and not cpu_has_native_bf16():
+        put(train, "train", "mixed_precision", "none")  # emulated bf16 would be most of a smoke run's time
     for key in SUFFIX_KEYS:
         name = train.get(key) if key != "run_name" else (train.get("run_name") or tables.get("run", {}).get("name"))
         if name and "/" not in str(name) and not str(name).endswith(f"-{scale.name}"):

@@ -131,7 +131,7 @@ class Session:
             from trainer.eval.dev import run_dev_evals  # [eval] dev_suites; nothing when empty
 
             run_dev_evals(self, step, gate)
-            self._plot()
+            self._plot(throttle=True)
         return stop
 
     def save_checkpoint(self, step: int, stopped: bool = False, final: bool = False,
@@ -191,8 +191,20 @@ class Session:
             **self.data.tokenizer.files("tokenizer.json"),
         })
 
-    def _plot(self) -> None:
+    PLOT_INTERVAL_S = 60.0  # at most one refresh a minute while training; drawing 8 PNGs takes ~1-3 s on a CPU
+
+    def _plot(self, throttle: bool = False) -> None:
+        """Redraw the run's plots; during training at most once per PLOT_INTERVAL_S (the end always)."""
         from trainer.plot import plot_run
+
+        now, last = time.monotonic(), getattr(self, "_plotted_at", None)
+        if throttle and last is not None and now - last < self.PLOT_INTERVAL_S:
+            return
+        self._plotted_at = now
+        try:
+            plot_run(self.cfg.run_dir)
+        except UserError:
+            pass
 
         try:
             plot_run(self.cfg.run_dir)
@@ -316,6 +328,12 @@ def start(cfg: RunConfig) -> Session | None:
     imported = adopt_import(cfg)  # init_from a pretrained import: its tokenizer and architecture
     for note in cfg.notes:
         say(note)
+    if device.type == "cpu" and t.mixed_precision == "bf16":
+        from trainer.hardware import cpu_has_native_bf16
+
+        if not cpu_has_native_bf16():
+            say("note: mixed_precision bf16 on a CPU without native bf16 (no AVX512-BF16/AMX) is emulated, "
+                "about 10x slower than fp32 here; --mixed_precision none trains in fp32")
     if world.is_main and not t.dry_run:  # one writer per run directory, for the life of the run
         from corpus.dirlock import hold, reclaim_temp_files
 
