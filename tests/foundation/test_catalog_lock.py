@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -18,13 +19,16 @@ with Catalog(Path(sys.argv[1])).connect(read_only=read_only) as con:
     if not read_only:
         con.execute("INSERT INTO quarantine VALUES ('holder', 'x', 'ref', NULL, 'held')")
     print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
+    if float(sys.argv[2]) > 0:
+        time.sleep(float(sys.argv[2]))
+    else:
+        sys.stdin.readline()  # held until the test says release (a line or EOF): load cannot reorder it
 """
 
 
 def _hold(root, seconds, read_only=False):
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root), str(seconds), *(["ro"] if read_only else [])],
-                            stdout=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stdin=subprocess.PIPE,
                             text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -38,13 +42,24 @@ def test_second_writer_waits_and_registers(tmp_path, tokenizer_path):
     root = tmp_path / "data"
     Catalog(root).query("SELECT 1")  # create and migrate
     src = write_jsonl(tmp_path / "a.jsonl", _records())
-    holder = _hold(root, 3)
+    holder = _hold(root, 0)  # until released below
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HRM_CATALOG_TIMEOUT": "60"}
+    builder = subprocess.Popen([sys.executable, "-m", "corpus.build", "gsm8k", "--from", str(src), "--tokenizer",
+                                str(tokenizer_path), "--data-dir", str(root)], stderr=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    waiting = []
+    for line in builder.stderr:  # the builder says it waits, then the holder lets go
+        waiting.append(line)
+        if "is locked by another process" in line:
+            break
     started = time.monotonic()
-    proc = run_cli("corpus.build", "gsm8k", "--from", str(src), "--tokenizer", str(tokenizer_path),
-                   "--data-dir", str(root), env={"HRM_CATALOG_TIMEOUT": "60"})
+    time.sleep(1.0)
+    holder.stdin.close()
     holder.wait(timeout=30)
+    out, rest = builder.communicate(timeout=120)
+    proc = subprocess.CompletedProcess(builder.args, builder.returncode, out, "".join(waiting) + rest)
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - started >= 2.0  # it really waited for the holder
+    assert time.monotonic() - started >= 1.0  # it really waited for the holder
     # and said so after a second: who holds the lock, how long it will retry, when it got it
     assert f"is locked by another process, pid {holder.pid} (" in proc.stderr
     assert "retrying for up to 60 s (HRM_CATALOG_TIMEOUT)" in proc.stderr and "got it after" in proc.stderr
