@@ -107,6 +107,19 @@ def test_outcomes_are_classified():
     assert exited.status == "exited" and not exited.passed  # leaving early is not passing
 
 
+def test_installed_packages_import_but_no_pth_file_runs():
+    """The sandbox starts with -S: site-packages are on the path, their .pth start-up hooks are not run."""
+    program = textwrap.dedent("""
+        import sys
+        import numpy
+        assert numpy.zeros(3).sum() == 0
+        assert not any("__editable__" in name for name in sys.modules), "a .pth hook ran"
+        assert "site" not in sys.modules
+    """)
+    result = _run(program)
+    assert result.status == "passed", (result.status, result.detail, result.stderr[-500:])
+
+
 def test_work_inside_the_temporary_directory_is_allowed():
     result = _run(
         """

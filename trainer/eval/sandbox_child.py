@@ -1,6 +1,6 @@
 """The trusted first stage inside a sandboxed process (see ``sandbox.py`` for the whole picture).
 
-``sandbox.run_python`` starts ``python -I -B sandbox_child.py key=value ...`` in a fresh session
+``sandbox.run_python`` starts ``python -I -S -B sandbox_child.py key=value ... site=DIRS`` in a fresh session
 with the temporary directory as its working directory. Before one line of the untrusted program
 runs, this stage, in this order:
 
@@ -717,6 +717,8 @@ def main(argv: list[str]) -> None:
     global _REPORT_FD
     config = parse_config(argv[1:])
     _REPORT_FD = config.get("report")
+    if config.get("site"):  # started with -S: the installed packages, without running any .pth file
+        sys.path.extend(d for d in config["site"].split(os.pathsep) if d not in sys.path)
     root = os.getcwd()
     try:
         with open(os.path.join(root, config["program"]), encoding="utf-8") as f:
