@@ -187,7 +187,7 @@ def test_concurrent_readers_on_one_node_download_once(bucket, tmp_path):
     assert again == paths[0] and DOWNLOADS["objects"] - before + sum(counts) == 1
 
 
-def test_interrupted_upload_leaves_nothing_registered(s3_server, tmp_path):
+def test_interrupted_upload_leaves_nothing_registered(remote, tmp_path, monkeypatch):
     """A build whose upload fails (no bucket yet), then one interrupted mid-way (a file vanished
     after some objects went up): the version is in no manifest and not registered remotely;
     the next build completes it, registered exactly once."""
@@ -196,12 +196,9 @@ def test_interrupted_upload_leaves_nothing_registered(s3_server, tmp_path):
     name = f"late-{uuid.uuid4().hex[:10]}"
     url = f"s3://{name}/p"
     cache = tmp_path / "cache"
-    tokenizer_manifest = tmp_path / "tiny.toml"
-    tokenizer_manifest.write_text(DATA.format(seed=0) + TRAINER)
     build = ("corpus.build", "synthetic:arith", "--count", "60", "--tiers", "0-1", "--data-dir", url, "--quiet",
              "--max-bad-ratio", "0.5")
-    tok = tmp_path / "tok.json"
-    ok(run("corpus.tokenizer", "train", "--synthetic", "200", "--vocab-size", "300", "--out", str(tok), cache=cache))
+    tok = remote["root"] / "tokenizers" / "tiny.json"
     failed = run(*build, "--tokenizer", str(tok), cache=cache)
     assert failed.returncode != 0
     assert len([line for line in failed.stderr.splitlines() if line.strip()]) == 1, failed.stderr
@@ -218,17 +215,14 @@ def test_interrupted_upload_leaves_nothing_registered(s3_server, tmp_path):
     from corpus.errors import UserError
     from corpus.storage import publish_remote
 
-    os.environ["HRM_CACHE"] = str(cache)
-    try:
-        with pytest.raises(UserError, match="nothing was registered"):
-            publish_remote(root, catalog, vid)
-        uploaded = keys(name, "p/")
-        assert any(k.startswith("p/objects/") for k in uploaded)  # some objects went up ...
-        assert not any(k.startswith("p/versions/") for k in uploaded)  # ... but no manifest
-        assert catalog.query("SELECT count(*) FROM remote_versions", read_only=True)[0][0] == 0
-        os.replace(moved, root / last)
-    finally:
-        os.environ.pop("HRM_CACHE")
+    monkeypatch.setenv("HRM_CACHE", str(cache))
+    with pytest.raises(UserError, match="nothing was registered"):
+        publish_remote(root, catalog, vid)
+    uploaded = keys(name, "p/")
+    assert any(k.startswith("p/objects/") for k in uploaded)  # some objects went up ...
+    assert not any(k.startswith("p/versions/") for k in uploaded)  # ... but no manifest
+    assert catalog.query("SELECT count(*) FROM remote_versions", read_only=True)[0][0] == 0
+    os.replace(moved, root / last)
     again = ok(run(*build, "--tokenizer", str(tok), cache=cache))
     assert "already built" in again.stdout
     assert catalog.query("SELECT version FROM remote_versions", read_only=True) == [(vid,)]
