@@ -131,6 +131,7 @@ class PlanFetcher:
         self._order: dict[str, list[Path]] = {}
         self._ahead: set[Path] = set()
         self._pool: ThreadPoolExecutor | None = None
+        self._pending: list = []
 
     def ensure(self, path: Path) -> None:
         record = self.records.get(str(path))
@@ -161,7 +162,13 @@ class PlanFetcher:
                 self._ahead.add(nxt)
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-prefetch")
-                self._pool.submit(self._quietly, nxt)
+                self._pending = [f for f in self._pending if not f.done()]
+                self._pending.append(self._pool.submit(self._quietly, nxt))
+
+    def wait(self) -> None:
+        """Until the shards being fetched ahead are here (tests, benchmarks)."""
+        for future in list(self._pending):
+            future.result()
 
     def _quietly(self, parquet: Path) -> None:
         try:

@@ -119,6 +119,7 @@ def test_verify_then_flipped_byte_is_refused_naming_the_key(remote, tmp_path):
         client.put_object(Bucket=remote["bucket"], Key=key, Body=bytes(body))
 
 
+@pytest.mark.slow
 def test_training_on_another_node_reads_through_its_cache(remote):
     node = remote["base"] / "node2-cache"
     trained = ok(run("trainer.run", str(remote["manifest"]), "--data_dir", remote["url"], "--runs_dir",
@@ -136,6 +137,45 @@ def test_training_on_another_node_reads_through_its_cache(remote):
     from corpus.atomic import sha256_file
 
     assert all(sha256_file(Path(os.readlink(p))) == Path(os.readlink(p)).name for p in linked)
+
+
+def test_plan_reader_fetches_in_plan_order_then_reads_the_cache(remote, tmp_path, monkeypatch):
+    """In process, a third node: opening the first shard fetches the next ones of the plan's order
+    in the background; every batch equals the driver's; a second reader downloads nothing."""
+    import numpy as np
+
+    from corpus.catalog import Catalog
+    from corpus.mixing import PlanReader, open_plan
+    from corpus.paths import data_root
+    from corpus.storage.fetch import DOWNLOADS
+
+    monkeypatch.setenv("HRM_CACHE", str(tmp_path / "node3"))
+    monkeypatch.setenv("HRM_PREFETCH_SHARDS", "1")
+    root = data_root(remote["url"])
+    assert root == tmp_path / "node3" / "roots" / remote["bucket"] / "corpus"
+    plan_id = Catalog(root).query("SELECT id FROM mixes", read_only=True)[0][0]
+    plan = open_plan(root, plan_id, verify="quick")
+    assert not list((tmp_path / "node3" / "objects").rglob("*.npy"))  # nothing but plan and tokenizer yet
+    start = DOWNLOADS["objects"]
+    PlanReader(plan, "train").take(1)
+    plan.fetch.wait()
+    order = plan.fetch._order["train"]
+    assert len(order) >= 2
+    fetched = [p for p in order if p.is_symlink()]
+    assert fetched == order[:2]  # the shard read, and one ahead in plan order (HRM_PREFETCH_SHARDS=1)
+    assert DOWNLOADS["objects"] - start == 6  # parquet + two sidecars of each, once
+
+    driver_plan = open_plan(remote["root"], plan_id, verify="none")
+    for split in ("train", "val"):
+        ours = list(PlanReader(plan, split).iter_batches(4, 192))
+        theirs = list(PlanReader(driver_plan, split).iter_batches(4, 192))
+        assert len(ours) == len(theirs) > 0
+        assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(ours, theirs))
+    plan.fetch.wait()
+    after_first = DOWNLOADS["objects"]
+    again = open_plan(root, plan_id, verify="none")  # a second reader on this node: the cache
+    sum(int(b.lengths.sum()) for b in PlanReader(again, "train").iter_batches(4, 192))
+    assert DOWNLOADS["objects"] == after_first
 
 
 def _put_object(remote_url: str, data: bytes) -> str:
