@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if remote is not None:  # an s3:// root: the objects in the bucket are the data (docs/storage.md)
             from corpus.storage.remote_verify import verify_remote
 
-            checked, problems = verify_remote(catalog, remote, args.version, args.workers or 8)
+            checked, problems = verify_remote(catalog, remote, args.version, args.workers or 8, args.role)
             what = f"objects in {remote.url}"
         else:
             checked, problems = verify(root, catalog, args.role, args.version, args.workers, sys.stderr.isatty())

@@ -34,8 +34,8 @@ def remote_problem(fs, remote: RemoteRoot, entry: dict, hash_it: bool = True) ->
     return None
 
 
-def verify_remote(catalog, remote: RemoteRoot, versions: list[str] | None = None,
-                  workers: int = 8) -> tuple[int, list[str]]:
+def verify_remote(catalog, remote: RemoteRoot, versions: list[str] | None = None, workers: int = 8,
+                  roles: list[str] | None = None) -> tuple[int, list[str]]:
     """(objects checked, problems) over the remote root's registered versions and plans."""
     fs = filesystem()
     rows = catalog.query_dicts("SELECT version, manifest_key, manifest FROM remote_versions WHERE remote = ? "
@@ -48,6 +48,8 @@ def verify_remote(catalog, remote: RemoteRoot, versions: list[str] | None = None
         if not fs.exists(row["manifest_key"]):
             problems.append(f"s3://{row['manifest_key']}: manifest of {row['version']} missing from the bucket")
         for entry in json.loads(row["manifest"])["files"]:
+            if roles and entry["role"] not in roles:
+                continue
             entries.setdefault(entry["sha256"], entry)  # one object may serve several versions
     with ThreadPoolExecutor(workers) as pool:
         problems += [why for why in pool.map(lambda e: remote_problem(fs, remote, e), entries.values()) if why]
