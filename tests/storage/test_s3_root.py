@@ -5,6 +5,7 @@ interrupted upload leaving nothing registered; one download per node for concurr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -35,6 +36,20 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return result
 
 
+@contextlib.contextmanager
+def node(cache: Path):
+    """This process as the node whose cache is ``cache``."""
+    saved = os.environ.get("HRM_CACHE")
+    os.environ["HRM_CACHE"] = str(cache)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HRM_CACHE")
+        else:
+            os.environ["HRM_CACHE"] = saved
+
+
 @pytest.fixture(scope="module")
 def remote(s3_server, tmp_path_factory):
     """The driver's work: the tiny trainer manifest mixed (tokenizer trained, two synthetic sources
@@ -47,15 +62,18 @@ def remote(s3_server, tmp_path_factory):
     manifest = base / "tiny.toml"
     manifest.write_text(DATA.format(seed=0) + TRAINER)
     driver = base / "driver-cache"
-    mixed = ok(run("corpus.mix", str(manifest), "--data-dir", url, cache=driver, timeout=600))
     records = [{"prompt": f"what is {i} plus {i}?", "answer": str(2 * i), "id": f"q{i}"} for i in range(60)]
     client.put_object(Bucket=name, Key="inputs/qa.jsonl", Body="".join(json.dumps(r) + "\n" for r in records).encode())
     root = driver / "roots" / name / "corpus"
-    built = ok(run("corpus.build", "jsonl", "--from", f"s3://{name}/inputs/qa.jsonl", "--target-field", "answer",
-                   "--id-field", "id", "--name", "qa", "--data-dir", url, "--quiet",
-                   "--tokenizer", str(root / "tokenizers" / "tiny.json"), cache=driver))
-    return {"bucket": name, "url": url, "base": base, "manifest": manifest, "driver": driver, "root": root,
-            "mix_out": mixed.stdout + mixed.stderr, "build_out": built.stdout + built.stderr}
+    with node(driver):  # in process, as the other suites build (each command as its CLI runs it)
+        from corpus.build import main as build
+        from corpus.mix import main as mix
+
+        assert mix([str(manifest), "--data-dir", url]) == 0
+        assert build(["jsonl", "--from", f"s3://{name}/inputs/qa.jsonl", "--target-field", "answer", "--id-field",
+                      "id", "--name", "qa", "--data-dir", url, "--quiet",
+                      "--tokenizer", str(root / "tokenizers" / "tiny.json")]) == 0
+    return {"bucket": name, "url": url, "base": base, "manifest": manifest, "driver": driver, "root": root}
 
 
 def keys(bucket: str, prefix: str = "") -> list[str]:
@@ -87,8 +105,12 @@ def test_remote_root_layout_and_registration(remote):
     assert "qa" in {r[0] for r in Catalog(root).query("SELECT source FROM versions", read_only=True)}
 
 
-def test_verify_then_flipped_byte_is_refused_naming_the_key(remote, tmp_path):
-    ok(run("corpus.verify", "--data-dir", remote["url"], cache=remote["driver"]))
+def test_verify_then_flipped_byte_is_refused_naming_the_key(remote, tmp_path, capsys):
+    from corpus.verify import main as verify
+
+    with node(remote["driver"]):
+        assert verify(["--data-dir", remote["url"]]) == 0
+    assert "objects in " + remote["url"] + " match the catalog" in capsys.readouterr().out
     from corpus.catalog import Catalog
 
     record = Catalog(remote["root"]).query_dicts(
@@ -99,9 +121,9 @@ def test_verify_then_flipped_byte_is_refused_naming_the_key(remote, tmp_path):
     body[len(body) // 2] ^= 0x01
     client.put_object(Bucket=remote["bucket"], Key=key, Body=bytes(body))
     try:
-        refused = run("corpus.verify", "--data-dir", remote["url"], cache=remote["driver"])
-        assert refused.returncode == 1
-        lines = [line for line in refused.stderr.splitlines() if line.strip()]
+        with node(remote["driver"]):
+            assert verify(["--data-dir", remote["url"]]) == 1
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(lines) == 1 and f"s3://{remote['bucket']}/{key}" in lines[0] and "sha256" in lines[0], lines
         assert record["path"] in lines[0]
         # a reader on a fresh node refuses it too, before using a byte of it
@@ -230,7 +252,7 @@ def test_concurrent_readers_on_one_node_download_once(bucket, tmp_path):
     assert again == paths[0] and DOWNLOADS["objects"] - before + sum(counts) == 1
 
 
-def test_interrupted_upload_leaves_nothing_registered(remote, tmp_path, monkeypatch):
+def test_interrupted_upload_leaves_nothing_registered(remote, tmp_path, monkeypatch, capsys):
     """A build whose upload fails (no bucket yet), then one interrupted mid-way (a file vanished
     after some objects went up): the version is in no manifest and not registered remotely;
     the next build completes it, registered exactly once."""
@@ -242,10 +264,13 @@ def test_interrupted_upload_leaves_nothing_registered(remote, tmp_path, monkeypa
     build = ("corpus.build", "synthetic:arith", "--count", "60", "--tiers", "0-1", "--data-dir", url, "--quiet",
              "--max-bad-ratio", "0.5")
     tok = remote["root"] / "tokenizers" / "tiny.json"
-    failed = run(*build, "--tokenizer", str(tok), cache=cache)
-    assert failed.returncode != 0
-    assert len([line for line in failed.stderr.splitlines() if line.strip()]) == 1, failed.stderr
-    assert name in failed.stderr
+    from corpus.build import main
+
+    monkeypatch.setenv("HRM_CACHE", str(cache))
+    capsys.readouterr()
+    assert main([*build[1:], "--tokenizer", str(tok)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and name in err[0], err
     root = cache / "roots" / name / "p"
     catalog = Catalog(root)
     vid = catalog.query("SELECT id FROM versions", read_only=True)[0][0]
@@ -258,7 +283,6 @@ def test_interrupted_upload_leaves_nothing_registered(remote, tmp_path, monkeypa
     from corpus.errors import UserError
     from corpus.storage import publish_remote
 
-    monkeypatch.setenv("HRM_CACHE", str(cache))
     with pytest.raises(UserError, match="nothing was registered"):
         publish_remote(root, catalog, vid)
     uploaded = keys(name, "p/")
@@ -266,7 +290,7 @@ def test_interrupted_upload_leaves_nothing_registered(remote, tmp_path, monkeypa
     assert not any(k.startswith("p/versions/") for k in uploaded)  # ... but no manifest
     assert catalog.query("SELECT count(*) FROM remote_versions", read_only=True)[0][0] == 0
     os.replace(moved, root / last)
-    again = ok(run(*build, "--tokenizer", str(tok), cache=cache))
-    assert "already built" in again.stdout
+    assert main([*build[1:], "--tokenizer", str(tok)]) == 0
+    assert "already built" in capsys.readouterr().out
     assert catalog.query("SELECT version FROM remote_versions", read_only=True) == [(vid,)]
     assert f"p/versions/{vid}.json" in keys(name, "p/versions/")
