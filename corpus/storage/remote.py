@@ -79,7 +79,7 @@ def _filesystem(endpoint: str | None, region: str | None, pid: int):  # per proc
     return s3fs.S3FileSystem(client_kwargs=client, skip_instance_cache=True, use_listings_cache=False)
 
 
-def remote_error(what: str, exc: BaseException) -> UserError:
+def remote_error(what: str, exc: BaseException, hint: str = "") -> UserError:
     """One line for a failed object-storage call, naming the key and the store's answer."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    return UserError(f"{what}: {type(exc).__name__}: {first}")
+    return UserError(f"{what}: {type(exc).__name__}: {first}" + (f"; {hint}" if hint else ""))

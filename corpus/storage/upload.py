@@ -72,7 +72,8 @@ def publish_remote(root: Path, catalog, version: str, extra: list[Path] = (), qu
     try:
         fs.pipe_file(key, manifest.encode())  # last: a manifest in the bucket means every object is there
     except Exception as exc:  # noqa: BLE001
-        raise remote_error(f"s3://{key}", exc) from None
+        raise remote_error(f"s3://{key}", exc, f"nothing was registered on {remote.url}: run the build or mix "
+                           f"again to complete the upload") from None
     with catalog.connect() as con:
         con.execute("INSERT INTO remote_versions VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [remote.url, version, key, manifest, len(entries), sum(int(e["bytes"] or 0) for e in entries),
@@ -110,7 +111,7 @@ def _put(fs, remote: RemoteRoot, root: Path, entry: dict) -> int:
         if fs.exists(key) and fs.info(key)["size"] == entry["bytes"]:
             return 0
     except Exception as exc:  # noqa: BLE001
-        raise remote_error(f"s3://{key}", exc) from None
+        raise remote_error(f"s3://{key}", exc, f"nothing was registered on {remote.url}") from None
     if not local.is_file():
         raise UserError(f"{local}: missing, cannot upload it to s3://{key}; nothing was registered on {remote.url} "
                         f"(rebuild with --rebuild)")
@@ -120,7 +121,9 @@ def _put(fs, remote: RemoteRoot, root: Path, entry: dict) -> int:
     try:
         fs.put_file(str(local), key)
     except Exception as exc:  # noqa: BLE001
-        raise remote_error(f"s3://{key} (uploading {entry['path']})", exc) from None
+        raise remote_error(f"s3://{key} (uploading {entry['path']})", exc,
+                           f"nothing was registered on {remote.url}: run the build or mix again to complete "
+                           f"the upload") from None
     return int(entry["bytes"])
 
 

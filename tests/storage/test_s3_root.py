@@ -270,7 +270,7 @@ def test_interrupted_upload_leaves_nothing_registered(remote, tmp_path, monkeypa
     capsys.readouterr()
     assert main([*build[1:], "--tokenizer", str(tok)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and name in err[0], err
+    assert len(err) == 1 and name in err[0] and "nothing was registered" in err[0], err
     root = cache / "roots" / name / "p"
     catalog = Catalog(root)
     vid = catalog.query("SELECT id FROM versions", read_only=True)[0][0]
