@@ -105,6 +105,35 @@ def test_remote_root_layout_and_registration(remote):
     assert "qa" in {r[0] for r in Catalog(root).query("SELECT source FROM versions", read_only=True)}
 
 
+@pytest.mark.shared_data
+def test_wikitext_from_the_bucket_is_the_same_version_as_from_disk(remote, tmp_path, capsys):
+    """Real data through fsspec: WikiText-2 (../shared/data) read from the bucket builds the very
+    version (id and shard bytes) the same file on disk builds into a local root."""
+    from corpus.build import main as build
+    from corpus.catalog import Catalog
+    from tests.conftest import shared
+
+    src = shared("wikitext2", "valid.txt")
+    s3_client().put_object(Bucket=remote["bucket"], Key="inputs/wt2/valid.txt", Body=src.read_bytes())
+    tok = str(remote["root"] / "tokenizers" / "tiny.json")
+    flags = ["--tokenizer", tok, "--quiet", "--near-dedup", "off"]
+    local = tmp_path / "local"
+    assert build(["wiki", "--from", str(src), "--data-dir", str(local), *flags]) == 0
+    with node(remote["driver"]):
+        assert build(["wiki", "--from", f"s3://{remote['bucket']}/inputs/wt2/", "--data-dir", remote["url"],
+                      *flags]) == 0
+    ids = {Catalog(r).query("SELECT id FROM versions WHERE source = 'wiki'", read_only=True)[0][0]
+           for r in (local, remote["root"])}
+    assert len(ids) == 1
+    vid = ids.pop()
+    rows = {r: Catalog(r).query_dicts("SELECT path, sha256 FROM files WHERE version = ? ORDER BY path", [vid],
+                                      read_only=True) for r in (local, remote["root"])}
+    assert rows[local] == rows[remote["root"]] and rows[local]
+    registered = Catalog(remote["root"]).query("SELECT files FROM remote_versions WHERE version = ?", [vid],
+                                               read_only=True)
+    assert registered and registered[0][0] >= len(rows[local])
+
+
 def test_verify_then_flipped_byte_is_refused_naming_the_key(remote, tmp_path, capsys):
     from corpus.verify import main as verify
 
