@@ -79,11 +79,12 @@ def pull_catalog(remote: RemoteRoot, root: Path) -> bool:
     fs = filesystem()
     key = remote.catalog_key()
     try:
-        if not fs.exists(key):
-            return False
-        tag = str(fs.info(key).get("ETag") or fs.info(key).get("size"))
+        info = fs.info(key)
+    except FileNotFoundError:
+        return False
     except Exception as exc:  # noqa: BLE001 - the store's own error, in one line
         raise remote_error(f"s3://{key}", exc) from None
+    tag = str(info.get("ETag") or info.get("size"))
     mark = root / SNAPSHOT
     if mark.exists() and mark.read_text() == tag and (root / "catalog.duckdb").exists():
         return True
