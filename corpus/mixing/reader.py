@@ -225,9 +225,8 @@ class Plan:
             self._open.popitem(last=False)
         return handle
 
-
     def _fetch_ahead(self, split: str, path: Path) -> None:
-        if split not in self.fetch._order:  # the split's shards in the order its positions first use them
+        if not self.fetch.has_order(split):  # the split's shards in the order its positions first use them
             import pyarrow.parquet as pq
 
             table = pq.read_table(self.dir / f"plan-{split}.parquet", columns=["source", "shard"])

@@ -145,6 +145,9 @@ class PlanFetcher:
         for path in (*sidecar_paths(Path(parquet)), Path(parquet)):
             self.ensure(path)
 
+    def has_order(self, split: str) -> bool:
+        return split in self._order
+
     def set_order(self, split: str, parquets: list[Path]) -> None:
         self._order[split] = parquets
 
