@@ -14,6 +14,12 @@ the layout a pre-packed dataset would have. Both are read into right-padded int3
     xxh3 against the catalog on first open, and forgotten before every round, so each round
     pays what a fresh process pays); the others run with them off. Target: under 5% time.
 
+  * ``--through-cache``: ours again, on another "node" reading the same plan from object storage
+    (corpus.storage): the data root published to a local moto S3 server, the node's cache
+    filled by one cold pass (timed and printed), then read warm: the shards are symlinks into
+    the node's content-addressed cache, memory-mapped as local ones. Target: the warm ratio
+    equals the local reader's.
+
 Prints real (unpadded) tokens/s for each and the ratio ours / baseline (target ≥ 0.5).
 """
 
@@ -74,6 +80,53 @@ def baseline_batches(tokens_path: Path, offsets_path: Path, batch: int, seq_len:
         yield out, lengths
 
 
+def through_cache_root(root: Path, plan_id: str, work: Path) -> tuple[Path, float, object]:
+    """``root`` published to a local moto S3 server by a "driver", then opened by a fresh "node":
+    (the node's working root, seconds of its cold first pass, the server to stop)."""
+    import shutil
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from corpus.catalog import Catalog
+    from corpus.mixing import PlanReader, open_plan
+    from corpus.storage import publish_remote
+    from corpus.storage.roots import prepare
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket="bench")
+    url = "s3://bench/reader"
+    shutil.rmtree(work, ignore_errors=True)
+    os.environ["HRM_CACHE"] = str(work / "driver")
+    driver = prepare(url)  # an empty bucket: this process is its driver
+    for path in root.rglob("*"):  # the bench root's files, hard-linked (no copy), its catalog copied
+        if path.is_file() and not path.name.startswith("catalog.duckdb") and path.name != ".lock":
+            dest = driver / path.relative_to(root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, dest)
+    shutil.copyfile(root / "catalog.duckdb", driver / "catalog.duckdb")
+    catalog = Catalog(driver)
+    versions = [r[0] for r in catalog.query("SELECT DISTINCT version FROM mix_components WHERE mix = ?", [plan_id])]
+    for version in [*versions, plan_id]:
+        publish_remote(driver, catalog, version, quiet=True)
+    os.environ["HRM_CACHE"] = str(work / "node")
+    node = prepare(url)  # pulls the catalog copy, the plan and tokenizer files
+    started = time.perf_counter()
+    plan = open_plan(node, plan_id, verify="none")
+    sum(int(b.lengths.sum()) for b in PlanReader(plan, "train").iter_batches(8, 512, plan.tokenizer.pad_id))
+    return node, time.perf_counter() - started, server
+
+
 def run(fn) -> tuple[float, int]:
     started = time.perf_counter()
     tokens = fn()
@@ -88,6 +141,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "mix")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--through-cache", action="store_true", help="also read the plan from a local S3 server "
+                   "through a node cache (needs the [s3] extra and moto[server])")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
@@ -117,10 +172,10 @@ def main() -> None:
 
     from corpus.mixing import readcheck
 
-    def reader_batches(checks: bool = False) -> int:
+    def reader_batches(checks: bool = False, data: Path = root) -> int:
         os.environ[readcheck.ENV] = "1" if checks else "0"
         readcheck.forget()  # as in a fresh process: every shard file is hashed on its first open
-        reader = PlanReader(open_plan(root, plan_id, verify="none"), "train")
+        reader = PlanReader(open_plan(data, plan_id, verify="none"), "train")
         return sum(int(b.lengths.sum()) for b in reader.iter_batches(args.batch_size, args.seq_len, pad))
 
     def reader_batches_checked() -> int:
@@ -135,6 +190,10 @@ def main() -> None:
     variants = (("flat numpy memmap (baseline)", baseline), ("PlanReader.iter_batches", reader_batches),
                 ("PlanReader.iter_batches, read-path checks", reader_batches_checked),
                 ("PlanReader samples (Sample objects, ids)", reader_samples))
+    cold, server = None, None
+    if args.through_cache:
+        node, cold, server = through_cache_root(root, plan_id, args.workdir / "through-cache")
+        variants += (("PlanReader.iter_batches, s3 node cache (warm)", lambda: reader_batches(data=node)),)
     rounds: dict[str, list[tuple[float, int]]] = {name: [] for name, _ in variants}
     for _ in range(args.repeat):
         for name, fn in variants:
@@ -154,6 +213,13 @@ def main() -> None:
     per_round = sorted(c[0] / o[0] - 1 for o, c in zip(off, on))
     checks = {"best_of_rounds": round(min(c[0] for c in on) / min(o[0] for o in off) - 1, 4),
               "median_of_rounds": round(per_round[len(per_round) // 2], 4)}
+    if server is not None:
+        server.stop()
+        local, cached = rounds["PlanReader.iter_batches"], rounds["PlanReader.iter_batches, s3 node cache (warm)"]
+        per_round = sorted(c[0] / o[0] - 1 for o, c in zip(local, cached))
+        checks["through_cache_warm_vs_local"] = {
+            "best_of_rounds": round(min(c[0] for c in cached) / min(o[0] for o in local) - 1, 4),
+            "median_of_rounds": round(per_round[len(per_round) // 2], 4), "cold_first_pass_s": round(cold, 2)}
     report = {"plan": plan_id, "positions": args.positions, "batch": [args.batch_size, args.seq_len],
               "read_path_check_cost": checks,
               "flat_tokens": int(np.load(offsets_path)[-1]), "results": results}
@@ -164,6 +230,11 @@ def main() -> None:
           f"batches {args.batch_size}×{args.seq_len}, best of {args.repeat} interleaved rounds")
     print(f"read-path checks (xxh3 of each shard file on first open, fresh process every round): "
           f"{checks['best_of_rounds']:+.1%} time best vs best, {checks['median_of_rounds']:+.1%} median of rounds")
+    if "through_cache_warm_vs_local" in checks:
+        t = checks["through_cache_warm_vs_local"]
+        print(f"s3 node cache, warm vs local: {t['best_of_rounds']:+.1%} time best vs best, "
+              f"{t['median_of_rounds']:+.1%} median of rounds (cold first pass, downloads included: "
+              f"{t['cold_first_pass_s']:.1f} s)")
     for name, r in results.items():
         print(f"  {name:<44} {r['tokens_per_s'] / 1e6:7.2f} M tokens/s  {r['batches_per_s']:9,.0f} batches/s  "
               f"×{r['ratio']:.2f} (median of rounds ×{r['ratio_median_of_rounds']:.2f})")

@@ -405,6 +405,10 @@ def build_version(args: argparse.Namespace) -> BuildOutcome:
         outcome = _build_locked(args, catalog, root, ident.source, ident.kind, ident.tok, ident.files, ident.hub,
                                 ident.fingerprint, ident.config, ident.decontam, vid, final_dir, clock, end_setup,
                                 ident.near)
+        if outcome.status == "published":  # an s3:// root: objects, then manifest, then registered there
+            from corpus.storage import publish_remote
+
+            publish_remote(root, catalog, vid, quiet=args.quiet)
     if args.timings:
         clock.write(args.timings, version=outcome.version_id, status=outcome.status,
                     already_built=outcome.already_built, rows=outcome.rows, tokens=outcome.tokens,

@@ -181,6 +181,17 @@ MIGRATIONS: list[tuple[int, str]] = [
             FROM near_duplicates WHERE scope = 'within' GROUP BY version, cluster;
         """,
     ),
+    (
+        12,
+        # object storage (corpus/storage, docs/storage.md): a version (or plan) of this data root
+        # counts as on its remote root only once its manifest was uploaded, after every object it
+        # lists; the manifest's text is kept so a node can fetch its small files without listing
+        """
+        CREATE TABLE remote_versions (
+            remote VARCHAR, version VARCHAR, manifest_key VARCHAR, manifest VARCHAR, files INTEGER,
+            bytes BIGINT, uploaded_at TIMESTAMP, PRIMARY KEY (remote, version));
+        """,
+    ),
 ]
 
 

@@ -34,6 +34,11 @@ def expand_paths(patterns: list[str], suffixes: tuple[str, ...] = SUFFIXES) -> l
     """Files named by paths, globs or directories (recursively, known suffixes), sorted."""
     out: list[Path] = []
     for pattern in patterns:
+        if str(pattern).startswith("s3://"):  # read through fsspec (corpus.storage.inputs)
+            from corpus.storage.inputs import stage_input
+
+            out.extend(stage_input(str(pattern), suffixes))
+            continue
         p = Path(pattern)
         if p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file() and q.name.endswith(suffixes))

@@ -3,7 +3,9 @@
 The ``files`` table lists every registered file (shards, sidecars, tokenizers, quarantine,
 plans) with its size and sha256, relative to the data root. A missing file, a size that differs
 (a truncated copy) or a checksum that differs (a flipped byte) is reported as one line naming
-the file; any of them makes the exit status 1. :func:`check_file` is the same check for one
+the file; any of them makes the exit status 1. With ``--data-dir s3://bucket/prefix`` the
+objects in the bucket are checked instead (:mod:`corpus.storage.remote_verify`), each problem
+one line naming the key. :func:`check_file` is the same check for one
 file, for loaders that refuse to read a file the catalog does not vouch for.
 """
 
@@ -107,10 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         catalog = Catalog(root)
         if not catalog.path.exists():
             raise UserError(f"no catalog at {catalog.path}: nothing to verify")
-        checked, problems = verify(root, catalog, args.role, args.version, args.workers, sys.stderr.isatty())
+        from corpus.storage import remote_of
+
+        remote = remote_of(root)
+        if remote is not None:  # an s3:// root: the objects in the bucket are the data (docs/storage.md)
+            from corpus.storage.remote_verify import verify_remote
+
+            checked, problems = verify_remote(catalog, remote, args.version, args.workers or 8, args.role)
+            what = f"objects in {remote.url}"
+        else:
+            checked, problems = verify(root, catalog, args.role, args.version, args.workers, sys.stderr.isatty())
+            what = "registered files"
         for why in problems:
             print(f"verify failed: {why}", file=sys.stderr)
-        print(f"{checked - len(problems)} of {checked} registered files match the catalog")
+        print(f"{checked - len(problems)} of {checked} {what} match the catalog")
         return 1 if problems else 0
 
     return run_cli(body)

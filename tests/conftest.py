@@ -10,6 +10,7 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="hrm-hf-cache-"))
+os.environ["HRM_CACHE"] = tempfile.mkdtemp(prefix="hrm-test-cache-")  # s3:// working roots, object cache
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 os.environ.setdefault("HRM_CATALOG_TIMEOUT", "60")
 

@@ -407,6 +407,7 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
         for split in SPLITS:  # max_target_loss is not in the plan id: a stricter manifest still refuses
             for c in resolved.components:
                 _check_target_loss(resolved, c, split, stats[split][c.index])
+        _publish_remote(root, catalog, plan_id, manifest)  # completes an upload an earlier run did not finish
         return PlanResult(plan_id, directory, resolved, False, time.perf_counter() - started, stats)
     directory = root / existing["dir"] if existing else mix_dir(root, manifest, plan_id)
     from corpus.dirlock import hold, reclaim_temp_files
@@ -429,7 +430,17 @@ def make_plan(manifest: Manifest | str | Path, root: Path, force: bool = False, 
         register(catalog, root, resolved, directory, splits, seconds)
     finally:
         lock.release()
+    _publish_remote(root, catalog, plan_id, manifest)
     return PlanResult(plan_id, directory, resolved, True, seconds, {s: splits[s].stats for s in SPLITS})
+
+
+def _publish_remote(root: Path, catalog, plan_id: str, manifest: Manifest) -> None:
+    """On an ``s3://`` root: the plan's files (and the manifest's tokenizer file, which a node
+    resolving the same manifest looks for) uploaded, then registered (corpus.storage)."""
+    from corpus.mixing.resolve import tokenizer_path
+    from corpus.storage import publish_remote
+
+    publish_remote(root, catalog, plan_id, extra=[tokenizer_path(manifest, root)], quiet=True)
 
 
 def _rule(c: Component) -> str | None:

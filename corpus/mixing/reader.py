@@ -168,7 +168,7 @@ class Plan:
 
     def __init__(self, root: Path, row: dict[str, Any], components: list[dict[str, Any]],
                  shards: dict[tuple[str, str], list[dict]], manifest_sha: str | None = None,
-                 max_open_shards: int = 16, check_shard=None):
+                 max_open_shards: int = 16, check_shard=None, fetch=None):
         self.root = Path(root)
         self.id: str = row["id"]
         self.name: str = row["name"]
@@ -187,6 +187,7 @@ class Plan:
         self._open: OrderedDict[tuple[str, int, int], _Shard] = OrderedDict()
         self.max_open_shards = max_open_shards
         self.check_shard = check_shard
+        self.fetch = fetch  # corpus.storage.fetch.PlanFetcher on an s3:// root, else None
 
     def __repr__(self) -> str:
         return f"Plan({self.id}, {self.name}, sources={[c['source'] for c in self.sources]})"
@@ -214,11 +215,28 @@ class Plan:
         if handle is not None:
             self._open.move_to_end(key)
             return handle
-        handle = _Shard(self._shard_paths[(component, split)][idx], self.check_shard)
+        path = self._shard_paths[(component, split)][idx]
+        if self.fetch is not None:  # an s3:// root: through the node's cache, the next shards fetched ahead
+            self.fetch.ensure_shard(path)
+            self._fetch_ahead(split, path)
+        handle = _Shard(path, self.check_shard)
         self._open[key] = handle
         if len(self._open) > self.max_open_shards:
             self._open.popitem(last=False)
         return handle
+
+    def _fetch_ahead(self, split: str, path: Path) -> None:
+        if not self.fetch.has_order(split):  # the split's shards in the order its positions first use them
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(self.dir / f"plan-{split}.parquet", columns=["source", "shard"])
+            source = table.column("source").combine_chunks()
+            lookup = np.array([self.component_index[n] for n in source.dictionary.to_pylist()], np.int64)
+            keys = lookup[source.indices.to_numpy()] << 32 | table.column("shard").to_numpy().astype(np.int64)
+            unique, first = np.unique(keys, return_index=True)
+            order = [int(k) for k in unique[np.argsort(first)]]
+            self.fetch.set_order(split, [self._shard_paths[(k >> 32, split)][k & 0xFFFFFFFF] for k in order])
+        self.fetch.opened(split, path)
 
 
 class PlanReader:
@@ -449,13 +467,18 @@ def open_plan(root: str | Path | None, plan: str | Path | Manifest, verify: str 
         from corpus.mixing.readcheck import fast_digests
 
         digests = fast_digests(con, versions)
-    if verify != "none":
-        _verify(root, row["id"], plan_files, shard_files, all_shards, full=verify == "full")
+    from corpus.storage.fetch import plan_fetcher
+
+    fetch = plan_fetcher(root, shard_files)  # None for a local root
+    if verify != "none":  # on an s3:// root, shards not fetched yet are checked (sha256) when they are
+        local = [f for f in shard_files if fetch is None or (root / f["path"]).exists()]
+        _verify(root, row["id"], plan_files, local, all_shards, full=verify == "full")
     from corpus.mixing.readcheck import shard_checker
 
     for i, how in used.items():  # how this resolution chose each version (the catalog keeps the first plan's)
         components[i].update(how)
-    return Plan(root, row, components, shards, manifest_sha, check_shard=shard_checker(root, shard_files, components, digests))
+    return Plan(root, row, components, shards, manifest_sha, check_shard=shard_checker(root, shard_files, components, digests),
+                fetch=fetch)
 
 
 def _quiet(message: str) -> None:
