@@ -103,6 +103,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def request_from_argv(argv: list[str]):
+    """``python -m corpus.build`` argv as a :class:`corpus.request.BuildRequest` (the CLI's parser:
+    --help and usage errors as the command prints them)."""
+    from corpus.request import BuildRequest
+
+    return BuildRequest.from_namespace(parse_args(argv))
+
+
 @dataclass
 class BuildStats:
     records: int = 0
@@ -474,6 +482,8 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         os.replace(staging, final_dir)
         end_finish()
     except Exception as exc:
+        if isinstance(exc, UserError):  # the input or options are at fault: a rerun would not reuse these tasks
+            shutil.rmtree(tasks_root, ignore_errors=True)
         if is_disk_full(exc) and not isinstance(exc, UserError):
             raise disk_full(f"{args.source} version {vid} (its shards in {staging})", exc) from None
         raise
@@ -728,7 +738,7 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
             yield index, batch, key
 
     progress = _progress(args)
-    executor = make_executor(args, ctx)
+    executor = make_executor(args, ctx, run_task)
     try:
         with progress:
             task = progress.add_task(f"building {args.source}", total=None)
@@ -983,9 +993,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
 
     def body() -> int:
-        from corpus.request import BuildRequest
-
-        return build(BuildRequest.from_namespace(parse_args(argv)))
+        return build(request_from_argv(argv))
 
     return run_cli(body)
 

@@ -14,11 +14,12 @@ from typing import Iterable, Iterator
 from corpus.errors import UserError
 
 
-def make_executor(args, ctx):
-    """The executor ``args.executor`` names, for the tasks of ``ctx`` (a build's TaskContext)."""
+def make_executor(args, ctx, fn):
+    """The executor ``args.executor`` names, running ``fn(ctx, index, records, key)`` (a
+    module-level function: it travels by name) for the tasks of ``ctx`` (a build's TaskContext)."""
     if getattr(args, "executor", "local") == "ray":
-        return RayExecutor(ctx, args.workers, getattr(args, "ray_address", None))
-    return LocalExecutor(ctx, args.workers)
+        return RayExecutor(ctx, fn, args.workers, getattr(args, "ray_address", None))
+    return LocalExecutor(ctx, fn, args.workers)
 
 
 class LocalExecutor:
@@ -26,20 +27,18 @@ class LocalExecutor:
     thread); more: a pool of that many spawned processes, each running whole tasks. The pool
     also serves the near-dedup band step."""
 
-    def __init__(self, ctx, workers: int):
-        self.ctx = ctx
+    def __init__(self, ctx, fn, workers: int):
+        self.ctx, self.fn = ctx, fn
         self.pool = None
         if workers > 1:
             import multiprocessing as mp
 
-            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(ctx,))
+            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(ctx, fn))
 
     def run(self, tasks: Iterable[tuple]) -> Iterator[dict]:
-        from corpus.build import run_task
-
         if self.pool is None:
             for index, records, key in tasks:
-                yield run_task(self.ctx, index, records, key)
+                yield self.fn(self.ctx, index, records, key)
             return
         yield from self.pool.imap_unordered(_run_pool_task, tasks)
 
@@ -52,17 +51,15 @@ class LocalExecutor:
 _CTX: dict = {}
 
 
-def _init_pool_worker(ctx) -> None:
+def _init_pool_worker(ctx, fn) -> None:
     from corpus.buildlock import die_with_parent
 
     die_with_parent()  # a killed build leaves no worker behind
-    _CTX["ctx"] = ctx
+    _CTX["ctx"], _CTX["fn"] = ctx, fn
 
 
 def _run_pool_task(task: tuple) -> dict:
-    from corpus.build import run_task
-
-    return run_task(_CTX["ctx"], *task)
+    return _CTX["fn"](_CTX["ctx"], *task)
 
 
 RAY_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -77,7 +74,7 @@ class RayExecutor:
 
     pool = None  # the near-dedup band step runs in the driver
 
-    def __init__(self, ctx, workers: int, address: str | None):
+    def __init__(self, ctx, fn, workers: int, address: str | None):
         try:
             import ray
         except ImportError:
@@ -92,7 +89,7 @@ class RayExecutor:
                 ray.init(num_cpus=workers, include_dashboard=False, runtime_env=env, logging_level="warning",
                          log_to_driver=False)
             self.started = True
-        self.ctx_ref = ray.put(ctx)
+        self.ctx_ref, self.fn = ray.put(ctx), fn
         self.remote = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(_run_ray_task)
         self.window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
 
@@ -100,7 +97,7 @@ class RayExecutor:
         ray = self.ray
         pending: list = []
         for index, records, key in tasks:
-            pending.append(self.remote.remote(self.ctx_ref, index, records, key))
+            pending.append(self.remote.remote(self.fn, self.ctx_ref, index, records, key))
             while len(pending) >= self.window:
                 done, pending = ray.wait(pending, num_returns=1)
                 yield from self._get(done)
@@ -122,10 +119,8 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def _run_ray_task(ctx, index: int, records: list, key: dict) -> dict:
+def _run_ray_task(fn, ctx, index: int, records: list, key: dict) -> dict:
     """A Ray worker's side of one task: threads kept to one CPU, then the build's own task."""
     for name, value in RAY_THREADS.items():
         os.environ.setdefault(name, value)
-    from corpus.build import run_task
-
-    return run_task(ctx, index, records, key)
+    return fn(ctx, index, records, key)

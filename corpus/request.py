@@ -102,13 +102,6 @@ class BuildRequest:
         request.validate()
         return request
 
-    @classmethod
-    def from_argv(cls, argv: Sequence[str]) -> "BuildRequest":
-        """``python -m corpus.build`` argv as a request (the CLI's parser: --help, usage errors)."""
-        from corpus.build import parse_args
-
-        return cls.from_namespace(parse_args(list(argv)))
-
     def replace(self, **changes: Any) -> "BuildRequest":
         request = replace(self, **changes)
         request.validate()
@@ -250,8 +243,11 @@ def resolve_options(source: str, given: Mapping[str, Any]) -> dict[str, Any]:
     specs = option_specs(cls)
     unknown = sorted(set(given) - set(specs))
     if unknown:
-        raise UserError(f"corpus.build {source}: unknown option {unknown[0]!r} (this source takes: "
-                        f"{', '.join(sorted(COMMON[1:] + tuple(specs)))})")
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], COMMON[1:] + tuple(specs), n=1)
+        hint = f"did you mean {close[0]}?" if close else "python -m corpus.build " + source + " --help lists them"
+        raise UserError(f"corpus.build {source}: unknown option {unknown[0]!r} ({hint})")
     out: dict[str, Any] = {}
     for name, action in sorted(specs.items()):
         if name not in given:
