@@ -642,9 +642,12 @@ def run_task(ctx: TaskContext, index: int, records: list, key: dict) -> dict:
     if _WORKER.get("token") != ctx.token:
         _init_worker(ctx.args, ctx.tokenizer_path, ctx.args.threads)
         _WORKER["token"] = ctx.token
-    folder = _task_dir(ctx.tasks_root, index)
-    if folder.exists():  # an attempt that died before its manifest
-        shutil.rmtree(folder)
+    import uuid
+
+    final = _task_dir(ctx.tasks_root, index)
+    # each attempt writes its own folder and renames it into place when complete: a retried
+    # task, or a worker left over from a killed driver, never writes into another's files
+    folder = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}")
     folder.mkdir(parents=True)
     clock = _WORKER["clock"] = PhaseClock()
     decontam = None
@@ -694,7 +697,26 @@ def run_task(ctx: TaskContext, index: int, records: list, key: dict) -> dict:
         manifest["tokens"][sf.split] += sf.tokens_total
     with atomic_path(folder / TASK_MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, sort_keys=True))
+    _publish_task(folder, final, key)
     return manifest
+
+
+def _publish_task(folder: Path, final: Path, key: dict) -> None:
+    """Rename a complete task folder into place; a folder there without a valid manifest (an
+    attempt that died) is replaced, a finished one (a twin attempt) is kept and ours dropped."""
+    from corpus.atomic import fsync_dir
+
+    for _ in range(3):
+        try:
+            os.rename(folder, final)
+            fsync_dir(final.parent)
+            return
+        except OSError:
+            if finished_task(final.parent, int(final.name[1:]), key) is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+            shutil.rmtree(final, ignore_errors=True)
+    raise UserError(f"{final}: could not put the task's files in place")
 
 
 def _load_task(tasks_root, manifest: dict) -> dict:
