@@ -181,7 +181,7 @@ def test_resolution_errors_name_file_and_key(mix_root, tmp_path):
         (with_first(name="synthetic:derivations", build={"tokenizer": "x"}), None,
          "(synthetic:derivations).build.tokenizer: set by the manifest's [data] section"),
         (with_first(name="synthetic:derivations", build={"no_such_flag": 1}), None,
-         "(synthetic:derivations).build: corpus.build rejected it: "),
+         "(synthetic:derivations).build: corpus.build synthetic:derivations: unknown option 'no_such_flag'"),
     ]
     for i, (sources, data, expect) in enumerate(cases):
         data = {k: v for k, v in {**DATA, **(data or {})}.items() if v is not None}
