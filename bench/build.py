@@ -259,6 +259,9 @@ def main() -> None:
                    "(default: a temporary directory, removed at the end)")
     p.add_argument("--repeat", type=int, default=1, metavar="K", help="rounds; the median and all values are shown")
     p.add_argument("--skip-peer", action="store_true", help="no datasets peer")
+    p.add_argument("--executor", nargs="+", choices=["local", "ray"], default=["local"],
+                   help="corpus.build --executor; one build per executor and --workers value (ray: a local "
+                        "cluster of --workers CPUs started by the build, its start-up included)")
     args = p.parse_args()
     if not WIKI.exists():
         sys.exit(f"needs {WIKI}")
@@ -302,7 +305,9 @@ def with_outputs(work: Path, body):
 def run_rounds(args: argparse.Namespace, corpus: Path, tok_path: Path, out: Path):
     env = child_env(RAYON_NUM_THREADS=str(args.threads))
     builder = CorpusBuild()
-    jobs = ["raw", "raw fast"] + ([] if args.skip_peer else ["datasets"]) + [f"build w={w}" for w in args.workers]
+    jobs = ["raw", "raw fast"] + ([] if args.skip_peer else ["datasets"]) + [
+        f"build w={w}" + ("" if executor == "local" else f"/{executor}") for executor in args.executor
+        for w in args.workers]
     runs: dict[str, list[Run]] = {job: [] for job in jobs}
     notes: set[str] = set()
     for r in range(args.repeat):
@@ -335,14 +340,16 @@ def run_rounds(args: argparse.Namespace, corpus: Path, tok_path: Path, out: Path
                 shutil.rmtree(dest, ignore_errors=True)
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
-                workers = int(job.split("=")[1])
-                root = out / f"build-w{workers}-{r}"
+                workers, _, executor = job.split("=")[1].partition("/")
+                workers, executor = int(workers), executor or "local"
+                root = out / f"build-w{workers}-{executor}-{r}"
                 run = builder.run(["wiki", "--from", str(corpus), "--tokenizer", str(tok_path), "--data-dir",
                                    str(root), "--max-seq-len", str(args.max_seq_len),
                                    # the same CPUs in all: each worker process gets its share
                                    "--threads", str(max(1, args.threads // workers)),
-                                   "--workers", str(workers), "--batch-size", str(args.batch_size), "--quiet"],
-                                  out / f"timings-w{workers}-{r}.json", env)
+                                   "--workers", str(workers), "--batch-size", str(args.batch_size), "--quiet",
+                                   "--executor", executor],
+                                  out / f"timings-w{workers}-{executor}-{r}.json", env)
                 if run.proc.returncode:
                     fail(f"corpus.build (--workers {workers})", run.proc)
                 notes.update(fork_notes(run.proc.stderr))

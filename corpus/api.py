@@ -11,7 +11,8 @@
 
 Every verb takes ``data_dir`` (default: ``$HRM_DATA_DIR`` or ``./data``, as the CLIs). A problem
 raises :class:`CorpusError` with the same one-line message the CLI would print; a build's options
-go through the CLI's own parser (same defaults, same checks) and its pipeline.
+become a typed :class:`corpus.request.BuildRequest` (the declared defaults and checks of the CLI's
+options) run by the build's own pipeline.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from corpus.errors import UserError as CorpusError
 
 __all__ = ["CorpusError", "Version", "train_tokenizer", "build_source", "version", "versions", "query", "retier_version",
-           "verify_files", "plan", "open_plan", "batches", "decode", "flags"]
+           "build_request", "verify_files", "plan", "open_plan", "batches", "decode", "flags"]
 
 
 @dataclass(frozen=True)
@@ -83,18 +84,9 @@ def _root(data_dir: str | Path | None) -> Path:
 def flags(options: Mapping[str, Any]) -> list[str]:
     """``{"max_seq_len": 1024, "require_images": True}`` → ``--max-seq-len 1024 --require-images``
     (False/None are left out, a list gives several values): keyword options as CLI flags."""
-    argv: list[str] = []
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is False or value is None:
-            continue
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
+    from corpus.request import as_flags
+
+    return as_flags(options)
 
 
 def train_tokenizer(out: str | Path, inputs: str | Path | Sequence[str | Path] | None = None, *,
@@ -105,24 +97,10 @@ def train_tokenizer(out: str | Path, inputs: str | Path | Sequence[str | Path] |
     parquet; globs, directories; only ``fields`` of records when given), registered ``versions``'
     texts and/or ``synthetic`` generated examples (``python -m corpus.tokenizer train``); returns
     its TokenizerInfo."""
-    from itertools import chain
+    from corpus.tokenizer import train_tokenizer_file
 
-    from corpus.atomic import atomic_path
-    from corpus.tokenizer import (expand_inputs, load_tokenizer, synthetic_texts, texts_from_file,
-                                  version_texts)
-    from corpus.tokenizer import train_tokenizer as train
-
-    if inputs is None and not synthetic and not versions:
-        raise CorpusError("nothing to train on: give --from PATH, --version ID or --synthetic N")
-    patterns = [] if inputs is None else list(map(str, [inputs] if isinstance(inputs, (str, Path)) else inputs))
-    paths = expand_inputs(patterns)
-    texts = chain((t for p in paths for t in texts_from_file(p, list(fields) if fields else None)),
-                  version_texts(_root(data_dir), list(versions)) if versions else (),
-                  synthetic_texts(synthetic, seed) if synthetic else ())
-    tok = train(texts, vocab_size, min_frequency)
-    with atomic_path(Path(out)) as tmp:
-        tok.save(str(tmp))
-    return load_tokenizer(out)
+    return train_tokenizer_file(out, inputs, synthetic=synthetic, vocab_size=vocab_size, min_frequency=min_frequency,
+                                seed=seed, fields=fields, versions=versions, data_dir=_root(data_dir))
 
 
 def build_source(source: str, inputs: str | Path | Sequence[str | Path] | None = None, *,
@@ -132,34 +110,23 @@ def build_source(source: str, inputs: str | Path | Sequence[str | Path] | None =
 
     ``options`` are the CLI's flags by their Python names: ``split``, ``limit``, ``tokenizer``,
     ``special_tokens``, ``max_seq_len``, ``val_ratio``, ``seed``, ``workers``, ``role``,
-    ``decontaminate``, and each source's own (``strip_calculator``, ``count``, ``tiers`` ...)."""
+    ``executor`` (``"local"`` or ``"ray"``), ``decontaminate``, and each source's own
+    (``strip_calculator``, ``count``, ``tiers`` ...)."""
     from corpus.build import build_version
 
-    args = build_args(source, inputs, data_dir=data_dir, quiet=quiet, **options)
-    outcome = build_version(args)
-    found = version(outcome.version_id, data_dir=_root(args.data_dir))
+    request = build_request(source, inputs, data_dir=data_dir, quiet=quiet, **options)
+    outcome = build_version(request)
+    found = version(outcome.version_id, data_dir=_root(request.data_dir))
     return Version(**{**found.__dict__, "already_built": outcome.already_built})
 
 
-def build_args(source: str, inputs: str | Path | Sequence[str | Path] | None = None, *,
-               data_dir: str | Path | None = None, quiet: bool = True, **options: Any):
-    """``corpus.build``'s parsed options for :func:`build_source`'s arguments (one CorpusError
-    line when the build would reject them); the mixer identifies a declared version with these."""
-    from corpus.build import parse_args
+def build_request(source: str, inputs: str | Path | Sequence[str | Path] | None = None, *,
+                  data_dir: str | Path | None = None, quiet: bool = True, **options: Any):
+    """The validated :class:`corpus.request.BuildRequest` for :func:`build_source`'s arguments
+    (one CorpusError line when a build would reject them); serialisable with ``to_json``."""
+    from corpus.request import BuildRequest
 
-    argv = [source]
-    if inputs is not None:
-        argv += ["--from", *map(str, [inputs] if isinstance(inputs, (str, Path)) else inputs)]
-    if data_dir is not None:
-        argv += ["--data-dir", str(data_dir)]
-    argv += flags({"quiet": quiet, **options})
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors):
-            return parse_args(argv)
-    except SystemExit:
-        lines = [ln for ln in errors.getvalue().splitlines() if ln.strip()]
-        raise CorpusError(f"corpus.build rejected it: {lines[-1] if lines else 'bad options'}") from None
+    return BuildRequest.create(source, inputs, data_dir=data_dir, quiet=quiet, **options)
 
 
 def version(version_id: str, data_dir: str | Path | None = None) -> Version:

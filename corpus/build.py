@@ -67,6 +67,14 @@ def _global_parser() -> argparse.ArgumentParser:
                    "thread, wall, CPU) as JSON to FILE; the summary's last line shows the largest phases")
     p.add_argument("--rebuild", action="store_true", help="build the version again even if registered (its "
                    "files were damaged: same inputs give the same id and the same bytes)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="who runs the build's tasks: processes on this machine (default) or Ray tasks "
+                        "(pip install 'hrm-corpus[ray]'); the shards and the version id are the same")
+    p.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (e.g. auto, or ray://head:10001); "
+                   "without it --executor ray starts a local one with --workers CPUs")
+    p.add_argument("--task-records", type=int, default=None, metavar="N",
+                   help="records per task (default %d; a change gives other shard files, so it enters the "
+                        "version id)" % 65536)
     p.add_argument("--role", choices=["train", "eval"], help="register as training data or as an evaluation set "
                    "(default: the source's; e.g. gsm8k --split test --role eval)")
     from corpus.quality import decontaminate, eval_guard, near_dedup
@@ -92,17 +100,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     cls.add_arguments(full)
     args = full.parse_args(argv)
     args.source_cls = cls
-    if getattr(args, "name", None):  # a generic source registered under the user's own name
-        _check_source_name(args.name, source_names())
-        args.source = args.name
     return args
 
 
-def _check_source_name(name: str, built_in: list[str]) -> None:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_.:-]{0,63}", name):
-        raise UserError(f"--name {name!r}: use 1-64 lowercase letters, digits and _ . : - (starting with a letter or digit)")
-    if name in built_in:
-        raise UserError(f"--name {name!r} is a built-in source; pick another name for these records")
+def request_from_argv(argv: list[str]):
+    """``python -m corpus.build`` argv as a :class:`corpus.request.BuildRequest` (the CLI's parser:
+    --help and usage errors as the command prints them)."""
+    from corpus.request import BuildRequest
+
+    return BuildRequest.from_namespace(parse_args(argv))
 
 
 @dataclass
@@ -295,9 +301,9 @@ class BuildOutcome:
     tokens: int = 0
 
 
-def build(args: argparse.Namespace) -> int:
+def build(request) -> int:
     """The CLI's exit code for :func:`build_version`: 0 when the version is published."""
-    return 0 if build_version(args).status == "published" else 1
+    return 0 if build_version(request).status == "published" else 1
 
 
 @dataclass
@@ -316,10 +322,11 @@ class VersionIdentity:
     config: dict
     decontam: object
     near: object = None  # corpus.quality.near_dedup's prepared stage, None when off or skipped
+    args: object = None  # the request's settings as the build decided them (threads, an eval set's split)
 
 
-def identify_version(args: argparse.Namespace) -> VersionIdentity:
-    """The id ``args`` would build (inputs fingerprinted, hub pinned, options, tokenizer, code):
+def identify_version(request) -> VersionIdentity:
+    """The id ``request`` (a :class:`corpus.request.BuildRequest`) would build (inputs fingerprinted, hub pinned, options, tokenizer, code):
     the mixer resolves a manifest's ``build`` table through this, so it never mistakes another
     version of the same source for the declared one."""
     from corpus.catalog import Catalog
@@ -329,13 +336,10 @@ def identify_version(args: argparse.Namespace) -> VersionIdentity:
     from corpus.tokenizer import install_tokenizer, load_tokenizer, parse_specials
     from corpus.versioning import code_version, input_fingerprint, version_id
 
+    args = request.settings()
     if args.threads is None:  # each worker process gets its share of the CPUs
         args.threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
     check_build_flags(args)
-    if args.overlong is not None:
-        raise UserError("--overlong is no longer a build option: examples are stored whole and the mix manifest "
-                        "says what a row longer than the run's max_seq_len becomes ([data] or a source's "
-                        "overlong = \"skip\" | \"cut_target\" | \"truncate\"; docs/mixing.md)")
     os.environ["RAYON_NUM_THREADS"] = str(max(1, args.threads))
     root = data_root(args.data_dir)
     catalog = Catalog(root)
@@ -380,23 +384,27 @@ def identify_version(args: argparse.Namespace) -> VersionIdentity:
         "near_dedup": near.config.version_config() if near else None,  # drop only: it changes the rows kept
         "hub": {"dataset": source.hub_id, "revision": revision} if hub else None,
     }
+    if args.task_records is not None:  # other task boundaries give other shard files
+        config["task_records"] = args.task_records
     if kind != "eval":
         from corpus.quality.eval_guard import refuse_eval_inputs
 
         refuse_eval_inputs(args, source, files, fingerprint, catalog)
     vid = version_id(args.source, fingerprint, config, tok.sha256, code_version(args.source_cls))
-    return VersionIdentity(vid, root, catalog, source, kind, tok, files, hub, fingerprint, config, decontam, near)
+    return VersionIdentity(vid, root, catalog, source, kind, tok, files, hub, fingerprint, config, decontam, near,
+                           args)
 
 
-def build_version(args: argparse.Namespace) -> BuildOutcome:
-    """Build one version from parsed options (``parse_args``), or find it built already."""
+def build_version(request) -> BuildOutcome:
+    """Build the version a :class:`corpus.request.BuildRequest` describes, or find it built already."""
     from corpus.paths import version_dir
 
     from corpus.phases import PhaseClock
 
     clock = PhaseClock()
     end_setup = clock.start("setup")
-    ident = identify_version(args)
+    ident = identify_version(request)
+    args = ident.args
     root, catalog, vid = ident.root, ident.catalog, ident.version_id
     final_dir = version_dir(root, args.source, vid)
     from corpus.buildlock import version_lock
@@ -428,6 +436,7 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         print(f"rebuilding {vid} ({existing['status']})", file=sys.stderr)
         _forget(catalog, vid)
         shutil.rmtree(final_dir, ignore_errors=True)
+        shutil.rmtree(final_dir.with_name(f".{vid}.tasks"), ignore_errors=True)
         existing = None
     if existing and existing["status"] in ("published", "failed"):
         print(f"already built: {vid} ({existing['status']}, {existing['rows']} rows, {existing['tokens']} tokens)")
@@ -437,6 +446,7 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
     if existing:  # an interrupted earlier attempt (no build of it is alive: we hold its lock)
         _forget(catalog, vid)
     reclaim_staging(final_dir)  # left by builds of this version killed before their rename
+    tasks_root = final_dir.with_name(f".{vid}.tasks")  # finished tasks of a killed build: reused
 
     if decontam:
         decontam.shard_dir = str(final_dir.relative_to(root))
@@ -444,7 +454,8 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
     staging.mkdir(parents=True)
     end_setup()
     try:
-        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock, near)
+        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock, near,
+                                                     tasks_root, vid)
         end_finish = clock.start("finish")
         from corpus.quality.eval_guard import NOT_DECONTAMINATED, not_decontaminated
 
@@ -475,6 +486,8 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         os.replace(staging, final_dir)
         end_finish()
     except Exception as exc:
+        if isinstance(exc, UserError):  # the input or options are at fault: a rerun would not reuse these tasks
+            shutil.rmtree(tasks_root, ignore_errors=True)
         if is_disk_full(exc) and not isinstance(exc, UserError):
             raise disk_full(f"{args.source} version {vid} (its shards in {staging})", exc) from None
         raise
@@ -484,9 +497,11 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
     seconds = time.perf_counter() - clock.started
     try:
         with catalog.session():
-            return _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam, vid,
-                                         final_dir, shard_files, stats, rejected, q_path if rejected else None,
-                                         unchecked, seconds, clock)
+            outcome = _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam,
+                                            vid, final_dir, shard_files, stats, rejected, q_path if rejected else None,
+                                            unchecked, seconds, clock)
+        shutil.rmtree(tasks_root, ignore_errors=True)  # registered: the tasks' files are the version's now
+        return outcome
     except Exception as exc:
         if is_disk_full(exc) and not isinstance(exc, UserError):
             raise disk_full(f"the catalog {catalog.path} (registering {args.source} version {vid})", exc) from None
@@ -560,77 +575,282 @@ def _tokenizer_path(args, root: Path, catalog) -> str | Path:
                     "a Hugging Face tokenizer directory or a hub id) or train one with python -m corpus.tokenizer train ...")
 
 
-def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train", clock=None, near=None):
+TASK_RECORDS = 65_536  # records per task (--task-records)
+TASK_CHARS = 8 << 20  # and about this much text: tasks of long documents stay a few seconds of work
+TASK_MANIFEST = "task.json"  # written last: a task with it is finished
+TASK_RESULT = "result.pkl"  # the rows' facts, quarantine, decontamination hits, signatures (for the driver)
+
+
+@dataclass
+class TaskContext:
+    """What every task of one build shares (sent once to each worker process or Ray worker)."""
+
+    token: str  # the build's version id: a worker keeps its tokenizer and source while it stays the same
+    args: object  # the request's settings as the build decided them
+    tokenizer_path: str
+    token_dtype: str
+    kind: str
+    with_image: bool
+    tasks_root: str
+    decontam: object = None  # corpus.quality.decontaminate.Decontaminator (hits start empty in a task)
+
+
+def _task_key(records: list) -> dict:
+    """What identifies a task's input beside its index (checked before a finished task is reused)."""
+    return {"records": len(records), "first": records[0].ref, "last": records[-1].ref}
+
+
+def _task_dir(tasks_root, index: int) -> Path:
+    return Path(tasks_root) / f"t{index:06d}"
+
+
+def cut_tasks(records: Iterable, task_records: int, task_chars: int = TASK_CHARS) -> Iterator[list]:
+    """The input cut into tasks: consecutive records, at most ``task_records`` of them and about
+    ``task_chars`` characters of text. The cut depends on the input only, never on workers,
+    machines or --batch-size, so the shard files (and the version id) do not either."""
+    return _batches(records, task_records, task_chars)
+
+
+def finished_task(tasks_root, index: int, key: dict) -> dict | None:
+    """The manifest of task ``index`` when an earlier run finished it for this same input (its
+    files all there, with the sizes it recorded), else None."""
+    path = _task_dir(tasks_root, index) / TASK_MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("key") != key:
+        return None
+    folder = path.parent
+    for name, size in manifest["files"].items():
+        try:
+            if (folder / name).stat().st_size != size:
+                return None
+        except OSError:
+            return None
+    return manifest
+
+
+def run_task(ctx: TaskContext, index: int, records: list, key: dict) -> dict:
+    """One task: its records become rows (normalize, tokenize, tiers, split), decontaminated and
+    signed for near-dedup where asked, written as its own shards; its manifest goes last (temp,
+    fsync, rename), so a task with a manifest is complete. Runs in any process that can import
+    corpus (the build's, a worker process, a Ray worker)."""
+    import copy
+    import pickle
+
+    from corpus.atomic import atomic_path, sha256_file
     from corpus.phases import PhaseClock
     from corpus.shards import ShardWriter
 
+    if _WORKER.get("token") != ctx.token:
+        _init_worker(ctx.args, ctx.tokenizer_path, ctx.args.threads)
+        _WORKER["token"] = ctx.token
+    import uuid
+
+    final = _task_dir(ctx.tasks_root, index)
+    # each attempt writes its own folder and renames it into place when complete: a retried
+    # task, or a worker left over from a killed driver, never writes into another's files
+    folder = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}")
+    folder.mkdir(parents=True)
+    clock = _WORKER["clock"] = PhaseClock()
+    decontam = None
+    if ctx.decontam is not None:
+        decontam = copy.copy(ctx.decontam)
+        decontam.hits, decontam.shard_dir = [], ""
+    writers: dict = {}
+    rejected, counters, n_records = [], Counter(), 0
+    signed: dict[str, list] = {}
+    batches = _batches(records, ctx.args.batch_size)
+    # the next batch is encoded in a thread while this one becomes rows and is written
+    for by_split, bad, n, counts, signatures in map(_finish, _prefetch(_prepare, batches, clock=clock)):
+        n_records += n
+        counters.update(counts)
+        rejected.extend(bad)
+        for split, batch in by_split.items():
+            if split not in writers:
+                writers[split] = ShardWriter(folder, ctx.args.source, split, ctx.token_dtype, ctx.with_image,
+                                             kind=ctx.kind)
+            if decontam:  # before the shard: shards are immutable once written
+                with clock.phase("decontaminate"):
+                    before = batch
+                    batch = decontam.apply(batch, split, writers[split].shard_of)
+            if signatures:
+                sig = signatures[split]
+                if decontam and len(batch) != len(before):  # the signatures of the rows kept
+                    at = {row_id: k for k, row_id in enumerate(before.ids)}
+                    sig = sig[[at[row_id] for row_id in batch.ids]]
+                signed.setdefault(split, []).append((list(batch.ids), sig))
+            with clock.phase("write"):
+                writers[split].add(batch)
+    with clock.phase("write"):
+        shards = [sf for w in writers.values() for sf in w.close()]
+    result = {"shards": shards, "rejected": rejected, "counters": dict(counters), "records": n_records,
+              "hits": decontam.hits if decontam else [], "signatures": signed, "times": clock.totals()}
+    with atomic_path(folder / TASK_RESULT) as tmp:
+        with open(tmp, "wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest = {"task": index, "key": key, "files": files, "result_sha256": sha256_file(folder / TASK_RESULT),
+                "records": n_records, "rejected": len(rejected),
+                "rows": {sf.split: 0 for sf in shards}, "tokens": {sf.split: 0 for sf in shards},
+                "shards": [{"split": sf.split, "idx": sf.idx, "rows": sf.rows, "tokens": sf.tokens_total,
+                            "sha256": sf.sha256} for sf in shards]}
+    for sf in shards:
+        manifest["rows"][sf.split] += sf.rows
+        manifest["tokens"][sf.split] += sf.tokens_total
+    with atomic_path(folder / TASK_MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, sort_keys=True))
+    _publish_task(folder, final, key)
+    return manifest
+
+
+def _publish_task(folder: Path, final: Path, key: dict) -> None:
+    """Rename a complete task folder into place; a folder there without a valid manifest (an
+    attempt that died) is replaced, a finished one (a twin attempt) is kept and ours dropped."""
+    from corpus.atomic import fsync_dir
+
+    for _ in range(3):
+        try:
+            os.rename(folder, final)
+            fsync_dir(final.parent)
+            return
+        except OSError:
+            if finished_task(final.parent, int(final.name[1:]), key) is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+            shutil.rmtree(final, ignore_errors=True)
+    raise UserError(f"{final}: could not put the task's files in place")
+
+
+def _load_task(tasks_root, manifest: dict) -> dict:
+    """A finished task's result, checked against its manifest's checksum."""
+    import pickle
+
+    from corpus.atomic import sha256_file
+
+    path = _task_dir(tasks_root, manifest["task"]) / TASK_RESULT
+    if sha256_file(path) != manifest["result_sha256"]:
+        raise UserError(f"{path}: does not match its task manifest (damaged): remove {path.parent} and build again")
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: str = "train", clock=None, near=None,
+                  tasks_root: Path | None = None, token: str = ""):
+    """Read the input, cut it into tasks, run the unfinished ones on the executor, and gather
+    every task's shards (in task order, renumbered) into ``staging``."""
+    from corpus.executors import make_executor
+    from corpus.phases import PhaseClock
+
     clock = clock or PhaseClock()
+    tasks_root = Path(tasks_root or staging.with_name(staging.name + ".tasks"))
     records = source.records([str(f) for f in files] if files is not None else None, args.split, args.limit)
     if args.limit is not None:
         records = itertools.islice(records, args.limit)
-    stats = BuildStats()
-    rejected = []
-    writers: dict[str, ShardWriter] = {}
     with_image = bool(getattr(source, "has_images", False))
-    batches = _timed(_batches(records, args.batch_size), clock, "read")
-    if args.workers > 1:
-        import multiprocessing as mp
+    ctx = TaskContext(token, args, str(tok.path), tok.token_dtype, kind, with_image, str(tasks_root), decontam)
+    manifests: dict[int, dict] = {}
+    skipped = [0]
 
-        ctx = mp.get_context("spawn")
-        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(args, str(tok.path), args.threads, True))
-        results = pool.imap(_process, batches)
-    else:
-        _init_worker(args, str(tok.path), args.threads)
-        _WORKER["clock"] = clock
-        # the next batches are encoded in a thread while this one becomes rows and is written
-        # (phase times go straight to the clock here; workers send theirs back: none to add)
-        pool, results = None, ((*out, {}) for out in map(_finish, _prefetch(_prepare, batches, clock=clock)))
+    def todo():
+        for index, batch in enumerate(_timed(cut_tasks(records, args.task_records or TASK_RECORDS), clock, "read")):
+            key = _task_key(batch)
+            done = finished_task(tasks_root, index, key)
+            if done is not None:
+                manifests[index] = done
+                skipped[0] += 1
+                continue
+            yield index, batch, key
+
     progress = _progress(args)
+    executor = make_executor(args, ctx, run_task)
     try:
         with progress:
-            task = progress.add_task(f"building {args.source}", total=args.limit)
-            for by_split, bad, n_records, counts, signatures, worker_times in results:
-                for name, (seconds, cpu) in worker_times.items():
-                    clock.add(name, seconds, "workers", cpu)  # summed over the worker processes
-                stats.records += n_records
-                stats.counters.update(counts)
-                rejected.extend(bad)
-                for split, batch in by_split.items():
-                    if split not in writers:
-                        writers[split] = ShardWriter(staging, args.source, split, tok.token_dtype, with_image,
-                                                     kind=kind)
-                    if decontam:  # before the shard: shards are immutable once written
-                        with clock.phase("decontaminate"):
-                            before = batch
-                            batch = decontam.apply(batch, split, writers[split].shard_of)
-                    if near is not None:
-                        sig = signatures[split]
-                        if decontam and len(batch) != len(before):  # the signatures of the rows kept
-                            at = {row_id: k for k, row_id in enumerate(before.ids)}
-                            sig = sig[[at[row_id] for row_id in batch.ids]]
-                        near.add(split, batch.ids, sig)
-                    with clock.phase("write"):
-                        writers[split].add(batch)
-                    n_tokens = batch.batch.n_tokens
-                    stats.rows[split] += len(batch)
-                    stats.lengths.setdefault(split, []).append(np.asarray(n_tokens))
-                    stats.tokens[split] += int(n_tokens.sum())
-                progress.update(task, advance=n_records,
-                                description=f"building {args.source}: {sum(stats.tokens.values()):,} tokens")
+            task = progress.add_task(f"building {args.source}", total=None)
+            tokens = 0
+            for manifest in executor.run(todo()):
+                manifests[manifest["task"]] = manifest
+                tokens += sum(manifest["tokens"].values())
+                progress.update(task, advance=1, description=f"building {args.source}: {len(manifests)} tasks, "
+                                f"{tokens:,} tokens")
+        if skipped[0]:
+            print(f"resumed: {skipped[0]} of {len(manifests)} tasks were finished already", file=sys.stderr)
+        stats, shard_files, rejected = _gather(args, source, tok, tasks_root, manifests, staging, decontam, clock,
+                                               near)
         stats.counters.update(source.take_counters())  # counted while reading records
-        with clock.phase("write"):
-            shard_files = [s for w in writers.values() for s in w.close()]
-        if near is not None:  # the band step runs per band on the build's worker processes
+        if near is not None:  # the band step runs per band on the executor's worker processes
             with clock.phase("near-dedup"):
-                shard_files = _near_dedup(args, near, shard_files, stats, tok, with_image, kind, pool)
+                shard_files = _near_dedup(args, near, shard_files, stats, tok, with_image, kind, executor.pool)
     finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+        executor.close()
     for s in shard_files:
         for tier, (rows, tokens) in s.tier_counts.items():
             stats.tiers[(s.split, tier)] += rows
     return stats, shard_files, rejected
+
+
+def _gather(args, source, tok, tasks_root: Path, manifests: dict, staging: Path, decontam, clock, near):
+    """Every task's shards linked into ``staging`` under version-wide numbers (task order), and
+    the build's counts, quarantine, decontamination hits and near-dedup signatures from the
+    tasks' results. The task files stay until the version is registered (a rerun reuses them)."""
+    import dataclasses
+
+    from corpus.shards import sidecar_paths
+
+    stats = BuildStats()
+    rejected: list = []
+    next_idx: Counter = Counter()
+    shard_files = []
+    with clock.phase("gather"):
+        for index in sorted(manifests):
+            result = _load_task(tasks_root, manifests[index])
+            for name, (seconds, cpu) in result["times"].items():
+                clock.add(name, seconds, "tasks", cpu)  # summed over the tasks
+            stats.records += result["records"]
+            stats.counters.update(result["counters"])
+            rejected.extend(result["rejected"])
+            renamed: dict[str, str] = {}
+            for sf in sorted(result["shards"], key=lambda s: (s.split, s.idx)):
+                folder = _task_dir(tasks_root, index)
+                idx = next_idx[sf.split]
+                next_idx[sf.split] += 1
+                old = folder / sf.parquet.name
+                new = staging / f"{sf.split}-{idx:05d}.parquet"
+                renamed[old.name] = new.name
+                moved = {}
+                for a, b in zip((old, *sidecar_paths(old)), (new, *sidecar_paths(new))):
+                    b.parent.mkdir(parents=True, exist_ok=True)
+                    _link(a, b)
+                    moved[str(a.relative_to(folder))] = str(b.relative_to(staging))
+                shard_files.append(dataclasses.replace(
+                    sf, idx=idx, parquet=new, tokens=sidecar_paths(new)[0], index=sidecar_paths(new)[1],
+                    sha256={moved[k]: v for k, v in sf.sha256.items()},
+                    xxh3={moved[k]: v for k, v in sf.xxh3.items()},
+                    bytes={moved[k]: v for k, v in sf.bytes.items()}))
+                stats.rows[sf.split] += sf.rows
+                stats.tokens[sf.split] += sf.tokens_total
+            for split, parts in result["signatures"].items():
+                for ids, sig in parts:
+                    near.add(split, ids, sig)
+            if decontam is not None:
+                for hit in result["hits"]:
+                    name = renamed.get(hit.shard, hit.shard)
+                    decontam.hits.append(dataclasses.replace(
+                        hit, shard=f"{decontam.shard_dir}/{name}" if decontam.shard_dir else name))
+    from corpus.shards import open_sidecars
+
+    for sf in shard_files:  # the length percentiles: every row's token count, from the sidecar index
+        stats.lengths.setdefault(sf.split, []).append(np.asarray(open_sidecars(sf.parquet)[1][:, 2]))
+    return stats, shard_files, rejected
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link of ``src`` (same bytes, no copy); a copy where links are refused."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _near_dedup(args, near, shard_files, stats: BuildStats, tok, with_image: bool, kind: str, pool):
@@ -799,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
 
     def body() -> int:
-        return build(parse_args(argv))
+        return build(request_from_argv(argv))
 
     return run_cli(body)
 

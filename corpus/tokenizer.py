@@ -428,22 +428,45 @@ def _run(args) -> int:
         fields["path"], fields["specials"] = str(info.path), dict(info.specials)
         print(json.dumps(fields, indent=2))
         return 0
-    from corpus.api import train_tokenizer as train
     from corpus.flags import MAX_COUNT, check_range
+    from corpus.paths import data_root
 
     check_range("--vocab-size", args.vocab_size, 8, 1 << 24)  # the special tokens and a few bytes at least
     check_range("--min-frequency", args.min_frequency, 0, None)
     check_range("--synthetic", args.synthetic, 0, MAX_COUNT)
     check_range("--seed", args.seed, 0, (1 << 63) - 1)
 
-    info = train(args.out, args.inputs or None, synthetic=args.synthetic, vocab_size=args.vocab_size,
-                 min_frequency=args.min_frequency, seed=args.seed, fields=args.field, versions=args.version,
-                 data_dir=args.data_dir)
+    info = train_tokenizer_file(args.out, args.inputs or None, synthetic=args.synthetic, vocab_size=args.vocab_size,
+                                min_frequency=args.min_frequency, seed=args.seed, fields=args.field,
+                                versions=args.version, data_dir=data_root(args.data_dir))
     print(f"wrote {args.out}  vocab={info.vocab_size}  sha256={info.sha256}")
     note = vocab_shortfall(args.vocab_size, info.vocab_size, args.min_frequency)
     if note:
         print(note)
     return 0
+
+
+def train_tokenizer_file(out, inputs=None, *, synthetic: int = 0, vocab_size: int = 8192, min_frequency: int = 2,
+                         seed: int = 0, fields=None, versions=None, data_dir=None):
+    """Train on files (globs, directories; only ``fields`` of records), registered ``versions``'
+    texts (of the data root ``data_dir``) and/or ``synthetic`` examples, and save the tokenizer
+    atomically at ``out``: what ``python -m corpus.tokenizer train`` and ``corpus.train_tokenizer`` run."""
+    from itertools import chain
+
+    from corpus.atomic import atomic_path
+    from corpus.errors import UserError
+
+    if inputs is None and not synthetic and not versions:
+        raise UserError("nothing to train on: give --from PATH, --version ID or --synthetic N")
+    patterns = [] if inputs is None else list(map(str, [inputs] if isinstance(inputs, (str, Path)) else inputs))
+    paths = expand_inputs(patterns)
+    texts = chain((t for p in paths for t in texts_from_file(p, list(fields) if fields else None)),
+                  version_texts(Path(data_dir), list(versions)) if versions else (),
+                  synthetic_texts(synthetic, seed) if synthetic else ())
+    tok = train_tokenizer(texts, vocab_size, min_frequency)
+    with atomic_path(Path(out)) as tmp:
+        tok.save(str(tmp))
+    return load_tokenizer(out)
 
 
 def vocab_shortfall(asked: int, got: int, min_frequency: int) -> str | None:

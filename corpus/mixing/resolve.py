@@ -249,13 +249,11 @@ def _resolve_version(manifest, root, catalog, versions, i, spec: SourceSpec, tok
 
 def declared_version_id(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok) -> str:
     """The id the source's ``build`` table makes, computed by the build itself (nothing built)."""
-    from corpus import api
     from corpus.build import identify_version
 
     where = manifest.where(f"data.sources[{i}] ({spec.name}).build")
-    options = build_options(manifest, root, i, spec, tok)
     try:
-        return identify_version(api.build_args(spec.name, data_dir=options.pop("data_dir"), **options)).version_id
+        return identify_version(build_request(manifest, root, i, spec, tok)).version_id
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
 
@@ -320,9 +318,9 @@ def _why_no_latest(manifest: Manifest, root: Path, versions: list[dict], source:
         return f"no published training version of {source} (only evaluation versions): {hint}"
     other = train[0]
     config = json.loads(other["config"]) if isinstance(other["config"], str) else (other["config"] or {})
-    from corpus.api import flags
+    from corpus.request import as_flags
 
-    options = flags({k: v for k, v in (config.get("options") or {}).items() if k != "name"})
+    options = as_flags({k: v for k, v in (config.get("options") or {}).items() if k != "name"})
     command = " ".join(["python -m corpus.build", source, "--from <its inputs>", "--max-seq-len", str(max_seq_len),
                         *options, "--tokenizer", str(tokenizer_path(manifest, root))])
     return (f"the newest {source} version {other['id']} is cut into {window_length(other)}-token windows, "
@@ -349,10 +347,22 @@ def _check_usable(manifest, key: str, row: dict, tok, catalog) -> None:
 
 
 def build_argv(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok) -> list[str]:
-    """``corpus.build`` arguments from a source's ``build`` table (keys become ``--flags``)."""
-    from corpus.api import flags
+    """The ``corpus.build`` command a source's ``build`` table stands for (shown to users)."""
+    from corpus.request import as_flags
 
-    return [spec.name, *flags(build_options(manifest, root, i, spec, tok)), "--quiet"]
+    return [spec.name, *as_flags(build_options(manifest, root, i, spec, tok)), "--quiet"]
+
+
+def build_request(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok):
+    """The :class:`corpus.request.BuildRequest` of a source's ``build`` table (one line naming
+    the table's key when a build would reject it)."""
+    from corpus.request import BuildRequest
+
+    options = build_options(manifest, root, i, spec, tok)
+    inputs = options.pop("from", None)
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    return BuildRequest.create(spec.name, inputs, quiet=True, **options)
 
 
 def build_options(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok) -> dict:
@@ -366,15 +376,14 @@ def build_options(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok)
 
 
 def _build(manifest: Manifest, root: Path, i: int, spec: SourceSpec, tok, log) -> str:
-    from corpus import api
+    from corpus.build import build_version
 
     where = manifest.where(f"data.sources[{i}] ({spec.name}).build")
     log(f"building {spec.name}: python -m corpus.build {' '.join(build_argv(manifest, root, i, spec, tok))}")
-    options = build_options(manifest, root, i, spec, tok)
     try:
-        built = api.build_source(spec.name, data_dir=options.pop("data_dir"), **options)
+        built = build_version(build_request(manifest, root, i, spec, tok))
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
     if built.status != "published":
         raise UserError(f"{where}: the built version failed validation (see python -m corpus.quality report)")
-    return built.id
+    return built.version_id

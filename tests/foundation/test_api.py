@@ -58,7 +58,7 @@ def test_errors_are_one_corpus_error_line_like_the_cli(tmp_path, monkeypatch, to
         corpus.build_source("gsm8k", str(tmp_path / "nope.jsonl"), tokenizer=str(tmp_path / "t.json"))
     with pytest.raises(corpus.CorpusError, match=r"^input not found: .*nope\.jsonl$"):
         corpus.build_source("gsm8k", str(tmp_path / "nope.jsonl"), tokenizer=str(tokenizer_path))
-    with pytest.raises(corpus.CorpusError, match=r"unrecognized arguments: --limt 3"):
+    with pytest.raises(corpus.CorpusError, match=r"^corpus.build gsm8k: unknown option 'limt' \(did you mean limit\?\)$"):
         corpus.build_source("gsm8k", limt=3)
     with pytest.raises(corpus.CorpusError, match="unknown source 'gsm9k'"):
         corpus.build_source("gsm9k")

@@ -181,7 +181,7 @@ def test_resolution_errors_name_file_and_key(mix_root, tmp_path):
         (with_first(name="synthetic:derivations", build={"tokenizer": "x"}), None,
          "(synthetic:derivations).build.tokenizer: set by the manifest's [data] section"),
         (with_first(name="synthetic:derivations", build={"no_such_flag": 1}), None,
-         "(synthetic:derivations).build: corpus.build rejected it: "),
+         "(synthetic:derivations).build: corpus.build synthetic:derivations: unknown option 'no_such_flag'"),
     ]
     for i, (sources, data, expect) in enumerate(cases):
         data = {k: v for k, v in {**DATA, **(data or {})}.items() if v is not None}
@@ -220,6 +220,8 @@ def test_sources_built_with_another_tokenizer_are_refused(mix_root, tmp_path):
 @pytest.mark.parametrize("name", ["demo", "stageA", "stageB", "stageB_scienceqa", "stageC"])
 def test_shipped_manifests_name_real_sources_and_valid_build_options(tmp_path, name):
     from corpus.build import parse_args
+    from corpus.mixing.resolve import build_request
+    from corpus.request import BuildRequest
     from corpus.sources import source_names
 
     manifest = load_manifest(REPO / "manifests" / f"{name}.toml")
@@ -228,7 +230,12 @@ def test_shipped_manifests_name_real_sources_and_valid_build_options(tmp_path, n
         assert spec.name in source_names()
         if spec.build is None:
             continue
-        args = parse_args(build_argv(manifest, tmp_path, i, spec, fake_tok))
+        request = build_request(manifest, tmp_path, i, spec, fake_tok)  # the typed request the mixer builds with
+        assert BuildRequest.from_json(request.to_json()) == request
+        # the command shown to users means the same build
+        shown = BuildRequest.from_namespace(parse_args(build_argv(manifest, tmp_path, i, spec, fake_tok)))
+        assert shown == request
+        args = request.settings()
         assert args.max_seq_len == manifest.data.max_seq_len
         for key, value in spec.build.items():
             assert getattr(args, key) in (value, str(value)) or key == "tiers", (name, spec.name, key)
