@@ -410,9 +410,7 @@ def build_version(request) -> BuildOutcome:
     from corpus.buildlock import version_lock
 
     with version_lock(final_dir, catalog.timeout):  # held until registered: one build per version
-        outcome = _build_locked(args, catalog, root, ident.source, ident.kind, ident.tok, ident.files, ident.hub,
-                                ident.fingerprint, ident.config, ident.decontam, vid, final_dir, clock, end_setup,
-                                ident.near)
+        outcome = _build_locked(ident, final_dir, clock, end_setup)
         if outcome.status == "published":  # an s3:// root: objects, then manifest, then registered there
             from corpus.storage import publish_remote
 
@@ -424,13 +422,15 @@ def build_version(request) -> BuildOutcome:
     return outcome
 
 
-def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprint, config, decontam, vid,
-                  final_dir, clock, end_setup, near=None) -> BuildOutcome:
+def _build_locked(ident: VersionIdentity, final_dir: Path, clock, end_setup) -> BuildOutcome:
+    """Build the version ``ident`` names under its lock: reuse, resume or run its tasks, then register."""
     from corpus.buildlock import reclaim_staging
     from corpus.flags import ratio_text
     from corpus.paths import quarantine_path
     from corpus.versioning import input_fingerprint
 
+    args, catalog, root, vid = ident.args, ident.catalog, ident.root, ident.version_id
+    source, kind, tok, files, decontam = ident.source, ident.kind, ident.tok, ident.files, ident.decontam
     existing = catalog.version(vid)
     if existing and args.rebuild:  # damaged files (corpus.verify, a reader's refusal): same id, fresh files
         print(f"rebuilding {vid} ({existing['status']})", file=sys.stderr)
@@ -454,20 +454,20 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
     staging.mkdir(parents=True)
     end_setup()
     try:
-        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock, near,
-                                                     tasks_root, vid)
+        stats, shard_files, rejected = _run_pipeline(args, source, tok, files, staging, decontam, kind, clock,
+                                                     ident.near, tasks_root, vid)
         end_finish = clock.start("finish")
         from corpus.quality.eval_guard import NOT_DECONTAMINATED, not_decontaminated
 
         unchecked = not_decontaminated(source, kind, decontam)
         if unchecked:
             stats.counters[NOT_DECONTAMINATED] = 1
-        if files is not None and input_fingerprint(files, extra=hub or "") != fingerprint:
+        if files is not None and input_fingerprint(files, extra=ident.hub or "") != ident.fingerprint:
             raise UserError(f"input changed while building ({', '.join(map(str, files[:3]))}"
                             f"{' ...' if len(files) > 3 else ''}): nothing registered; build again")
         bad = len(rejected)
         if stats.records == 0:
-            raise UserError(f"no records read from {', '.join(map(str, files or [hub]))}")
+            raise UserError(f"no records read from {', '.join(map(str, files or [ident.hub]))}")
         if bad / max(1, stats.records) > args.max_bad_ratio:
             first = rejected[0]
             shown, limit = ratio_text(bad / stats.records, args.max_bad_ratio)
@@ -497,9 +497,9 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
     seconds = time.perf_counter() - clock.started
     try:
         with catalog.session():
-            outcome = _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam,
-                                            vid, final_dir, shard_files, stats, rejected, q_path if rejected else None,
-                                            unchecked, seconds, clock)
+            outcome = _register_and_publish(ident, final_dir, Built(shard_files, stats, rejected,
+                                                                    q_path if rejected else None, unchecked, seconds),
+                                            clock)
         shutil.rmtree(tasks_root, ignore_errors=True)  # registered: the tasks' files are the version's now
         return outcome
     except Exception as exc:
@@ -508,16 +508,29 @@ def _build_locked(args, catalog, root, source, kind, tok, files, hub, fingerprin
         raise
 
 
-def _register_and_publish(args, catalog, root, source, kind, tok, fingerprint, config, decontam, vid, final_dir,
-                          shard_files, stats, rejected, q_path, unchecked, seconds, clock) -> BuildOutcome:
+@dataclass
+class Built:
+    """What the tasks produced, checked and moved into the version's folder: what gets registered."""
+
+    shard_files: list
+    stats: BuildStats
+    rejected: list
+    quarantine: Path | None  # the quarantine file, when anything was rejected
+    unchecked: str | None  # the note of an evaluation set built without its decontamination check
+    seconds: float
+
+
+def _register_and_publish(ident: VersionIdentity, final_dir: Path, built: Built, clock) -> BuildOutcome:
     """Register the complete version, then validate it: published or failed."""
+    args, catalog, root, vid, source, decontam = ident.args, ident.catalog, ident.root, ident.version_id, ident.source, ident.decontam
+    shard_files, stats, rejected, unchecked = built.shard_files, built.stats, built.rejected, built.unchecked
     with clock.phase("register"):
-        _register(catalog, root, args, source, vid, fingerprint, config, tok, final_dir, shard_files, stats,
-                  rejected, q_path, seconds)
+        _register(catalog, root, args, source, vid, ident.fingerprint, ident.config, ident.tok, final_dir, shard_files,
+                  stats, rejected, built.quarantine, built.seconds)
         if decontam:
             decontam.record(catalog, vid)
         if stats.near is not None:
-            _record_near(catalog, root, args.source, kind, vid, final_dir, shard_files, stats.near)
+            _record_near(catalog, root, args.source, ident.kind, vid, final_dir, shard_files, stats.near)
     from corpus.publish import publish
 
     with clock.phase("validate"):
