@@ -348,6 +348,7 @@ def identify_version(request) -> VersionIdentity:
         source.role = args.role
     kind = "eval" if source.is_eval_split(args.split) else source.role
     if kind == "eval":  # a benchmark is one split, the one it is registered as: no train/val inside a test set
+        args.split = source.registered_split(args.split)
         args.val_ratio, args.one_split = 0.0, args.split
     from corpus.quality import near_dedup
     from corpus.quality.decontaminate import prepare

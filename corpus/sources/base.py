@@ -141,6 +141,12 @@ other source stores whole examples and the mix plan decides what a row longer th
         """
         return self.role == "eval"
 
+    def registered_split(self, split: str) -> str:
+        """The split an evaluation version built from ``--split split`` is registered as (its rows'
+        split and its file names). A benchmark with one split overrides this to name it, so a build
+        without ``--split`` does not register a test set as ``train``."""
+        return split
+
     @classmethod
     def identity_texts(cls, prompt: str, target: str, meta: dict[str, Any]) -> list[str]:
         """The texts that make an evaluation item that item, indexed for decontamination. Default:

@@ -56,7 +56,7 @@ def test_no_build_fails_or_quarantines_for_length(root):
     got = registered(root)
     assert [(s, sp, k, n) for s, sp, k, n, _, _ in got] == [
         ("mbpp", "train", "train", 374), ("mbpp", "validation", "train", 90), ("mbpp", "test", "eval", 500),
-        ("mbpp", "prompt", "eval", 10), ("humaneval", "train", "eval", 164), ("science_qa", "all", "eval", 100),
+        ("mbpp", "prompt", "eval", 10), ("humaneval", "test", "eval", 164), ("science_qa", "all", "eval", 100),
         ("gsm8k", "train", "train", 1000), ("wiki", "train", "train", got[-1][3])]
     assert all(q == 0 and status == "published" for *_, q, status in got)
     longest = dict(Catalog(root).query("SELECT source, max(max_seq_len) FROM versions GROUP BY 1"))

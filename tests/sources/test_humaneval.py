@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,11 @@ def test_all_164_problems_registered_as_evaluation_data(built):
     assert facts == (164, 0, "published", "eval")
     assert sorted(int(r["id"].split("/")[-1]) for r in rows) == list(range(164))
     assert {r["meta"]["split"] for r in rows} == {"test"}
+    # built without --split, it is registered under its one split: rows, config and file names say test
+    assert {r["split"] for r in rows} == {"test"}
+    assert json.loads(version["config"])["split"] == "test"
+    shards = Catalog(built[0]).shards(version["id"])
+    assert [(s["split"], Path(s["path"]).name) for s in shards] == [("test", "test-00000.parquet")]
 
 
 def test_prompt_and_target_are_the_published_text(built):
