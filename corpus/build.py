@@ -796,6 +796,8 @@ def _run_pipeline(args, source, tok, files, staging: Path, decontam=None, kind: 
         if near is not None:  # the band step runs per band on the executor's worker processes
             with clock.phase("near-dedup"):
                 shard_files = _near_dedup(args, near, shard_files, stats, tok, with_image, kind, executor.pool)
+            if decontam is not None and stats.near_dropped:
+                _relocate_hits(decontam, shard_files)
     finally:
         executor.close()
     for s in shard_files:
@@ -892,6 +894,24 @@ def _near_dedup(args, near, shard_files, stats: BuildStats, tok, with_image: boo
     if shard_files:
         save_signatures(shard_files[0].parquet.parent, near.config, *near.kept(shard_files))
     return shard_files
+
+
+def _relocate_hits(decontam, shard_files) -> None:
+    """Flagged decontamination hits name the shard their row is in after near-dedup ``drop`` wrote
+    its split again (rows move to other files when rows before them are dropped); a dropped
+    row's hit keeps the shard it would have been written to."""
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    wanted = {h.row_id for h in decontam.hits}
+    where: dict[str, str] = {}
+    for sf in shard_files:
+        ids = pq.read_table(sf.parquet, columns=["id"]).column("id").to_pylist()
+        where.update((i, sf.parquet.name) for i in ids if i in wanted)
+    prefix = f"{decontam.shard_dir}/" if decontam.shard_dir else ""
+    decontam.hits[:] = [dataclasses.replace(h, shard=prefix + where[h.row_id]) if h.row_id in where else h
+                        for h in decontam.hits]
 
 
 def _timed(items: Iterable, clock, name: str) -> Iterator:

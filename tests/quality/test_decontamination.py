@@ -164,3 +164,30 @@ def test_overlap_rule_counts_distinct_ngrams_of_one_eval_text():
     hits = find_hits(index, [question, "Q: " + answer + " Thanks!", half, less, "nothing in common here"])
     assert sorted(hits) == [0, 1, 2]
     assert hits[2][3] == normalize_one(" ".join(question.split()[:13]))
+
+
+def test_flagged_hits_follow_their_rows_when_near_dedup_drop_rewrites_the_split(gsm8k_eval_root, tmp_path,
+                                                                                 tokenizer_path):
+    """Tasks write their own shards; near-dedup drop writes the split again, and the rows after the
+    dropped ones land in other files: each flagged hit names the file its row is in afterwards."""
+    import shutil
+
+    from tests.quality.test_near_dedup import near_records
+
+    root = tmp_path / "data"
+    shutil.copytree(gsm8k_eval_root, root)
+    records, copies = near_records()
+    _, gsm = leaked_training_file(tmp_path)
+    leaks = [{"id": f"leak{i}", "prompt": r["question"], "answer": r["answer"]} for i, r in enumerate(gsm)]
+    src = write_jsonl(tmp_path / "near-and-leaks.jsonl", records + leaks)
+    assert build(root, tokenizer_path, "jsonl", "--from", str(src), "--target-field", "answer", "--id-field", "id",
+                 "--val-ratio", "0", "--max-dup-rate", "0.2", "--task-records", "32", "--decontaminate", "flag",
+                 "--near-dedup", "drop") == 0
+    catalog = Catalog(root)
+    vid = version_of(root, "jsonl")
+    assert catalog.version(vid)["rows"] == len(records) + len(leaks) - len(copies)  # the copies went
+    hits = catalog.query_dicts("SELECT shard, row_id FROM decontamination WHERE version = ?", [vid])
+    assert {h["row_id"] for h in hits} == {f"jsonl:leak{i}" for i in range(3)}
+    for h in hits:
+        assert (root / h["shard"]).is_file(), h
+        assert h["row_id"] in pq.read_table(root / h["shard"], columns=["id"]).column("id").to_pylist()
