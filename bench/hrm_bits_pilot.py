@@ -98,6 +98,12 @@ def run_arm(arm: str, overrides: dict, steps: int, batch: int, lr: float, seed: 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     eval_rng = random.Random(1234)
     holdout = {q: [encode(q, random_bits(eval_rng, True)) for _ in range(eval_rows)] for q in questions}
+    norms = {}
+    if cfg.hrm_enabled:  # why the gate moves: the memory's size against the residual stream it joins
+        model.bridge.memory_proj.register_forward_hook(
+            lambda m, i, o: norms.__setitem__("memory", o.detach().pow(2).mean().sqrt().item()))
+        model.pool.register_forward_pre_hook(
+            lambda m, i: norms.__setitem__("residual", i[0].detach().pow(2).mean().sqrt().item()))
     start = time.time()
     for step in range(steps):
         rows = [encode(rng.choice(questions), random_bits(rng, False)) for _ in range(batch)]
@@ -110,9 +116,10 @@ def run_arm(arm: str, overrides: dict, steps: int, batch: int, lr: float, seed: 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if (step + 1) % 100 == 0:
+        if (step + 1) % 25 == 0:
+            extra = "".join(f" {k}-rms {v:.3f}" for k, v in norms.items())
             print(f"  {arm} step {step + 1} loss {out.lm_loss.item():.3f} gate {out.diagnostics['gate_mean']:.3f}"
-                  f" {time.time() - start:.0f}s", flush=True)
+                  f"{extra} {time.time() - start:.0f}s", flush=True)
     result = {q: exact_match(model, rows, 1.0) for q, rows in holdout.items()}
     if cfg.hrm_enabled:  # the same weights with the memory left out: what the HRM carries
         result["gate_shut"] = {q: exact_match(model, rows, 0.0) for q, rows in holdout.items()}

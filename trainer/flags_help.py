@@ -81,6 +81,7 @@ MEANING: dict[str, str] = {
     "l_steps": "low-level steps per cycle",
     "hrm_bptt_steps": "last n L and H updates that carry gradient (1: HRM one-step rule)",
     "hrm_whole_cycle_grad": "gradient through every L update of each gradient-carrying cycle (TRM), not only the last",
+    "hrm_gate_min": "floor of the learned gate: gate = min + (1 - min) * sigmoid(head), times the schedule",
     "bridge_layer": "decoder layer whose input receives the memory (-1: the middle)",
     "deep_supervision": "also train the decoder on every cycle's memory",
     "ds_weight": "weight of the deep-supervision loss",

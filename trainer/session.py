@@ -31,7 +31,7 @@ from trainer.step import TERMS, StepOutput
 from trainer.validate import Patience, progress, validation_loss
 
 # ModelConfig fields a run may change on the same weights (they create no parameters)
-RUNTIME_MODEL_KEYS = {"h_cycles", "l_steps", "hrm_bptt_steps", "hrm_whole_cycle_grad", "deep_supervision", "ds_weight", "use_halting",
+RUNTIME_MODEL_KEYS = {"h_cycles", "l_steps", "hrm_bptt_steps", "hrm_whole_cycle_grad", "hrm_gate_min", "deep_supervision", "ds_weight", "use_halting",
                       "halting_weight", "halt_target", "halt_epsilon", "use_kernels"}
 CHECKPOINT_FORMAT = 1
 

@@ -9,6 +9,10 @@ With ``hrm_design = "per_token"`` the memory is one vector per position (the sam
 projection of that position's latent); the gate stays one number per sample, read from the pooled
 prompt, so gate mu keeps its meaning across designs.
 
+``hrm_gate_min`` puts a floor under the learned gate (the trainer's schedule still multiplies it,
+so a shut schedule is still the plain decoder): the gate then reports how much more than the
+floor the model wants, and the memory's projection never loses its gradient (docs/ablations.md).
+
 Where the memory enters: positions t >= prompt_len - 1. Position t predicts token t + 1, and the
 memory is a function of prompt tokens only, so every position that receives it predicts a token
 the memory never saw; earlier positions (which predict prompt tokens) never receive it.
@@ -33,14 +37,16 @@ class Bridge(nn.Module):
         nn.init.zeros_(self.memory_proj.weight)
         self.gate_head = nn.Linear(cfg.d_hrm, 1)
         nn.init.zeros_(self.gate_head.bias)  # gate starts at 0.5 (times the schedule)
+        self.gate_min = float(cfg.hrm_gate_min)
 
     def memory(self, z_H: torch.Tensor) -> torch.Tensor:
         """pooled: z_H [b, slots, d_hrm] -> [b, d_model]; per_token: [b, t, d_hrm] -> [b, t, d_model]."""
         return self.memory_proj(z_H.flatten(1) if self.flatten else z_H)
 
     def gate(self, injection: torch.Tensor) -> torch.Tensor:
-        """injection: [b, slots, d_hrm] -> [b] in (0, 1), at least fp32."""
-        return torch.sigmoid(at_least_fp32(self.gate_head(injection.mean(1)))).squeeze(-1)
+        """injection: [b, slots, d_hrm] -> [b] in (hrm_gate_min, 1), at least fp32."""
+        gate = torch.sigmoid(at_least_fp32(self.gate_head(injection.mean(1)))).squeeze(-1)
+        return gate if self.gate_min == 0.0 else self.gate_min + (1.0 - self.gate_min) * gate
 
 
 def receives_memory(prompt_lens: torch.Tensor, length: int) -> torch.Tensor:

@@ -53,6 +53,10 @@ class ModelConfig:
     # TRM: every L update of a cycle whose H update carries gradient carries it too
     hrm_whole_cycle_grad: bool = False
     bridge_layer: int = -1  # decoder layer whose input receives the memory; -1 = n_layers // 2
+    # gate = hrm_gate_min + (1 - hrm_gate_min) * sigmoid(head): a floor the learned gate cannot
+    # shut below (0 = the seed's gate). Why: under Adam a small, consistent push on the gate head
+    # closes the gate in tens of steps, and a shut gate also shuts the memory's own gradient
+    hrm_gate_min: float = 0.0
     # auxiliary objectives
     deep_supervision: bool = False
     ds_weight: float = 0.1
@@ -107,6 +111,7 @@ class ModelConfig:
         need(0 < self.a_init_min <= self.a_init_max, "need 0 < a_init_min <= a_init_max")
         need(self.ds_weight >= 0 and self.halting_weight >= 0, "loss weights must be >= 0")
         need(0.0 <= self.halt_epsilon < 1.0, "halt_epsilon must be in [0, 1)")
+        need(0.0 <= self.hrm_gate_min < 1.0, f"hrm_gate_min={self.hrm_gate_min} must be in [0, 1)")
 
     # ------------------------------------------------------------------ presets
     @classmethod

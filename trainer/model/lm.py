@@ -33,7 +33,8 @@ from trainer.model.token_hrm import PromptContext, TokenCore
 
 IGNORE_INDEX = -100
 # gate_*: the gate the decoder receives (sigmoid x gate_scale); gate_raw_*: the gate head's own
-# sigmoid, what it has learned, also while the schedule still holds the gate shut
+# sigmoid, what it has learned, also while the schedule still holds the gate shut (with
+# hrm_gate_min > 0: after the floor, so a head that has shut reads exactly the floor)
 DIAGNOSTIC_KEYS = ("gate_mean", "gate_min", "gate_max", "gate_raw_mean", "gate_raw_min",
                    "gate_raw_max", "halt_sum_mean", "halt_sum_min", "halt_sum_max", "expected_cycles")
 
