@@ -652,6 +652,7 @@ def run_task(ctx: TaskContext, index: int, records: list, key: dict) -> dict:
     corpus (the build's, a worker process, a Ray worker)."""
     import copy
     import pickle
+    import uuid
 
     from corpus.atomic import atomic_path, sha256_file
     from corpus.phases import PhaseClock
@@ -660,8 +661,6 @@ def run_task(ctx: TaskContext, index: int, records: list, key: dict) -> dict:
     if _WORKER.get("token") != ctx.token:
         _init_worker(ctx.args, ctx.tokenizer_path, ctx.args.threads)
         _WORKER["token"] = ctx.token
-    import uuid
-
     final = _task_dir(ctx.tasks_root, index)
     # each attempt writes its own folder and renames it into place when complete: a retried
     # task, or a worker left over from a killed driver, never writes into another's files
@@ -705,14 +704,14 @@ def run_task(ctx: TaskContext, index: int, records: list, key: dict) -> dict:
         with open(tmp, "wb") as fh:
             pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
     files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    rows, tokens = Counter(), Counter()
+    for sf in shards:
+        rows[sf.split] += sf.rows
+        tokens[sf.split] += sf.tokens_total
     manifest = {"task": index, "key": key, "files": files, "result_sha256": sha256_file(folder / TASK_RESULT),
-                "records": n_records, "rejected": len(rejected),
-                "rows": {sf.split: 0 for sf in shards}, "tokens": {sf.split: 0 for sf in shards},
+                "records": n_records, "rejected": len(rejected), "rows": dict(rows), "tokens": dict(tokens),
                 "shards": [{"split": sf.split, "idx": sf.idx, "rows": sf.rows, "tokens": sf.tokens_total,
                             "sha256": sf.sha256} for sf in shards]}
-    for sf in shards:
-        manifest["rows"][sf.split] += sf.rows
-        manifest["tokens"][sf.split] += sf.tokens_total
     with atomic_path(folder / TASK_MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, sort_keys=True))
     _publish_task(folder, final, key)

@@ -62,6 +62,7 @@ class Session:
     _batch_tokens: int = 0  # this rank's real tokens in the step just taken
     _batch_samples: int = 0  # the global batch's rows (every rank trains the same number)
     _pending_tokens: int = 0  # this rank's real tokens not yet summed into ``tokens``
+    _plotted_at: float | None = None  # monotonic time of the last plot refresh
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -197,8 +198,8 @@ class Session:
         """Redraw the run's plots; during training at most once per PLOT_INTERVAL_S (the end always)."""
         from trainer.plot import plot_run
 
-        now, last = time.monotonic(), getattr(self, "_plotted_at", None)
-        if throttle and last is not None and now - last < self.PLOT_INTERVAL_S:
+        now = time.monotonic()
+        if throttle and self._plotted_at is not None and now - self._plotted_at < self.PLOT_INTERVAL_S:
             return
         self._plotted_at = now
         try:
