@@ -4,7 +4,7 @@
 The copy keeps every arm of the real spec and its evaluation and shrinks the rest: one seed,
 16 steps, a tiny model and tokenizer, 6 held-out strings. It checks that the bits suite is read
 like any suite (exact match per question and per tier with intervals), that gate μ is reported per
-question for the HRM arms only, that costs are there for every arm, that each training child ran
+question for the HRM arms only, that each HRM arm is scored again with its memory left out, that costs are there for every arm, that each training child ran
 with the thread count the ablation gave it, and that the probe prints its one table.
 """
 
@@ -50,6 +50,17 @@ def test_scaled_down_bits_ablation_through_the_probe(tmp_path):
         assert set(gates[arm]["bits"]) == set(QUESTIONS) and all(0 <= g <= 1 for g in gates[arm]["bits"].values())
     text = (work / "runs" / "report" / "ablation.md").read_text()
     assert "Gate μ per question" in text and "| bits/parity/accuracy |" in text and "Chance (bits" in text
+
+    # every HRM arm scored again with the memory left out; full = left out + carried, per question
+    carried = rep["memory_left_out"]
+    assert set(carried) == set(arms[1:])
+    for arm in arms[1:]:
+        for question in QUESTIONS:
+            r = carried[arm][f"bits/{question}/accuracy"]
+            full = rep["metrics"][f"bits/{question}/accuracy"][arm]["estimate"]
+            assert r["left_out"]["items"] == full["items"]
+            assert abs(r["left_out"]["mean"] + r["carried"]["mean"] - full["mean"]) < 1e-9
+    assert "with the memory left out" in text
 
     # costs of every arm; the plain decoder has no HRM parameters and the fewest FLOPs
     costs = rep["costs"]

@@ -6,12 +6,15 @@
     per run:      final.pt (equal training budget for every arm, not the best-val checkpoint)
                   ─► the suites ─► per item {id, group, tier, values: {accuracy}} + metrics
                   ─► with arith: teacher-forced target NLL and token accuracy per item (teacher.py)
+                  ─► HRM arms (``memory_left_out``): the non-arith suites again with the gate shut,
+                     the same weights without the memory (what the HRM carries = full − left out)
                   ─► cached in <run>/ablation/eval-<key>.json (key: checkpoint sha, items, options)
     training:     metrics.jsonl ─► final val loss, tokens and samples seen, gate μ and halt Σ curves
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -71,7 +74,7 @@ def _key(job: RunJob, suites: list[str], items_sha: str, spec: Spec) -> str:
     meta = json.loads((job.run_dir / "checkpoints" / "final.pt.meta.json").read_text())
     ev = spec.evaluation
     blob = json.dumps([meta.get("sha256"), suites, items_sha, ev.limit, ev.max_new_tokens, ev.arith_seed,
-                       ev.teacher_forced, ev.device], default=str)
+                       ev.teacher_forced, ev.device] + ([True] if ev.memory_left_out else []), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -96,18 +99,26 @@ def evaluate_run(job: RunJob, spec: Spec, arith_items, data_dir: str | None, say
     ev_opts = spec.evaluation
     ev = load_evaluable(job.run_dir / "checkpoints" / "final.pt", data_dir=data_dir, device=ev_opts.device)
     out: dict[str, Any] = {"run": job.name, "arm": job.arm, "seed": job.seed, "step": ev.step, "suites": {}}
-    for name in suites:
+    options = Options(limit=ev_opts.limit, max_new_tokens=ev_opts.max_new_tokens, batch_size=ev_opts.batch_size,
+                      workers=1, arith_seed=ev_opts.arith_seed,
+                      arith_tasks=tuple(ev_opts.arith_tasks) if ev_opts.arith_tasks else None)
+
+    def score(name: str, on, what: str) -> dict[str, Any]:
         if name == "arith":
-            generate = text_generator(ev, ev_opts.max_new_tokens or ev.max_seq_len, batch_size=ev_opts.batch_size)
+            generate = text_generator(on, ev_opts.max_new_tokens or on.max_seq_len, batch_size=ev_opts.batch_size)
             result = arith.evaluate(arith_items, generate)
         else:
-            options = Options(limit=ev_opts.limit, max_new_tokens=ev_opts.max_new_tokens, batch_size=ev_opts.batch_size,
-                              workers=1, arith_seed=ev_opts.arith_seed,
-                              arith_tasks=tuple(ev_opts.arith_tasks) if ev_opts.arith_tasks else None)
-            result = run_one(name, ev, sources_for(ev), options)
+            result = run_one(name, on, sources_for(on), options)
         if result.status != "ok":
-            raise UserError(f"{job.name}: suite {name} {result.status}: {result.reason}")
-        out["suites"][name] = {"metrics": result.metrics, "items": _item_verdicts(result.records)}
+            raise UserError(f"{job.name}: suite {name}{what} {result.status}: {result.reason}")
+        return {"metrics": result.metrics, "items": _item_verdicts(result.records)}
+
+    left_out = ev_opts.memory_left_out and ev.model.cfg.hrm_enabled
+    for name in suites:
+        out["suites"][name] = score(name, ev, "")
+        if left_out:  # the same weights, the gate shut: the plain decoder inside this model
+            out.setdefault("memory_left_out", {})[name] = score(
+                name, dataclasses.replace(ev, gate_scale=0.0), " with the memory left out")
         if name == "arith" and ev_opts.teacher_forced:
             from trainer.ablate.teacher import teacher_forced
 

@@ -87,12 +87,44 @@ def build_report(spec: Spec, evals: dict[tuple[str, int], dict], notes: list[str
                       "final_gate_mean": float(np.mean([_last(r, "gate_mean") for r in runs])),
                       "final_halt_sum": float(np.mean([_last(r, "halt_sum_mean") for r in runs]))}
     gate = {arm: _gate_phases([evals[(arm, s)] for s in spec.seeds]) for arm in arms}
+    carried = memory_carried(spec, evals)
     return {"spec": str(spec.path), "spec_sha": spec.sha, "gate": gate, "command": command, "name": spec.name,
             "gate_by_group": {arm: _suite_means([evals[(arm, s)] for s in spec.seeds], "gate/") for arm in arms},
             "chance": _suite_means([evals[(spec.base, spec.seeds[0])]], "", suffix="/chance"),
             "base": spec.base, "arms": arms, "descriptions": {a.name: a.description for a in spec.arms},
-            "seeds": spec.seeds, "notes": notes, "metrics": metrics, "costs": costs,
+            "seeds": spec.seeds, "notes": notes, "metrics": metrics, "costs": costs, "memory_left_out": carried,
             "curves": {f"{arm}-s{s}": evals[(arm, s)]["training"]["curves"] for arm in arms for s in spec.seeds}}
+
+
+def memory_carried(spec: Spec, evals: dict[tuple[str, int], dict]) -> dict[str, dict[str, Any]]:
+    """arm -> metric -> {left_out, carried}: each HRM arm scored again with the gate shut (the same
+    weights, the plain decoder inside them), and full − left out paired over seeds and items: how
+    much of the arm's score its HRM memory carries. Arms (or runs) without the score are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for arm in (a.name for a in spec.arms):
+        runs = [evals[(arm, s)] for s in spec.seeds]
+        if not all(r.get("memory_left_out") for r in runs):
+            continue
+        for suite in runs[0]["memory_left_out"]:
+            ids = [it["id"] for it in runs[0]["suites"][suite]["items"]]
+            full, shut = [], []
+            for seed, r in zip(spec.seeds, runs):
+                left = r["memory_left_out"][suite]["items"]
+                if [it["id"] for it in left] != ids or [it["id"] for it in r["suites"][suite]["items"]] != ids:
+                    raise UserError(f"{arm}-s{seed}: suite {suite} with the memory left out scored other items")
+                full.append([it["values"] for it in r["suites"][suite]["items"]])
+                shut.append([it["values"] for it in left])
+            groups: dict[str, list[int]] = {"": list(range(len(ids)))}
+            for j, it in enumerate(runs[0]["suites"][suite]["items"]):
+                if it["group"]:
+                    groups.setdefault(f"{it['group']}/", []).append(j)
+            for name in (list(full[0][0]) if full and full[0] else []):
+                x = np.array([[v[name] for v in row] for row in full], dtype=float)
+                y = np.array([[v[name] for v in row] for row in shut], dtype=float)
+                for prefix, cols in groups.items():
+                    out.setdefault(arm, {})[f"{suite}/{prefix}{name}"] = {
+                        "left_out": estimate(y[:, cols]).as_dict(), "carried": difference(x[:, cols], y[:, cols]).as_dict()}
+    return out
 
 
 PHASES = (0.25, 0.5, 0.75, 1.0)
@@ -173,6 +205,27 @@ def question_table(rep: dict[str, Any], suite: str = "bits") -> list[str]:
     return lines
 
 
+def memory_table(rep: dict[str, Any]) -> list[str]:
+    """One row per HRM arm: each question's (or suite's) exact match with the memory left out, and
+    what the memory carries (the arm's own score minus that, paired)."""
+    carried = rep.get("memory_left_out") or {}
+    if not carried:
+        return []
+    metrics = list(dict.fromkeys(m for by_metric in carried.values() for m in by_metric
+                                 if m.endswith("/accuracy") and m.count("/") == 2)) or \
+        list(dict.fromkeys(m for by_metric in carried.values() for m in by_metric if m.endswith("/accuracy")))
+    labels = [m.rsplit("/", 1)[0].split("/", 1)[-1] for m in metrics]
+    lines = ["| arm | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
+    for arm, by_metric in carried.items():
+        cells = []
+        for m in metrics:
+            r = by_metric.get(m)
+            cells.append("—" if r is None else
+                         f"{_ci(r['left_out'], 3)}<br>carried {_ci(r['carried'], 3)}{_sig(r['carried'])}")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(rep: dict[str, Any]) -> str:
     arms, base = rep["arms"], rep["base"]
     lines = [f"# Ablation `{rep['name']}`", "", f"`{rep['command']}`  (spec `{rep['spec']}`, sha {rep['spec_sha'][:12]})",
@@ -185,6 +238,10 @@ def markdown(rep: dict[str, Any]) -> str:
     per_question = question_table(rep)
     if per_question:
         lines += ["", "## Exact match per question (bits holdout; Δ = arm − base, paired)", ""] + per_question
+    left_out = memory_table(rep)
+    if left_out:
+        lines += ["", "## The same weights with the memory left out (gate shut; carried = arm − left out, paired)",
+                  ""] + left_out
     lines += ["", "## Cost per arm (mean over seeds)", "",
               "| arm | params | HRM params | steps | samples | tokens | train FLOPs | vs base | s/run | gate μ (end) | halt Σ (end) |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -90,6 +90,9 @@ class Evaluation(_Strict):
     arith_seed: Optional[int] = None
     teacher_forced: bool = True  # with arith: target NLL and token accuracy per item (teacher.py)
     device: str = "cpu"  # where final.pt is evaluated (cpu, cuda, cuda:N); the runs train on [train] device
+    # HRM arms: score the same weights again with the gate shut (the plain decoder inside them), so
+    # the report can say how much of each arm's exact match the HRM's memory carries
+    memory_left_out: bool = True
 
     @field_validator("suites")
     @classmethod
