@@ -97,9 +97,17 @@ def test_scaled_down_ablation(tiny):
     assert nll["hrm"]["estimate"]["lo"] < nll["hrm"]["estimate"]["mean"] < nll["hrm"]["estimate"]["hi"]
     assert nll["same"]["vs_base"]["mean"] == 0.0 and nll["same"]["vs_base"]["lo"] <= 0.0 <= nll["same"]["vs_base"]["hi"]
     assert "teacher/counting/tier1/token_accuracy" in rep["metrics"]
+    # both HRM arms rescored with the memory left out, generation and teacher forcing alike
+    for arm in ("hrm", "same"):
+        for metric in ("arith/accuracy", "teacher/target_nll", "teacher/token_accuracy"):
+            r = rep["memory_left_out"][arm][metric]
+            full = rep["metrics"][metric][arm]["estimate"]
+            assert r["left_out"]["items"] == full["items"] == 16
+            assert abs(r["left_out"]["mean"] + r["carried"]["mean"] - full["mean"]) < 1e-9
     text = (out / "ablation.md").read_text()
     assert "| arith/accuracy |" in text and "| arith/counting/tier1/accuracy | 4 |" in text and "| same |" in text
     assert "(1 seed: no interval)" in text
+    assert "with the memory left out" in text and "| arm | arith/accuracy | teacher/target_nll |" in text
     assert text in first.stdout
     png = (out / "ablation.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -6,8 +6,9 @@
     per run:      final.pt (equal training budget for every arm, not the best-val checkpoint)
                   ─► the suites ─► per item {id, group, tier, values: {accuracy}} + metrics
                   ─► with arith: teacher-forced target NLL and token accuracy per item (teacher.py)
-                  ─► HRM arms (``memory_left_out``): the non-arith suites again with the gate shut,
-                     the same weights without the memory (what the HRM carries = full − left out)
+                  ─► HRM arms (``memory_left_out``): every suite (and the teacher-forced scores)
+                     again with the gate shut, the same weights without the memory (what the HRM
+                     carries = full − left out)
                   ─► cached in <run>/ablation/eval-<key>.json (key: checkpoint sha, items, options)
     training:     metrics.jsonl ─► final val loss, tokens and samples seen, gate μ and halt Σ curves
 """
@@ -74,7 +75,8 @@ def _key(job: RunJob, suites: list[str], items_sha: str, spec: Spec) -> str:
     meta = json.loads((job.run_dir / "checkpoints" / "final.pt.meta.json").read_text())
     ev = spec.evaluation
     blob = json.dumps([meta.get("sha256"), suites, items_sha, ev.limit, ev.max_new_tokens, ev.arith_seed,
-                       ev.teacher_forced, ev.device] + ([True] if ev.memory_left_out else []), default=str)
+                       ev.teacher_forced, ev.device] + (["memory_left_out/2"] if ev.memory_left_out else []),
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -123,6 +125,9 @@ def evaluate_run(job: RunJob, spec: Spec, arith_items, data_dir: str | None, say
             from trainer.ablate.teacher import teacher_forced
 
             out["suites"]["teacher"] = {"metrics": {}, "items": teacher_forced(ev, arith_items, ev_opts.batch_size)}
+            if left_out:
+                out["memory_left_out"]["teacher"] = {"metrics": {}, "items": teacher_forced(
+                    dataclasses.replace(ev, gate_scale=0.0), arith_items, ev_opts.batch_size)}
     training = training_record(job)
     out["training"] = training
     cfg = ev.config.get("train", {})

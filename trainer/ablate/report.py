@@ -206,15 +206,15 @@ def question_table(rep: dict[str, Any], suite: str = "bits") -> list[str]:
 
 
 def memory_table(rep: dict[str, Any]) -> list[str]:
-    """One row per HRM arm: each question's (or suite's) exact match with the memory left out, and
-    what the memory carries (the arm's own score minus that, paired)."""
+    """One row per HRM arm: each question's exact match (bits) or each suite's headline scores
+    with the memory left out, and what the memory carries (the arm's own score minus that, paired)."""
     carried = rep.get("memory_left_out") or {}
     if not carried:
         return []
-    metrics = list(dict.fromkeys(m for by_metric in carried.values() for m in by_metric
-                                 if m.endswith("/accuracy") and m.count("/") == 2)) or \
-        list(dict.fromkeys(m for by_metric in carried.values() for m in by_metric if m.endswith("/accuracy")))
-    labels = [m.rsplit("/", 1)[0].split("/", 1)[-1] for m in metrics]
+    keys = list(dict.fromkeys(m for by_metric in carried.values() for m in by_metric))
+    per_question = [m for m in keys if m.startswith("bits/") and m.endswith("/accuracy") and m.count("/") == 2]
+    metrics = per_question or [m for m in keys if m.count("/") == 1]
+    labels = [m.split("/")[1] if per_question else m for m in metrics]
     lines = ["| arm | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
     for arm, by_metric in carried.items():
         cells = []
