@@ -71,12 +71,15 @@ def common_arith_items(spec: Spec, plan_ids: list[str], data_root: Path):
     return items, notes
 
 
+# bump when what an evaluation record holds changes, so cached records of the old kind are redone
+EVAL_FORMAT = 2  # 2: HRM runs also scored with the memory left out (suites and teacher forcing)
+
+
 def _key(job: RunJob, suites: list[str], items_sha: str, spec: Spec) -> str:
     meta = json.loads((job.run_dir / "checkpoints" / "final.pt.meta.json").read_text())
     ev = spec.evaluation
-    blob = json.dumps([meta.get("sha256"), suites, items_sha, ev.limit, ev.max_new_tokens, ev.arith_seed,
-                       ev.teacher_forced, ev.device] + (["memory_left_out/2"] if ev.memory_left_out else []),
-                      default=str)
+    blob = json.dumps([EVAL_FORMAT, meta.get("sha256"), suites, items_sha, ev.limit, ev.max_new_tokens,
+                       ev.arith_seed, ev.teacher_forced, ev.device, ev.memory_left_out], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -115,19 +118,21 @@ def evaluate_run(job: RunJob, spec: Spec, arith_items, data_dir: str | None, say
             raise UserError(f"{job.name}: suite {name}{what} {result.status}: {result.reason}")
         return {"metrics": result.metrics, "items": _item_verdicts(result.records)}
 
-    left_out = ev_opts.memory_left_out and ev.model.cfg.hrm_enabled
+    # the same weights, the gate shut: the plain decoder inside this model
+    shut = dataclasses.replace(ev, gate_scale=0.0) if ev_opts.memory_left_out and ev.model.cfg.hrm_enabled else None
+    if shut is not None:
+        out["memory_left_out"] = {}
     for name in suites:
         out["suites"][name] = score(name, ev, "")
-        if left_out:  # the same weights, the gate shut: the plain decoder inside this model
-            out.setdefault("memory_left_out", {})[name] = score(
-                name, dataclasses.replace(ev, gate_scale=0.0), " with the memory left out")
+        if shut is not None:
+            out["memory_left_out"][name] = score(name, shut, " with the memory left out")
         if name == "arith" and ev_opts.teacher_forced:
             from trainer.ablate.teacher import teacher_forced
 
             out["suites"]["teacher"] = {"metrics": {}, "items": teacher_forced(ev, arith_items, ev_opts.batch_size)}
-            if left_out:
-                out["memory_left_out"]["teacher"] = {"metrics": {}, "items": teacher_forced(
-                    dataclasses.replace(ev, gate_scale=0.0), arith_items, ev_opts.batch_size)}
+            if shut is not None:
+                out["memory_left_out"]["teacher"] = {"metrics": {},
+                                                     "items": teacher_forced(shut, arith_items, ev_opts.batch_size)}
     training = training_record(job)
     out["training"] = training
     cfg = ev.config.get("train", {})

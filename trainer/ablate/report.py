@@ -28,31 +28,40 @@ _TIER = re.compile(r"/tier\d+/")
 def item_matrices(spec: Spec, evals: dict[tuple[str, int], dict]) -> dict[str, dict[str, np.ndarray]]:
     """metric -> arm -> (seeds x items) matrix, items in the base arm's order. Metrics:
     ``<suite>/<value>`` over all items, ``<suite>/<group>/<value>`` and ``<suite>/<group>/tier<k>/<value>``."""
+    runs = {arm: [(f"{arm}-s{s}", evals[(arm, s)]["suites"]) for s in spec.seeds] for arm in (a.name for a in spec.arms)}
+    return suite_matrices(evals[(spec.base, spec.seeds[0])]["suites"], runs,
+                          f"scored other items than {spec.base}-s{spec.seeds[0]}")
+
+
+def suite_matrices(ref: dict[str, dict], runs: dict[str, list[tuple[str, dict]]],
+                   refusal: str) -> dict[str, dict[str, np.ndarray]]:
+    """metric -> key -> (seeds x items) matrix for every suite of ``ref`` (suite -> {items}) with
+    items: the runs listed under each key, as ``(run name, suites)``, each in ref's item order.
+    A run that scored other items is refused with ``"<run>: suite <suite> <refusal>"``."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    ref_run = evals[(spec.base, spec.seeds[0])]["suites"]
-    for suite, ref_suite in ref_run.items():
-        ref = ref_suite["items"]
-        if not ref:
+    for suite, ref_suite in ref.items():
+        items = ref_suite["items"]
+        if not items:
             continue
-        ids = [it["id"] for it in ref]
-        fields = list(ref[0]["values"])
+        ids = [it["id"] for it in items]
+        fields = list(items[0]["values"])
         groups: dict[str, list[int]] = {"": list(range(len(ids)))}
-        for j, it in enumerate(ref):
+        for j, it in enumerate(items):
             if it["group"]:
                 groups.setdefault(f"{it['group']}/", []).append(j)
                 if it["tier"] is not None:
                     groups.setdefault(f"{it['group']}/tier{it['tier']}/", []).append(j)
-        for arm in (a.name for a in spec.arms):
+        for key, seeds in runs.items():
             cube = []
-            for seed in spec.seeds:
-                items = evals[(arm, seed)]["suites"][suite]["items"]
-                if [it["id"] for it in items] != ids:
-                    raise UserError(f"{arm}-s{seed}: suite {suite} scored other items than {spec.base}-s{spec.seeds[0]}")
-                cube.append([[it["values"][f] for f in fields] for it in items])
+            for name, suites in seeds:
+                mine = suites[suite]["items"]
+                if [it["id"] for it in mine] != ids:
+                    raise UserError(f"{name}: suite {suite} {refusal}")
+                cube.append([[it["values"][f] for f in fields] for it in mine])
             full = np.array(cube)  # seeds x items x fields
             for k, name in enumerate(fields):
                 for prefix, cols in groups.items():
-                    out.setdefault(f"{suite}/{prefix}{name}", {})[arm] = full[:, cols, k]
+                    out.setdefault(f"{suite}/{prefix}{name}", {})[key] = full[:, cols, k]
     return out
 
 
@@ -102,28 +111,15 @@ def memory_carried(spec: Spec, evals: dict[tuple[str, int], dict]) -> dict[str, 
     much of the arm's score its HRM memory carries. Arms (or runs) without the score are left out."""
     out: dict[str, dict[str, Any]] = {}
     for arm in (a.name for a in spec.arms):
-        runs = [evals[(arm, s)] for s in spec.seeds]
-        if not all(r.get("memory_left_out") for r in runs):
+        runs = [(f"{arm}-s{s}", evals[(arm, s)]) for s in spec.seeds]
+        if not all(r.get("memory_left_out") for _, r in runs):
             continue
-        for suite in runs[0]["memory_left_out"]:
-            ids = [it["id"] for it in runs[0]["suites"][suite]["items"]]
-            full, shut = [], []
-            for seed, r in zip(spec.seeds, runs):
-                left = r["memory_left_out"][suite]["items"]
-                if [it["id"] for it in left] != ids or [it["id"] for it in r["suites"][suite]["items"]] != ids:
-                    raise UserError(f"{arm}-s{seed}: suite {suite} with the memory left out scored other items")
-                full.append([it["values"] for it in r["suites"][suite]["items"]])
-                shut.append([it["values"] for it in left])
-            groups: dict[str, list[int]] = {"": list(range(len(ids)))}
-            for j, it in enumerate(runs[0]["suites"][suite]["items"]):
-                if it["group"]:
-                    groups.setdefault(f"{it['group']}/", []).append(j)
-            for name in (list(full[0][0]) if full and full[0] else []):
-                x = np.array([[v[name] for v in row] for row in full], dtype=float)
-                y = np.array([[v[name] for v in row] for row in shut], dtype=float)
-                for prefix, cols in groups.items():
-                    out.setdefault(arm, {})[f"{suite}/{prefix}{name}"] = {
-                        "left_out": estimate(y[:, cols]).as_dict(), "carried": difference(x[:, cols], y[:, cols]).as_dict()}
+        matrices = suite_matrices(runs[0][1]["memory_left_out"],
+                                  {"full": [(name, r["suites"]) for name, r in runs],
+                                   "shut": [(name, r["memory_left_out"]) for name, r in runs]},
+                                  "with the memory left out scored other items")
+        out[arm] = {metric: {"left_out": estimate(m["shut"]).as_dict(), "carried": difference(m["full"], m["shut"]).as_dict()}
+                    for metric, m in matrices.items()}
     return out
 
 
